@@ -1,0 +1,153 @@
+//! The storage-backend contract of tresor.
+//!
+//! A backend is an ordered key-value store made of named *tables* (a keyspace each), holding
+//! byte-string keys and values. It offers point reads, ordered range scans in both directions with
+//! a limit, and atomic *write batches* of puts and deletes across several tables, committed with a
+//! chosen [`Durability`].
+//!
+//! # Architecture invariants
+//! - A backend knows nothing of encryption, records or indexes: it stores the bytes it is given.
+//!   Everything it sees has already been sealed or blinded by the layers above.
+//! - Keys are compared as unsigned byte strings (lexicographic, shorter prefix first), exactly as
+//!   `[u8]`'s `Ord`. Upper layers encode order-carrying fields big-endian to rely on this.
+//! - A committed batch is applied entirely or not at all; a reader never observes half a batch.
+//! - Every backend passes the conformance suite in [`testing`] (feature `testing`), run from the
+//!   backend crate's own tests with [`backend_conformance_tests!`].
+//!
+//! # Code map
+//! - [`Backend`]: the async trait.
+//! - [`WriteBatch`], [`Op`], [`KeyRange`], [`Direction`], [`Durability`]: its vocabulary.
+//! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
+//! - [`testing`]: the conformance suite.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod batch;
+mod error;
+mod memory;
+mod range;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use batch::{Durability, Op, WriteBatch};
+pub use error::BackendError;
+pub use memory::MemoryBackend;
+pub use range::{Direction, KeyRange};
+
+use async_trait::async_trait;
+
+/// A key-value pair as returned by a scan: `(key, value)`, both owned byte strings.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Statistics a backend reports about its storage as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendStats {
+    /// Size of the backing file(s) on disk in bytes; `None` for backends without a file (memory).
+    pub file_bytes: Option<u64>,
+}
+
+/// An ordered, transactional key-value store of named tables.
+///
+/// Tables come into existence on their first write; reading a table that was never written
+/// behaves as reading an empty table (no error). Table names are ASCII identifiers
+/// (`[a-z0-9_]`, 1 to 64 bytes); a backend may reject other names with
+/// [`BackendError::InvalidTableName`].
+///
+/// All methods are `async`; implementations over blocking storage must not block the async
+/// runtime's worker threads (use `tokio::task::spawn_blocking` or equivalent).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Reads the value stored under `key` in `table`.
+    ///
+    /// Returns `Ok(None)` when the key (or the table) does not exist.
+    ///
+    /// # Errors
+    /// [`BackendError`] on an I/O failure, a corrupted file or a closed store.
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Reads several keys of one table in one call (one read transaction, one thread hop).
+    ///
+    /// The result has one element per requested key, in the same order.
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError>;
+
+    /// Scans `table` over `range` in key order (`Direction::Forward`) or reverse key order
+    /// (`Direction::Reverse`), returning at most `limit` entries. `limit == 0` returns nothing.
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    async fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError>;
+
+    /// Applies every operation of `batch` atomically, in order (a later operation on the same
+    /// key wins), then makes it as durable as `durability` asks before returning.
+    ///
+    /// An empty batch is a no-op that succeeds.
+    ///
+    /// # Errors
+    /// [`BackendError`] when the batch could not be committed; in that case none of it is
+    /// visible, now or after a restart.
+    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError>;
+
+    /// Number of entries in `table` (0 for a table that was never written).
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    async fn len(&self, table: &str) -> Result<u64, BackendError>;
+
+    /// Names of all tables that hold or have held entries, in ascending order.
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    async fn tables(&self) -> Result<Vec<String>, BackendError>;
+
+    /// Storage-wide statistics.
+    ///
+    /// # Errors
+    /// As [`Backend::get`].
+    async fn stats(&self) -> Result<BackendStats, BackendError>;
+}
+
+/// Checks a table name against the rule of [`Backend`]: 1 to 64 bytes of `[a-z0-9_]`.
+///
+/// # Errors
+/// [`BackendError::InvalidTableName`] when the name breaks the rule.
+pub fn validate_table_name(name: &str) -> Result<(), BackendError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BackendError::InvalidTableName(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_follow_the_rule() {
+        assert!(validate_table_name("messages").is_ok());
+        assert!(validate_table_name("idx_conv_2").is_ok());
+        assert!(validate_table_name("").is_err());
+        assert!(validate_table_name("Messages").is_err());
+        assert!(validate_table_name("a/b").is_err());
+        assert!(validate_table_name(&"a".repeat(65)).is_err());
+    }
+}
