@@ -130,7 +130,15 @@ pub async fn invalid_batch_applies_nothing<B: Backend>(b: &B) {
 
 /// Keys sort as unsigned byte strings, forward and reverse, and `limit` is respected.
 pub async fn scan_orders_bytes<B: Backend>(b: &B) {
-    let keys: [&[u8]; 7] = [b"", &[0x00], &[0x00, 0x00], &[0x01], &[0x7F], &[0x80], &[0xFF, 0x00]];
+    let keys: [&[u8]; 7] = [
+        b"",
+        &[0x00],
+        &[0x00, 0x00],
+        &[0x01],
+        &[0x7F],
+        &[0x80],
+        &[0xFF, 0x00],
+    ];
     // Insert in a scrambled order.
     for i in [3usize, 6, 0, 5, 1, 4, 2] {
         put_all(b, "t", &[(keys[i], &[i as u8])]).await;
@@ -195,17 +203,17 @@ pub async fn scan_respects_bounds<B: Backend>(b: &B) {
         )
         .await
         .unwrap();
-    assert_eq!(keys(between), vec![vec![b'k', 5], vec![b'k', 6], vec![b'k', 7]]);
+    assert_eq!(
+        keys(between),
+        vec![vec![b'k', 5], vec![b'k', 6], vec![b'k', 7]]
+    );
 
     let range = KeyRange {
         start: Bound::Excluded(vec![b'k', 5]),
         end: Bound::Included(vec![b'k', 8]),
     };
     let got = b.scan("t", range, Direction::Reverse, 100).await.unwrap();
-    assert_eq!(
-        keys(got),
-        vec![vec![b'k', 8], vec![b'k', 7], vec![b'k', 6]]
-    );
+    assert_eq!(keys(got), vec![vec![b'k', 8], vec![b'k', 7], vec![b'k', 6]]);
 
     let below = b
         .scan(
@@ -229,7 +237,10 @@ pub async fn scan_respects_bounds<B: Backend>(b: &B) {
         start: Bound::Unbounded,
         end: Bound::Excluded(b"k".to_vec()),
     };
-    let got = b.scan("t", open_start, Direction::Forward, 100).await.unwrap();
+    let got = b
+        .scan("t", open_start, Direction::Forward, 100)
+        .await
+        .unwrap();
     assert_eq!(keys(got), vec![b"j".to_vec()]);
 }
 
@@ -245,7 +256,12 @@ pub async fn get_many_in_request_order<B: Backend>(b: &B) {
         .unwrap();
     assert_eq!(
         got,
-        vec![Some(b"3".to_vec()), None, Some(b"1".to_vec()), Some(b"3".to_vec())]
+        vec![
+            Some(b"3".to_vec()),
+            None,
+            Some(b"1".to_vec()),
+            Some(b"3".to_vec())
+        ]
     );
     assert!(b.get_many("t", &[]).await.unwrap().is_empty());
     assert_eq!(
@@ -331,10 +347,20 @@ pub async fn matches_btreemap_model<B: Backend>(b: &B) {
             Direction::Reverse
         };
         let range = KeyRange::between(lo.clone(), hi.clone());
-        let got = b.scan("model", range.clone(), direction, limit).await.unwrap();
+        let got = b
+            .scan("model", range.clone(), direction, limit)
+            .await
+            .unwrap();
         let expected = crate::memory::scan_map(&model, &range, direction, limit);
-        assert_eq!(got, expected, "round {round}: scan {lo:?}..{hi:?} {direction:?} {limit}");
-        assert_eq!(b.len("model").await.unwrap(), model.len() as u64, "round {round}");
+        assert_eq!(
+            got, expected,
+            "round {round}: scan {lo:?}..{hi:?} {direction:?} {limit}"
+        );
+        assert_eq!(
+            b.len("model").await.unwrap(),
+            model.len() as u64,
+            "round {round}"
+        );
     }
     let all = b
         .scan("model", KeyRange::all(), Direction::Forward, usize::MAX)

@@ -1,1 +1,55 @@
-//! placeholder
+//! Key hierarchy and AEAD sealing for tresor.
+//!
+//! ```text
+//! passphrase ──KDF (Argon2id | PBKDF2-HMAC-SHA512, salt + params in the KeyHeader)──▶ KEK
+//! KEK ──AES-256-GCM unwrap (AAD = header fields)──▶ DEK (random 256-bit data key)
+//! DEK ──HKDF-SHA256 (RFC 5869), one info label each──▶ value key │ index key │ backup key
+//! ```
+//!
+//! - Values are sealed with AES-256-GCM (NIST SP 800-38D) under a fresh random 96-bit nonce, with
+//!   caller-supplied AAD that binds the ciphertext to where it lives ([`SealingKey`]).
+//! - Identifiers are replaced by keyed BLAKE3 tokens ([`BlindKey`]), so stored keys reveal no
+//!   identifier and equal identifiers still meet in an index.
+//! - Secrets live in [`zeroize::Zeroizing`] buffers and print as `[REDACTED]` in `Debug`.
+//!
+//! # Architecture invariants
+//! - This crate knows nothing of storage, tables or records: it turns bytes into sealed bytes and
+//!   identifiers into tokens. The AAD layout is the caller's (see `tresor-schema`).
+//! - Only `ring`, `argon2` and `blake3` primitives; randomness only from `ring::rand::SystemRandom`.
+//! - No secret is ever formatted: no key material in `Debug`, `Display` or error messages.
+//!
+//! # Code map
+//! - [`kdf`]: [`KdfParams`] and passphrase → KEK.
+//! - [`header`]: [`KeyHeader`], the stored, wrapped form of the DEK, and unlocking it.
+//! - [`keys`]: [`DataKey`] and its HKDF subkeys [`StoreKeys`].
+//! - [`aead`]: [`SealingKey`], AES-256-GCM seal/open.
+//! - [`blind`]: [`BlindKey`], blinded index tokens.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod aead;
+pub mod blind;
+mod error;
+pub mod header;
+pub mod kdf;
+pub mod keys;
+mod secret;
+
+pub use aead::SealingKey;
+pub use blind::{BlindKey, TOKEN_LEN, Token};
+pub use error::CryptoError;
+pub use header::KeyHeader;
+pub use kdf::KdfParams;
+pub use keys::{DataKey, StoreKeys};
+pub use secret::Passphrase;
+
+/// Fills `buf` with bytes from the operating system's CSPRNG (`ring::rand::SystemRandom`).
+///
+/// # Errors
+/// [`CryptoError::Random`] if the operating system's generator fails.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| CryptoError::Random)
+}

@@ -1,0 +1,150 @@
+//! AES-256-GCM sealing with AAD (NIST SP 800-38D), via `ring`.
+//!
+//! Sealed layout: `nonce (12 bytes) ‖ ciphertext (len(plaintext) bytes) ‖ tag (16 bytes)`.
+//! The nonce is fresh from the OS CSPRNG for every seal.
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+
+/// Bytes a seal adds to its plaintext: a 12-byte nonce and a 16-byte tag.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Length of the GCM authentication tag in bytes.
+pub const TAG_LEN: usize = 16;
+
+/// An AES-256-GCM key that seals and opens values bound to an AAD.
+///
+/// `ring` keeps the expanded key schedule internally and does not zeroize it; the raw key bytes
+/// this was made from are zeroized by the caller's `Zeroizing` buffer.
+pub struct SealingKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey([REDACTED])")
+    }
+}
+
+impl SealingKey {
+    /// Makes a key from 32 raw bytes.
+    pub fn new(raw: &Zeroizing<[u8; 32]>) -> Self {
+        // Invariant: AES_256_GCM takes exactly 32 key bytes, which the type guarantees.
+        #[allow(clippy::expect_used)]
+        let unbound = UnboundKey::new(&AES_256_GCM, raw.as_ref()).expect("32-byte AES-256 key");
+        Self {
+            key: LessSafeKey::new(unbound),
+        }
+    }
+
+    /// Seals `plaintext` bound to `aad` under a fresh random nonce.
+    ///
+    /// Returns `nonce ‖ ciphertext ‖ tag` (`plaintext.len() + 28` bytes).
+    ///
+    /// # Errors
+    /// [`CryptoError::Random`] if no nonce could be drawn.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::random_bytes(&mut nonce)?;
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut out[NONCE_LEN..],
+            )
+            .map_err(|_| CryptoError::AuthenticationFailed)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Opens a value produced by [`SealingKey::seal`] with the same `aad`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Truncated`] if `sealed` is shorter than 28 bytes;
+    /// [`CryptoError::AuthenticationFailed`] if the tag does not verify (wrong key, modified
+    /// bytes, or a different AAD: the value was moved).
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CryptoError::Truncated(sealed.len()));
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        nonce_bytes.copy_from_slice(nonce);
+        let mut buf = body.to_vec();
+        let plain_len = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| CryptoError::AuthenticationFailed)?
+            .len();
+        buf.truncate(plain_len);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(b: u8) -> SealingKey {
+        SealingKey::new(&Zeroizing::new([b; 32]))
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(pt in proptest::collection::vec(any::<u8>(), 0..512),
+                                aad in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let k = key(7);
+            let sealed = k.seal(&aad, &pt).unwrap();
+            prop_assert_eq!(sealed.len(), pt.len() + SEAL_OVERHEAD);
+            prop_assert_eq!(k.open(&aad, &sealed).unwrap(), pt);
+        }
+
+        #[test]
+        fn any_flipped_bit_is_rejected(pt in proptest::collection::vec(any::<u8>(), 0..64),
+                                       pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let k = key(7);
+            let mut sealed = k.seal(b"aad", &pt).unwrap();
+            let i = pos.index(sealed.len());
+            sealed[i] ^= 1 << bit;
+            prop_assert_eq!(k.open(b"aad", &sealed), Err(CryptoError::AuthenticationFailed));
+        }
+    }
+
+    #[test]
+    fn other_aad_or_key_is_rejected() {
+        let sealed = key(1).seal(b"table/key-1", b"secret").unwrap();
+        assert_eq!(
+            key(1).open(b"table/key-2", &sealed),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        assert_eq!(
+            key(2).open(b"table/key-1", &sealed),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        assert_eq!(key(1).open(b"", &[0; 27]), Err(CryptoError::Truncated(27)));
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let k = key(3);
+        let a = k.seal(b"", b"same").unwrap();
+        let b = k.seal(b"", b"same").unwrap();
+        assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        assert_eq!(format!("{:?}", key(9)), "SealingKey([REDACTED])");
+    }
+}
