@@ -1,1 +1,35 @@
-//! placeholder
+//! Record types, table catalog, index key encoding, record codec and schema versions.
+//!
+//! This crate decides what tresor stores where and in which bytes. It is pure: no I/O. The
+//! facade (`tresor`) turns its answers into write batches for a `tresor_backend::Backend`.
+//!
+//! # Code map
+//! - [`Message`]: the message record.
+//! - [`codec`]: record ⇄ bytes (`format byte ‖ bincode 2`), versioned.
+//! - [`catalog`]: every table, its name and kind (plain, sealed, index).
+//! - [`index`]: order keys and index keys (blinded id ‖ timestamp ‖ sequence).
+//! - [`sealed`]: sealing records with AAD bound to table and key.
+//! - [`messages`]: which entries one message occupies (record + index entries).
+//! - [`version`]: the schema version and its check.
+//!
+//! # Architecture invariants
+//! - No identifier is ever written in clear: record values are sealed, identifiers in keys are
+//!   blinded tokens. Only order-carrying fields (timestamps, sequence numbers) appear in clear,
+//!   in index keys, so that ranges keep their order.
+//! - Every stored record starts with a format byte, so the codec can change by migration.
+//! - Every sealed value's AAD names its table and key: a value moved elsewhere fails to open.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod codec;
+mod error;
+pub mod index;
+mod message;
+pub mod messages;
+pub mod sealed;
+pub mod version;
+
+pub use error::SchemaError;
+pub use message::Message;
+pub use messages::{ConversationSummary, PeerSummary};

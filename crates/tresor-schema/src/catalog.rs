@@ -1,0 +1,105 @@
+//! The table catalog: every table tresor writes, and what kind of bytes it holds.
+
+/// What a table's values are, which tells backup, restore and integrity checks how to treat
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TableKind {
+    /// Plain metadata: non-secret values stored in clear (key header, schema version, counters).
+    Meta,
+    /// Records sealed with the value key; AAD = [`crate::sealed::record_aad`] of table and key.
+    Sealed,
+    /// Index entries: the key carries blinded tokens and order fields, the value is the
+    /// primary key (a token) of the record it points to.
+    Index,
+}
+
+/// One table of the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TableSpec {
+    /// The backend table name.
+    pub name: &'static str,
+    /// What its values are.
+    pub kind: TableKind,
+}
+
+/// Plain metadata (key header, schema version, next sequence number).
+pub const META: &str = "meta";
+/// Messages: message token → sealed [`crate::Message`].
+pub const MESSAGES: &str = "messages";
+/// Conversations: conversation token → sealed [`crate::ConversationSummary`].
+pub const CONVERSATIONS: &str = "conversations";
+/// Peers: peer token → sealed [`crate::PeerSummary`].
+pub const PEERS: &str = "peers";
+/// Index: conversation token ‖ order key → message token.
+pub const MSG_BY_CONVERSATION: &str = "msg_by_conversation";
+/// Index: peer token ‖ order key → message token (one entry for the sender, one for the
+/// recipient when there is one and it differs).
+pub const MSG_BY_PEER: &str = "msg_by_peer";
+/// Index: order key → message token.
+pub const MSG_BY_TIME: &str = "msg_by_time";
+
+/// Every table of schema version 1, in a fixed order (backup writes them in this order).
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: META,
+        kind: TableKind::Meta,
+    },
+    TableSpec {
+        name: MESSAGES,
+        kind: TableKind::Sealed,
+    },
+    TableSpec {
+        name: CONVERSATIONS,
+        kind: TableKind::Sealed,
+    },
+    TableSpec {
+        name: PEERS,
+        kind: TableKind::Sealed,
+    },
+    TableSpec {
+        name: MSG_BY_CONVERSATION,
+        kind: TableKind::Index,
+    },
+    TableSpec {
+        name: MSG_BY_PEER,
+        kind: TableKind::Index,
+    },
+    TableSpec {
+        name: MSG_BY_TIME,
+        kind: TableKind::Index,
+    },
+];
+
+/// The spec of the table called `name`, if the catalog has one.
+pub fn table(name: &str) -> Option<&'static TableSpec> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// Keys of the [`META`] table.
+pub mod meta_keys {
+    /// The encoded `tresor_crypto::KeyHeader` (90 bytes).
+    pub const KEY_HEADER: &str = "key_header";
+    /// The schema version, `u32` little-endian.
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    /// The next message sequence number to assign, `u64` little-endian.
+    pub const NEXT_SEQ: &str = "next_seq";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_valid_backend_names() {
+        let mut names: Vec<_> = TABLES.iter().map(|t| t.name).collect();
+        for n in &names {
+            assert!(tresor_backend::validate_table_name(n).is_ok(), "{n}");
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TABLES.len());
+        assert_eq!(table(MESSAGES).map(|t| t.kind), Some(TableKind::Sealed));
+        assert!(table("nope").is_none());
+    }
+}

@@ -1,0 +1,57 @@
+//! Schema versions.
+//!
+//! Version 1: the tables of [`crate::catalog::TABLES`], records in codec format 1.
+
+use crate::SchemaError;
+
+/// The schema version this code writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Checks a store's schema version against this code.
+///
+/// # Errors
+/// [`SchemaError::UnsupportedVersion`] if `found` is 0 or newer than [`SCHEMA_VERSION`].
+pub fn check(found: u32) -> Result<(), SchemaError> {
+    if found == 0 || found > SCHEMA_VERSION {
+        Err(SchemaError::UnsupportedVersion {
+            found,
+            supported: SCHEMA_VERSION,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Encodes a version for the meta table (`u32` little-endian).
+pub fn encode(version: u32) -> [u8; 4] {
+    version.to_le_bytes()
+}
+
+/// Decodes a version from the meta table.
+///
+/// # Errors
+/// [`SchemaError::MalformedMeta`] if `bytes` is not 4 bytes long.
+pub fn decode(bytes: &[u8]) -> Result<u32, SchemaError> {
+    let b: [u8; 4] = bytes.try_into().map_err(|_| SchemaError::MalformedMeta {
+        key: crate::catalog::meta_keys::SCHEMA_VERSION,
+    })?;
+    Ok(u32::from_le_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_versions_are_refused() {
+        assert!(check(SCHEMA_VERSION).is_ok());
+        assert!(matches!(
+            check(SCHEMA_VERSION + 1),
+            Err(SchemaError::UnsupportedVersion { found, supported })
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
+        ));
+        assert!(check(0).is_err());
+        assert_eq!(decode(&encode(7)).unwrap(), 7);
+        assert!(decode(&[1, 2]).is_err());
+    }
+}
