@@ -35,6 +35,11 @@ pub(crate) fn map_open_err(err: redb::DatabaseError) -> BackendError {
     }
 }
 
+/// The error of an open during which redb panicked: redb panics on some damaged pages.
+pub(crate) fn open_panicked() -> BackendError {
+    BackendError::Corrupted("redb panicked while opening the file: it is damaged".into())
+}
+
 /// Maps an OS I/O error: a full disk or quota becomes [`BackendError::DiskFull`].
 pub(crate) fn map_io(err: io::Error) -> BackendError {
     match err.kind() {
