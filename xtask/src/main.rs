@@ -1,1 +1,189 @@
-fn main() {}
+//! `cargo xtask`: developer tasks for the tresor workspace, with few dependencies.
+//!
+//! - `cargo xtask ci`: formatting check, clippy with `-D warnings`, the whole test suite, and
+//!   the docs with `-D warnings` (what `.ci/run` runs).
+//! - `cargo xtask demo [FILE] [--full] [--release]`: the main job. Builds the CLI, imports the
+//!   bundled chitchat sample (or FILE, or with `--full` the whole corpus in `../shared/data`)
+//!   into a fresh encrypted store in `target/demo/`, queries it, backs it up, verifies and
+//!   restores the backup, printing every command and its output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("demo") => demo(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | demo [FILE] [--full] [--release]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("==> {step}");
+    let started = Instant::now();
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    eprintln!("    {step}: {:.1} s", started.elapsed().as_secs_f64());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ci() -> Result<(), String> {
+    run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run("test", cargo().args(["test", "--workspace"]))?;
+    run(
+        "doc",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    Ok(())
+}
+
+/// Runs the main job: import chitchat data into a fresh encrypted store, then query it, back it
+/// up, verify and restore the backup. The store stays in `target/demo/` for further use.
+fn demo(args: &[String]) -> Result<(), String> {
+    let root = workspace_root();
+    let full = args.iter().any(|a| a == "--full");
+    let file = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(PathBuf::from);
+    let file = if full {
+        let corpus = root.join("../shared/data/chitchat/dataset.json.gz");
+        if !corpus.exists() {
+            return Err(format!("--full: no corpus at {}", corpus.display()));
+        }
+        Some(corpus)
+    } else {
+        file
+    };
+    let release = full || args.iter().any(|a| a == "--release");
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "tresor-cli"]);
+    if release {
+        build.arg("--release");
+    }
+    run("build the tresor CLI", &mut build)?;
+    let bin = root
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("tresor");
+    let dir = root.join("target/demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let db = dir.join("chat.redb");
+    let pass = std::env::var("TRESOR_PASSPHRASE").unwrap_or_else(|_| "demo passphrase".into());
+    let tresor = |args: &[&str]| -> Result<String, String> {
+        let shown: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        println!("\n$ tresor --db {} {}", db.display(), shown.join(" "));
+        let out = Command::new(&bin)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env("TRESOR_PASSPHRASE", &pass)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "tresor {} failed ({})",
+                shown.join(" "),
+                out.status
+            ))
+        }
+    };
+    let file_arg = file.as_ref().map(|f| f.to_string_lossy().into_owned());
+    let mut import = vec!["import", "chitchat"];
+    if let Some(f) = &file_arg {
+        import.push(f);
+    }
+    tresor(&import)?;
+    tresor(&["stats"])?;
+    let recent = tresor(&["messages", "--recent", "--limit", "3", "--json"])?;
+    let first = recent
+        .lines()
+        .next()
+        .ok_or("the store returned no message")?;
+    let value: serde_json::Value =
+        serde_json::from_str(first).map_err(|e| format!("bad JSON from the CLI: {e}"))?;
+    let conversation = value["conversation_id"]
+        .as_str()
+        .ok_or("no conversation_id")?;
+    let sender = value["sender"].as_str().ok_or("no sender")?;
+    tresor(&["messages", "--conversation", conversation, "--limit", "5"])?;
+    tresor(&["messages", "--peer", sender, "--limit", "3"])?;
+    let backups = dir.join("backups");
+    let created = tresor(&["backup", "create", "--out", &backups.to_string_lossy()])?;
+    let backup_file = created
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written: "))
+        .ok_or("backup create printed no path")?
+        .to_owned();
+    tresor(&["backup", "verify", &backup_file])?;
+    let restored = dir.join("restored.redb");
+    let restore_out = Command::new(&bin)
+        .arg("--db")
+        .arg(&restored)
+        .args(["restore", &backup_file])
+        .env("TRESOR_PASSPHRASE", &pass)
+        .output()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "\n$ tresor --db {} restore {backup_file}",
+        restored.display()
+    );
+    print!("{}", String::from_utf8_lossy(&restore_out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&restore_out.stderr));
+    if !restore_out.status.success() {
+        return Err("restore failed".into());
+    }
+    println!(
+        "\nThe encrypted store is at {} (passphrase: $TRESOR_PASSPHRASE or \"demo passphrase\").",
+        db.display()
+    );
+    Ok(())
+}

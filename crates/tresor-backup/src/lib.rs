@@ -1,1 +1,86 @@
-//! placeholder
+//! Streaming encrypted backups of a tresor store: [`create`], [`verify`], [`restore`].
+//!
+//! A backup is a single file that holds every entry of every table of the catalog
+//! ([`tresor_schema::catalog::TABLES`]), in encrypted chunks of about 1 MiB, behind a plaintext
+//! header that carries the store's key header. It can therefore be verified and restored on a
+//! new device with the passphrase alone. Sealed records are stored opened (their plaintext
+//! record bytes) inside the encrypted chunks and are re-sealed under fresh nonces by a restore.
+//!
+//! ```text
+//! create:  Backend ──paged scans, catalog order──▶ entries ──1 MiB chunks, AES-256-GCM──▶ file
+//! verify:  file ──header, unlock, every tag, every entry, trailer, digest──▶ BackupSummary
+//! restore: file ──as verify──▶ one WriteBatch per chunk (records re-sealed) ──▶ empty Backend
+//! ```
+//!
+//! # Contracts
+//! - **No concurrent writes during [`create`]:** the caller guarantees that nothing writes to
+//!   the backend while a backup is being created (the `tresor` facade holds its writer lock),
+//!   so the backup is a consistent snapshot.
+//! - **Restore into a fresh target, publish on success:** [`restore`] refuses a target whose
+//!   catalog tables are not all empty, and returns `Ok` only after the whole backup (trailer
+//!   and stream digest included) has been checked and the last batch committed durably. On
+//!   error the target may hold part of the backup: the caller makes a store visible only once
+//!   the restore has succeeded (the facade restores into a temporary file and renames it).
+//! - **Bounded memory:** every function holds at most about two chunks (a few MiB) whatever
+//!   the store size; no allocation follows an untrusted length above a fixed cap (64 MiB per
+//!   chunk, 1 KiB of key header).
+//! - **Hostile input:** any byte string given to [`verify`] or [`restore`] yields a typed
+//!   [`BackupError`], never a panic. Reordered, dropped, duplicated or modified chunks, chunks
+//!   spliced from another backup, truncation and trailing bytes are all detected.
+//! - **No secret in messages:** errors name tables, chunk indexes, counts and fixed reasons,
+//!   never key material or record contents.
+//!
+//! # Code map
+//! - [`format`](mod@format): the byte layout (public constants; header, AAD, entry and
+//!   trailer codecs).
+//! - `writer.rs`: [`create`].
+//! - `reader.rs`: the chunk reader shared by [`verify`] and [`restore`]; [`verify`].
+//! - `restore.rs`: [`restore`].
+//! - `check.rs`: entry validation and counting, shared by all three.
+//! - [`BackupError`] (`error.rs`), [`BackupSummary`].
+//!
+#![doc = include_str!("../FORMAT.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod check;
+mod error;
+pub mod format;
+mod reader;
+mod restore;
+mod writer;
+
+pub use error::BackupError;
+pub use reader::verify;
+pub use restore::restore;
+pub use writer::create;
+#[doc(hidden)]
+pub use writer::create_with_chunk_target;
+
+/// What a backup holds, as returned by [`create`], [`verify`] and [`restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupSummary {
+    /// The backup's random id (also the salt of its chunk key).
+    pub backup_id: [u8; 16],
+    /// Creation time recorded in the header, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// Schema version of the backed-up entries.
+    pub schema_version: u32,
+    /// Total number of entries.
+    pub entries: u64,
+    /// `(table name, entry count)` for every catalog table, in catalog order.
+    pub tables: Vec<(String, u64)>,
+    /// Size of the backup file in bytes.
+    pub bytes: u64,
+}
+
+impl BackupSummary {
+    /// The entry count of `table` (0 for a table the catalog does not have).
+    pub fn table_entries(&self, table: &str) -> u64 {
+        self.tables
+            .iter()
+            .find(|(name, _)| name == table)
+            .map_or(0, |(_, count)| *count)
+    }
+}

@@ -1,5 +1,53 @@
-//! tresor facade (work in progress).
+//! tresor: an encrypted, indexed, crash-safe storage engine for end-to-end-encrypted and
+//! peer-to-peer messengers.
+//!
+//! A [`Tresor`] is one store: a redb file (or any [`Backend`]) in which every value is sealed
+//! with AES-256-GCM and every identifier in a key is a blinded token, unlocked by a passphrase.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tresor::Error> {
+//! use tresor::{Message, Tresor};
+//! let store = Tresor::open_or_create("chat.redb", "correct horse battery staple".into()).await?;
+//! let messages = store.messages();
+//! messages
+//!     .save(&Message::new("m1", "room-1", "alice", Some("bob".into()), 1_700_000_000_000, "hi"))
+//!     .await?;
+//! let newest = messages.by_conversation("room-1", 50, None).await?;
+//! assert_eq!(newest[0].body, "hi");
+//! # Ok(()) }
+//! ```
+//!
+//! # Code map
+//! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
+//! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
+//! - `backup.rs`: backups to a file, verify, restore into a new store.
+//! - [`Error`] (`error.rs`): every failure, typed.
+//!
+//! # Architecture invariants
+//! - The facade is the only crate that knows every layer; it holds no format of its own: record
+//!   layout and index keys come from `tresor-schema`, keys and sealing from `tresor-crypto`,
+//!   storage from a `tresor-backend` implementation.
+//! - All writes go through one writer lock per store, so read-modify-write steps (sequence
+//!   numbers, per-conversation counts) are never interleaved; a write is one atomic batch.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backup;
+mod error;
+mod messages;
+mod options;
+mod store;
+
+pub use backup::{BackupFile, restore_backup, verify_backup};
+pub use error::Error;
+pub use messages::{Messages, SaveSummary};
+pub use options::Options;
+pub use store::{Stats, Tresor};
+
+pub use tresor_backend::{Backend, Durability, MemoryBackend};
+pub use tresor_backup::BackupSummary;
+pub use tresor_crypto::{KdfParams, Passphrase};
 pub use tresor_schema::Message;
+
+/// The tresor version this library is (Cargo package version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

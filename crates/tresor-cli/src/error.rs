@@ -1,0 +1,60 @@
+//! The CLI's error type: every failure is one line on stderr and exit status 1.
+
+use std::path::PathBuf;
+
+use crate::chitchat::ChitchatError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// No `--db` was given to a command that needs a store.
+    #[error("no store given: pass --db PATH (or set TRESOR_DB)")]
+    NoDb,
+    /// `TRESOR_PASSPHRASE` is unset and there is no terminal to prompt on.
+    #[error("no passphrase: set TRESOR_PASSPHRASE or run on a terminal")]
+    NoPassphrase,
+    /// The passphrase is empty.
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+    /// `TRESOR_PASSPHRASE` is not valid UTF-8.
+    #[error("TRESOR_PASSPHRASE is not valid UTF-8")]
+    NonUtf8Passphrase,
+    /// The two passphrase entries differ.
+    #[error("the passphrases do not match")]
+    PassphraseMismatch,
+    /// Reading the passphrase from the terminal failed.
+    #[error("cannot read the passphrase: {0}")]
+    Prompt(std::io::Error),
+    /// `open` of a store that does not exist, outside import.
+    #[error("no store at {0} (import creates one)")]
+    NoStore(PathBuf),
+    /// The import source failed to read or parse.
+    #[error(transparent)]
+    Import(#[from] ChitchatError),
+    /// tresor itself failed.
+    #[error(transparent)]
+    Tresor(#[from] tresor::Error),
+    /// Writing output failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+    /// Output could not be encoded.
+    #[error("cannot encode output: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A background task failed.
+    #[error("background task failed")]
+    Task,
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+impl CliError {
+    /// Whether this is a closed standard output (`tresor … | head`): not worth an error.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}

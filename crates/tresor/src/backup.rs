@@ -1,0 +1,171 @@
+//! Backups of a store to a file, verification, and restore into a new store.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tresor_backup::BackupSummary;
+use tresor_crypto::Passphrase;
+use tresor_redb::RedbBackend;
+
+use crate::error::io;
+use crate::{Error, Options, Tresor};
+
+/// A backup written by [`Tresor::backup_to_dir`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BackupFile {
+    /// Where the backup file was written.
+    pub path: PathBuf,
+    /// What it holds.
+    pub summary: BackupSummary,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Tresor {
+    /// Streams a backup of the whole store to `out` (format: `docs/FORMAT.md`, "Backup file").
+    /// Writes wait while the backup runs, so it is a consistent cut of the store.
+    ///
+    /// # Errors
+    /// [`Error::Backup`] if writing or reading fails.
+    pub async fn backup_to<W: Write + Send>(&self, out: W) -> Result<BackupSummary, Error> {
+        let inner = &self.inner;
+        let _writer = inner.writer.lock().await;
+        Ok(
+            tresor_backup::create(&*inner.backend, &inner.keys, &inner.header, now_ms(), out)
+                .await?,
+        )
+    }
+
+    /// Writes a backup file into directory `dir` (created if missing), named
+    /// `tresor-<created ms>-<random>.tbk`. The file appears under its final name only once
+    /// complete and synced to disk.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory or file cannot be written; [`Error::Backup`].
+    pub async fn backup_to_dir(&self, dir: impl AsRef<Path>) -> Result<BackupFile, Error> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let mut tag = [0u8; 4];
+        tresor_crypto::random_bytes(&mut tag)?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("tresor-{}-{tag}.tbk", now_ms());
+        let path = dir.join(&name);
+        let partial = dir.join(format!(".{name}.partial"));
+        let result = async {
+            let file =
+                File::create(&partial).map_err(io(format!("create {}", partial.display())))?;
+            let mut out = BufWriter::new(file);
+            let summary = self.backup_to(&mut out).await?;
+            let file = out.into_inner().map_err(|e| Error::Io {
+                context: "flush backup".into(),
+                source: e.into_error(),
+            })?;
+            file.sync_all().map_err(io("sync backup"))?;
+            std::fs::rename(&partial, &path)
+                .map_err(io(format!("rename to {}", path.display())))?;
+            sync_dir(dir);
+            Ok::<_, Error>(summary)
+        }
+        .await;
+        match result {
+            Ok(summary) => Ok(BackupFile { path, summary }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads and checks the whole backup file at `path` (every chunk's tag, the trailer, the
+/// digest, every record) with `passphrase`, writing nothing.
+///
+/// # Errors
+/// [`Error::WrongPassphrase`]; [`Error::Backup`] for a damaged, truncated or foreign file;
+/// [`Error::Io`] if it cannot be opened.
+pub async fn verify_backup(
+    path: impl AsRef<Path>,
+    passphrase: Passphrase,
+) -> Result<BackupSummary, Error> {
+    let path = path.as_ref().to_path_buf();
+    let file = File::open(&path).map_err(io(format!("open {}", path.display())))?;
+    let summary = tokio::task::spawn_blocking(move || {
+        tresor_backup::verify(BufReader::new(file), &passphrase)
+    })
+    .await??;
+    Ok(summary)
+}
+
+/// Restores the backup at `backup` into a new store at `new_store` and opens it.
+///
+/// The store is built in a temporary file beside `new_store` and renamed into place only once
+/// the backup has been read and checked completely; an interrupted or failed restore leaves
+/// nothing at `new_store` (and removes the temporary file when it can). The backup is only read.
+///
+/// # Errors
+/// [`Error::AlreadyExists`] if `new_store` exists; [`Error::WrongPassphrase`];
+/// [`Error::Backup`] for a damaged backup; [`Error::Backend`] / [`Error::Io`] for storage
+/// failures.
+pub async fn restore_backup(
+    backup: impl AsRef<Path>,
+    new_store: impl AsRef<Path>,
+    passphrase: Passphrase,
+) -> Result<(Tresor, BackupSummary), Error> {
+    let backup = backup.as_ref();
+    let target = new_store.as_ref().to_path_buf();
+    if target.exists() {
+        return Err(Error::AlreadyExists(target));
+    }
+    let file = File::open(backup).map_err(io(format!("open {}", backup.display())))?;
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tag = [0u8; 6];
+    tresor_crypto::random_bytes(&mut tag)?;
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let file_name = target
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(format!(".{file_name}.restore-{tag}"));
+
+    let result = async {
+        let t = temp.clone();
+        let backend = tokio::task::spawn_blocking(move || RedbBackend::open(t)).await??;
+        let summary = tresor_backup::restore(BufReader::new(file), &passphrase, &backend).await?;
+        // Close the database before it becomes visible under its final name.
+        tokio::task::spawn_blocking(move || drop(backend)).await?;
+        // hard_link fails if the target appeared meanwhile: never overwrite a store.
+        std::fs::hard_link(&temp, &target).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::AlreadyExists(target.clone())
+            } else {
+                Error::Io {
+                    context: format!("link {}", target.display()),
+                    source: e,
+                }
+            }
+        })?;
+        Ok::<_, Error>(summary)
+    }
+    .await;
+    let _ = std::fs::remove_file(&temp);
+    let summary = result?;
+    sync_dir(&dir);
+    let store = Tresor::open_with(&target, passphrase, Options::default()).await?;
+    Ok((store, summary))
+}
+
+/// Best-effort fsync of a directory so a rename in it is durable (no-op where unsupported).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
