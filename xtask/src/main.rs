@@ -73,7 +73,7 @@ fn ci() -> Result<(), String> {
     run(
         "doc",
         cargo()
-            .args(["doc", "--workspace", "--no-deps"])
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     Ok(())

@@ -119,3 +119,13 @@ fn ci_script_runs_the_readme_test_command() {
         ".ci/run runs the README's test command"
     );
 }
+
+#[test]
+fn format_doc_contains_the_backup_format_verbatim() {
+    let doc = std::fs::read_to_string(root().join("docs/FORMAT.md")).unwrap();
+    let backup = std::fs::read_to_string(root().join("crates/tresor-backup/FORMAT.md")).unwrap();
+    assert!(
+        doc.contains(&backup),
+        "copy crates/tresor-backup/FORMAT.md into docs/FORMAT.md section 2"
+    );
+}

@@ -1,0 +1,397 @@
+//! The `tresor` binary end to end: the main job on the bundled sample, idempotent import,
+//! pagination, backups, and errors (one line, exit 1, never a panic).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+
+const PASS: &str = "cli test passphrase";
+
+fn tresor(db: Option<&Path>, args: &[&str], pass: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tresor"));
+    if let Some(db) = db {
+        c.arg("--db").arg(db);
+    }
+    c.args(args).stdin(Stdio::null()).env_remove("TRESOR_DB");
+    match pass {
+        Some(p) => c.env("TRESOR_PASSPHRASE", p),
+        None => c.env_remove("TRESOR_PASSPHRASE"),
+    };
+    c.output().expect("the binary runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Asserts a clean failure: exit status 1 (not a panic's 101), one line on stderr containing
+/// `needle`.
+fn fails_with(out: Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn stats(db: &Path) -> Value {
+    serde_json::from_str(&ok(tresor(Some(db), &["stats", "--json"], Some(PASS)))).unwrap()
+}
+
+fn imported_sample(dir: &Path) -> PathBuf {
+    let db = dir.join("chat.redb");
+    ok(tresor(Some(&db), &["import", "chitchat"], Some(PASS)));
+    db
+}
+
+#[test]
+fn the_main_job_imports_the_sample_and_answers_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    let s = stats(&db);
+    assert_eq!(s["messages"], 9511);
+    assert_eq!(s["conversations"], 300);
+    assert_eq!(s["peers"], 199);
+    assert!(s["file_bytes"].as_u64().unwrap() > 0);
+
+    let recent = json_lines(&ok(tresor(
+        Some(&db),
+        &["messages", "--recent", "--limit", "5", "--json"],
+        Some(PASS),
+    )));
+    assert_eq!(recent.len(), 5);
+    for m in &recent {
+        for field in [
+            "id",
+            "conversation_id",
+            "sender",
+            "recipient",
+            "timestamp_ms",
+            "body",
+        ] {
+            assert!(m.get(field).is_some(), "{field} in {m}");
+        }
+    }
+    let ts: Vec<i64> = recent
+        .iter()
+        .map(|m| m["timestamp_ms"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first: {ts:?}");
+
+    // The library's own reading of the sample is the oracle for one conversation.
+    let sample = tresor_cli::chitchat::bundled_sample().unwrap();
+    let conv = sample.iter().max_by_key(|c| c.messages.len()).unwrap();
+    let mut expected: Vec<_> = conv.messages.iter().collect();
+    expected.sort_by_key(|m| std::cmp::Reverse(m.timestamp_ms));
+    // Stable sort keeps file (insertion) order among equal timestamps.
+    let expected: Vec<&str> = expected.iter().map(|m| m.id.as_str()).collect();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec![
+            "messages",
+            "--conversation",
+            conv.id.as_str(),
+            "--limit",
+            "7",
+            "--json",
+        ];
+        if let Some(c) = &cursor {
+            args.extend(["--before-id", c.as_str()]);
+        }
+        let page = json_lines(&ok(tresor(Some(&db), &args, Some(PASS))));
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        cursor = Some(page.last().unwrap()["id"].as_str().unwrap().to_owned());
+        seen.extend(
+            page.into_iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(seen, expected, "each message once, newest first");
+
+    // By peer: every message has the peer as sender or recipient.
+    let peer = conv.messages[0].sender.clone();
+    let by_peer = json_lines(&ok(tresor(
+        Some(&db),
+        &["messages", "--peer", &peer, "--limit", "50", "--json"],
+        Some(PASS),
+    )));
+    assert!(!by_peer.is_empty());
+    assert!(
+        by_peer
+            .iter()
+            .all(|m| m["sender"] == peer.as_str() || m["recipient"] == peer.as_str())
+    );
+}
+
+#[test]
+fn importing_the_same_file_twice_leaves_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    let before = (
+        stats(&db),
+        ok(tresor(
+            Some(&db),
+            &["messages", "--recent", "--limit", "100", "--json"],
+            Some(PASS),
+        )),
+    );
+    let second = ok(tresor(Some(&db), &["import", "chitchat"], Some(PASS)));
+    assert!(
+        second.contains("0 new, 0 updated, 9511 unchanged"),
+        "{second}"
+    );
+    let after = (
+        stats(&db),
+        ok(tresor(
+            Some(&db),
+            &["messages", "--recent", "--limit", "100", "--json"],
+            Some(PASS),
+        )),
+    );
+    assert_eq!(before.0["messages"], after.0["messages"]);
+    assert_eq!(before.0["conversations"], after.0["conversations"]);
+    assert_eq!(before.0["peers"], after.0["peers"]);
+    assert_eq!(before.1, after.1);
+}
+
+/// The store file, the backup and the restored store show no message body of 16+ bytes, no
+/// sender id and no conversation id.
+#[test]
+fn no_identifier_or_body_appears_in_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    let out = ok(tresor(
+        Some(&db),
+        &[
+            "backup",
+            "create",
+            "--out",
+            &dir.path().join("b").to_string_lossy(),
+        ],
+        Some(PASS),
+    ));
+    let backup = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written: "))
+        .unwrap()
+        .to_owned();
+    let restored = dir.path().join("restored.redb");
+    ok(tresor(Some(&restored), &["restore", &backup], Some(PASS)));
+
+    let sample = tresor_cli::chitchat::bundled_sample().unwrap();
+    let mut needles: Vec<String> = Vec::new();
+    for c in &sample {
+        needles.push(c.id.clone());
+        for m in &c.messages {
+            needles.push(m.sender.clone());
+            needles.push(m.id.clone());
+            if m.body.len() >= 16 {
+                needles.push(m.body.clone());
+            }
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    assert!(
+        needles.len() > 5000,
+        "the check has teeth: {} needles",
+        needles.len()
+    );
+    let matcher = AhoCorasick::new(&needles).unwrap();
+    for file in [db.clone(), PathBuf::from(&backup), restored] {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(bytes.len() > 100_000);
+        if let Some(m) = matcher.find(&bytes) {
+            panic!(
+                "{} contains {:?} at byte {}",
+                file.display(),
+                needles[m.pattern().as_usize()],
+                m.start()
+            );
+        }
+    }
+    // The matcher does find plaintext when it is there: the sample JSON itself.
+    let json = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/chitchat-sample.json.gz"
+    ))
+    .unwrap();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&json[..]), &mut plain).unwrap();
+    assert!(matcher.find(&plain).is_some());
+}
+
+#[test]
+fn backup_verify_restore_gives_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    let out = ok(tresor(
+        Some(&db),
+        &[
+            "backup",
+            "create",
+            "--out",
+            &dir.path().join("b").to_string_lossy(),
+        ],
+        Some(PASS),
+    ));
+    let backup = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written: "))
+        .unwrap()
+        .to_owned();
+    // verify needs no store.
+    let verified = ok(tresor(None, &["backup", "verify", &backup], Some(PASS)));
+    assert!(verified.starts_with("backup ok"), "{verified}");
+    let restored = dir.path().join("new-device").join("chat.redb");
+    std::fs::create_dir_all(restored.parent().unwrap()).unwrap();
+    ok(tresor(Some(&restored), &["restore", &backup], Some(PASS)));
+    let q = |d: &Path| {
+        ok(tresor(
+            Some(d),
+            &["messages", "--recent", "--limit", "200", "--json"],
+            Some(PASS),
+        ))
+    };
+    assert_eq!(q(&db), q(&restored));
+    let (a, b) = (stats(&db), stats(&restored));
+    for k in ["messages", "conversations", "peers"] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    // Restoring again onto the existing store is refused and leaves it intact.
+    fails_with(
+        tresor(Some(&restored), &["restore", &backup], Some(PASS)),
+        "already exists",
+    );
+    assert_eq!(stats(&restored)["messages"], 9511);
+
+    // A flipped byte is rejected by verify and by restore, which leaves nothing behind.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let bad = dir.path().join("bad.tbk");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails_with(
+        tresor(
+            None,
+            &["backup", "verify", &bad.to_string_lossy()],
+            Some(PASS),
+        ),
+        "backup",
+    );
+    let target = dir.path().join("from-bad.redb");
+    fails_with(
+        tresor(
+            Some(&target),
+            &["restore", &bad.to_string_lossy()],
+            Some(PASS),
+        ),
+        "backup",
+    );
+    assert!(!target.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    fails_with(
+        tresor(Some(&db), &["stats"], Some("wrong")),
+        "wrong passphrase",
+    );
+    fails_with(tresor(Some(&db), &["stats"], None), "no passphrase");
+    fails_with(
+        tresor(Some(&dir.path().join("none.redb")), &["stats"], Some(PASS)),
+        "no store",
+    );
+    fails_with(tresor(None, &["stats"], Some(PASS)), "--db");
+    fails_with(
+        tresor(
+            Some(&db),
+            &["messages", "--recent", "--before-id", "no-such-id"],
+            Some(PASS),
+        ),
+        "cursor",
+    );
+    // Malformed JSON: an error, and no store is created.
+    let bad_json = dir.path().join("bad.json");
+    std::fs::write(&bad_json, b"{\"c\": {\"messages\": [[{\"text\": 1}]]").unwrap();
+    let fresh = dir.path().join("fresh.redb");
+    fails_with(
+        tresor(
+            Some(&fresh),
+            &["import", "chitchat", &bad_json.to_string_lossy()],
+            Some(PASS),
+        ),
+        "malformed",
+    );
+    assert!(!fresh.exists());
+    // A truncated gzip.
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/chitchat-sample.json.gz"
+    ))
+    .unwrap();
+    let cut = dir.path().join("cut.json.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let out = tresor(
+        Some(&fresh),
+        &["import", "chitchat", &cut.to_string_lossy()],
+        Some(PASS),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!fresh.exists());
+    // A file that is not a store.
+    let junk = dir.path().join("junk.redb");
+    std::fs::write(&junk, vec![7u8; 10_000]).unwrap();
+    let out = tresor(Some(&junk), &["stats"], Some(PASS));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Not a backup.
+    fails_with(
+        tresor(
+            None,
+            &["backup", "verify", &junk.to_string_lossy()],
+            Some(PASS),
+        ),
+        "backup",
+    );
+    // Usage errors are clap's (exit 2), never a panic.
+    assert_eq!(
+        tresor(Some(&db), &["messages"], Some(PASS)).status.code(),
+        Some(2)
+    );
+    // The failed attempts changed nothing.
+    assert_eq!(stats(&db)["messages"], 9511);
+}
