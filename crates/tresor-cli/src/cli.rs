@@ -41,6 +41,22 @@ pub enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// Check every record, index entry and counter; exit status 1 if anything is wrong.
+    Check {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild indexes and counters from the records and drop what is unreadable; with
+    /// --into, copy every readable message of a damaged store into a new store instead.
+    Repair {
+        /// Salvage into a new store at this path (the damaged store is only read).
+        #[arg(long, value_name = "NEW")]
+        into: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Import sources.

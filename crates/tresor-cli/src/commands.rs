@@ -26,6 +26,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Backup(Backup::Verify { file }) => backup_verify(&file, out).await,
         Command::Restore { file } => restore(&db(&cli.db)?, &file, out).await,
+        Command::Check { json } => check(&db(&cli.db)?, json, out).await,
+        Command::Repair { into, json } => repair(&db(&cli.db)?, into.as_deref(), json, out).await,
     }
 }
 
@@ -241,5 +243,87 @@ async fn restore(db: &Path, file: &Path, out: &mut dyn Write) -> Result<(), CliE
         "store: {} messages, {} conversations, {} peers",
         stats.messages, stats.conversations, stats.peers
     )?;
+    Ok(())
+}
+
+fn print_issues(report: &tresor::CheckReport, out: &mut dyn Write) -> Result<(), CliError> {
+    for i in &report.issues {
+        writeln!(
+            out,
+            "{:?}\t{}\t{:?}\t{}",
+            i.severity, i.table, i.kind, i.key
+        )?;
+    }
+    writeln!(
+        out,
+        "checked {} records, {} index entries, {} counters: {} issues",
+        report.records,
+        report.index_entries,
+        report.counters,
+        report.issues.len()
+    )?;
+    Ok(())
+}
+
+async fn check(db: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let store = open_existing(db).await?;
+    let report = store.check().await?;
+    if json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_issues(&report, out)?;
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::CheckFailed(report.issues.len()))
+    }
+}
+
+async fn repair(
+    db: &Path,
+    into: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if let Some(target) = into {
+        if !db.exists() {
+            return Err(CliError::NoStore(db.to_path_buf()));
+        }
+        let (_, report) = tresor::salvage(db, target, passphrase::obtain(false)?).await?;
+        if json {
+            serde_json::to_writer(&mut *out, &report)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "salvaged {} of {} messages into {} ({} lost{})",
+                report.recovered,
+                report.candidates,
+                target.display(),
+                report.lost,
+                if report.unreadable_tables.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unreadable: {}", report.unreadable_tables.join(", "))
+                }
+            )?;
+        }
+        return Ok(());
+    }
+    let store = open_existing(db).await?;
+    let report = store.repair().await?;
+    if json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_issues(&report.found, out)?;
+        writeln!(
+            out,
+            "repaired: {} index entries, {} counters fixed; {} unreadable records removed (lost)",
+            report.index_entries_fixed, report.counters_fixed, report.records_lost
+        )?;
+    }
     Ok(())
 }

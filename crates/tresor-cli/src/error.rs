@@ -41,6 +41,9 @@ pub enum CliError {
     /// Output could not be encoded.
     #[error("cannot encode output: {0}")]
     Json(#[from] serde_json::Error),
+    /// `tresor check` found problems (the report was printed).
+    #[error("check found {0} issues (run `tresor repair`)")]
+    CheckFailed(usize),
     /// A background task failed.
     #[error("background task failed")]
     Task,

@@ -395,3 +395,31 @@ fn bad_input_is_one_line_and_exit_status_1() {
     // The failed attempts changed nothing.
     assert_eq!(stats(&db)["messages"], 9511);
 }
+
+#[test]
+fn check_repair_and_salvage_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_sample(dir.path());
+    let out = ok(tresor(Some(&db), &["check"], Some(PASS)));
+    assert!(
+        out.contains("checked 9511 records, 37671 index entries, 499 counters: 0 issues"),
+        "{out}"
+    );
+    let report: Value =
+        serde_json::from_str(&ok(tresor(Some(&db), &["check", "--json"], Some(PASS)))).unwrap();
+    assert_eq!(report["issues"].as_array().unwrap().len(), 0);
+    let out = ok(tresor(Some(&db), &["repair"], Some(PASS)));
+    assert!(
+        out.contains("0 index entries, 0 counters fixed; 0 unreadable records removed"),
+        "{out}"
+    );
+    let target = dir.path().join("salvaged.redb");
+    let out = ok(tresor(
+        Some(&db),
+        &["repair", "--into", &target.to_string_lossy()],
+        Some(PASS),
+    ));
+    assert!(out.contains("salvaged 9511 of 9511 messages"), "{out}");
+    assert_eq!(stats(&target)["messages"], 9511);
+    ok(tresor(Some(&target), &["check"], Some(PASS)));
+}

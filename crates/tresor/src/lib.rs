@@ -21,6 +21,8 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
+//! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
+//! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
 //! - [`Error`] (`error.rs`): every failure, typed.
 //!
 //! # Architecture invariants
@@ -33,15 +35,19 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod check;
 mod error;
 mod messages;
 mod options;
+mod salvage;
 mod store;
 
 pub use backup::{BackupFile, restore_backup, verify_backup};
+pub use check::{CheckReport, Issue, IssueKind, RepairReport, Severity};
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
 pub use options::Options;
+pub use salvage::{SalvageReport, salvage};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};

@@ -315,11 +315,21 @@ impl<'a> Messages<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let records = inner.backend.get_many(MESSAGES, &ids).await?;
         let mut out = Vec::with_capacity(records.len());
-        for (id, record) in ids.iter().zip(records) {
-            match record {
-                Some(bytes) => out.push(open_message(&inner.keys, id, &bytes)?),
-                None => return Ok(None),
+        for ((id, record), (index_key, _)) in ids.iter().zip(records).zip(&entries) {
+            let Some(bytes) = record else { return Ok(None) };
+            let m = open_message(&inner.keys, id, &bytes)?;
+            // Index keys are not authenticated: check the entry is where this (authentic)
+            // record's entry belongs, so an altered index is an error, never a wrong answer.
+            let t = tokens(&inner.keys, &m);
+            if !index_entries(&m, &t)
+                .iter()
+                .any(|(tb, key, _)| *tb == table && key == index_key)
+            {
+                return Err(Error::Corrupted(format!(
+                    "index {table} entry does not match its record"
+                )));
             }
+            out.push(m);
         }
         Ok(Some(out))
     }
