@@ -6,6 +6,10 @@
 //!   bundled chitchat sample (or FILE, or with `--full` the whole corpus in `../shared/data`)
 //!   into a fresh encrypted store in `target/demo/`, queries it, backs it up, verifies and
 //!   restores the backup, printing every command and its output.
+//! - `cargo xtask crash [--iterations N]`: the crash-consistency test (writer SIGKILLed at
+//!   random moments, store reopened and checked) with N iterations (default 1,000), release.
+//! - `cargo xtask fuzz [--seconds S]`: every cargo-fuzz target for S seconds each (default 60),
+//!   installing cargo-fuzz if missing; the fuzz crate builds on stable via `RUSTC_BOOTSTRAP=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,8 +20,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") => demo(&args[1..]),
+        Some("crash") => crash(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | demo [FILE] [--full] [--release]>");
+            eprintln!(
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -40,8 +48,10 @@ fn workspace_root() -> PathBuf {
 fn run(step: &str, cmd: &mut Command) -> Result<(), String> {
     eprintln!("==> {step}");
     let started = Instant::now();
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(workspace_root());
+    }
     let status = cmd
-        .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("{step}: cannot start: {e}"))?;
     eprintln!("    {step}: {:.1} s", started.elapsed().as_secs_f64());
@@ -185,5 +195,72 @@ fn demo(args: &[String]) -> Result<(), String> {
         "\nThe encrypted store is at {} (passphrase: $TRESOR_PASSPHRASE or \"demo passphrase\").",
         db.display()
     );
+    Ok(())
+}
+
+/// The value after `flag` in `args`, parsed.
+fn flag_value<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> Result<T, String> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a number")),
+    }
+}
+
+fn crash(args: &[String]) -> Result<(), String> {
+    let iterations: u64 = flag_value(args, "--iterations", 1000)?;
+    run(
+        &format!("crash test, {iterations} iterations"),
+        cargo()
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "tresor-cli",
+                "--test",
+                "crash",
+                "--",
+                "--nocapture",
+            ])
+            .env("TRESOR_CRASH_ITERATIONS", iterations.to_string()),
+    )
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds: u64 = flag_value(args, "--seconds", 60)?;
+    let has_fuzz = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        run(
+            "install cargo-fuzz",
+            cargo().args(["install", "cargo-fuzz", "--locked"]),
+        )?;
+    }
+    let root = workspace_root();
+    let list = Command::new("cargo")
+        .args(["fuzz", "list"])
+        .current_dir(root.join("fuzz"))
+        .output()
+        .map_err(|e| format!("cargo fuzz list: {e}"))?;
+    let targets = String::from_utf8_lossy(&list.stdout).into_owned();
+    for target in targets.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        let seeds = root.join("fuzz/seeds").join(target);
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("cargo");
+        cmd.args(["fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(root.join("fuzz"));
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        cmd.arg("--").arg(format!("-max_total_time={seconds}"));
+        run(&format!("fuzz {target} for {seconds} s"), &mut cmd)?;
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! - [`cli`]: the clap argument structs.
 //! - [`commands`]: one function per subcommand.
 //! - [`chitchat`]: the chitchat corpus importer and the bundled sample.
+//! - [`crash`]: the crash-consistency harness shared by `tresor-crash-writer` and its tests.
 //! - [`passphrase`]: `TRESOR_PASSPHRASE` or a terminal prompt.
 //!
 //! # Architecture invariant
@@ -16,6 +17,7 @@
 pub mod chitchat;
 pub mod cli;
 pub mod commands;
+pub mod crash;
 mod error;
 pub mod passphrase;
 

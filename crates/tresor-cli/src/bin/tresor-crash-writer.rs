@@ -1,0 +1,114 @@
+//! Test support for crash-consistency testing (`tests/crash.rs`, `cargo xtask crash`): writes
+//! to a store until killed, reporting on stdout every batch it *begins* (before the commit) and
+//! every batch that was *acknowledged* (after the commit returned).
+//!
+//! Usage: `tresor-crash-writer DB SEED` with `TRESOR_PASSPHRASE` set. Lines:
+//! `begin B ID…` / `ack B` for saves, `begin-delete B ID` / `ack B` for deletes, where `B` is
+//! `SEED-N`. Message content is a pure function of the id ([`tresor_cli::crash::message`]), so
+//! the checker can verify it exactly.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use tresor::Tresor;
+use tresor_cli::crash::{Rng, message};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(db), Some(seed)) = (
+        args.first(),
+        args.get(1).and_then(|s| s.parse::<u64>().ok()),
+    ) else {
+        eprintln!("usage: tresor-crash-writer DB SEED");
+        return ExitCode::from(2);
+    };
+    let Ok(pass) = std::env::var("TRESOR_PASSPHRASE") else {
+        eprintln!("TRESOR_PASSPHRASE is not set");
+        return ExitCode::from(2);
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(run(db, seed, pass)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crash writer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+fn say(out: &Out, line: &str) {
+    // One line, flushed at once: the parent may kill us right after.
+    if let Ok(mut o) = out.lock() {
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    }
+}
+
+async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
+    let store = Tresor::open_or_create(db, pass.into()).await?;
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    let mut rng = Rng::new(seed);
+    let mut acked: Vec<String> = Vec::new();
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let batch_id = format!("{seed}-{n}");
+        match rng.below(10) {
+            // A single message.
+            0..=3 => {
+                let id = format!("{batch_id}-0");
+                say(&out, &format!("begin {batch_id} {id}"));
+                store.messages().save(&message(&id)).await?;
+                say(&out, &format!("ack {batch_id}"));
+                acked.push(id);
+            }
+            // A batch.
+            4..=6 => {
+                let k = 2 + rng.below(60);
+                let ids: Vec<String> = (0..k).map(|i| format!("{batch_id}-{i}")).collect();
+                say(&out, &format!("begin {batch_id} {}", ids.join(" ")));
+                let msgs: Vec<_> = ids.iter().map(|i| message(i)).collect();
+                store.messages().save_batch(&msgs).await?;
+                say(&out, &format!("ack {batch_id}"));
+                acked.extend(ids);
+            }
+            // A delete of something this run acknowledged.
+            7 if !acked.is_empty() => {
+                let id = acked.swap_remove(rng.below(acked.len() as u64) as usize);
+                say(&out, &format!("begin-delete {batch_id} {id}"));
+                store.messages().delete(&id).await?;
+                say(&out, &format!("ack {batch_id}"));
+            }
+            // Concurrent writers, one message each.
+            _ => {
+                let mut tasks = Vec::new();
+                for w in 0..4 {
+                    let store = store.clone();
+                    let out = out.clone();
+                    let b = format!("{batch_id}w{w}");
+                    tasks.push(tokio::spawn(async move {
+                        let id = format!("{b}-0");
+                        say(&out, &format!("begin {b} {id}"));
+                        store.messages().save(&message(&id)).await?;
+                        say(&out, &format!("ack {b}"));
+                        Ok::<_, tresor::Error>(id)
+                    }));
+                }
+                for t in tasks {
+                    if let Ok(r) = t.await {
+                        acked.push(r?);
+                    }
+                }
+            }
+        }
+    }
+}
