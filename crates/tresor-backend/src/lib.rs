@@ -18,12 +18,14 @@
 //! - [`Backend`]: the async trait.
 //! - [`WriteBatch`], [`Op`], [`KeyRange`], [`Direction`], [`Durability`]: its vocabulary.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
-//! - [`testing`]: the conformance suite.
+//! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod batch;
 mod error;
+#[cfg(feature = "testing")]
+mod fault;
 mod memory;
 mod range;
 #[cfg(feature = "testing")]
@@ -31,6 +33,8 @@ pub mod testing;
 
 pub use batch::{Durability, Op, WriteBatch};
 pub use error::BackendError;
+#[cfg(feature = "testing")]
+pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};
 pub use memory::MemoryBackend;
 pub use range::{Direction, KeyRange};
 

@@ -27,6 +27,17 @@ impl MemoryBackend {
         Self::default()
     }
 
+    /// An independent copy of every table (later writes to either do not affect the other).
+    ///
+    /// # Errors
+    /// [`BackendError::Engine`] if a writer panicked while holding the lock.
+    pub fn deep_copy(&self) -> Result<MemoryBackend, BackendError> {
+        let tables = self.read()?.clone();
+        Ok(MemoryBackend {
+            tables: Arc::new(RwLock::new(tables)),
+        })
+    }
+
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Tables>, BackendError> {
         // A poisoned lock means a writer panicked mid-batch; refuse to serve possibly torn data.
         self.tables

@@ -157,6 +157,7 @@ impl Tresor {
     pub async fn repair(&self) -> Result<RepairReport, Error> {
         let inner = &self.inner;
         let mut writer = inner.writer.lock().await;
+        writer.refresh(&*inner.backend).await?;
         let (found, derived) = check_locked(inner).await?;
         let mut report = RepairReport {
             found: found.clone(),

@@ -90,6 +90,7 @@ impl<'a> Messages<'a> {
         let inner = self.inner();
         let keys = &inner.keys;
         let mut writer = inner.writer.lock().await;
+        writer.refresh(&*inner.backend).await?;
         let mut next_seq = writer.next_seq;
 
         let toks: Vec<_> = batch.iter().map(|m| tokens(keys, m)).collect();
@@ -154,7 +155,10 @@ impl<'a> Messages<'a> {
         if next_seq != writer.next_seq {
             ops.put(META, meta_keys::NEXT_SEQ, next_seq.to_le_bytes().to_vec());
         }
-        inner.backend.commit(ops, inner.options.durability).await?;
+        if let Err(e) = inner.backend.commit(ops, inner.options.durability).await {
+            writer.stale = true;
+            return Err(e.into());
+        }
         writer.next_seq = next_seq;
         Ok(summary)
     }

@@ -17,6 +17,20 @@ use crate::{Error, Messages, Options};
 pub(crate) struct WriterState {
     /// Next message sequence number to assign.
     pub(crate) next_seq: u64,
+    /// Set when a commit failed: the batch may or may not be on disk (a failed fsync is
+    /// ambiguous), so `next_seq` must be read back from the store before the next write.
+    pub(crate) stale: bool,
+}
+
+impl WriterState {
+    /// Re-reads `next_seq` from the store if a failed commit left it in doubt.
+    pub(crate) async fn refresh(&mut self, backend: &dyn Backend) -> Result<(), Error> {
+        if self.stale {
+            self.next_seq = read_u64(backend, meta_keys::NEXT_SEQ).await?;
+            self.stale = false;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Inner {
@@ -228,7 +242,10 @@ impl Tresor {
                 keys,
                 header,
                 options,
-                writer: Mutex::new(WriterState { next_seq }),
+                writer: Mutex::new(WriterState {
+                    next_seq,
+                    stale: false,
+                }),
                 path,
             }),
         }
