@@ -8,6 +8,7 @@
 //!   restores the backup, printing every command and its output.
 //! - `cargo xtask crash [--iterations N]`: the crash-consistency test (writer SIGKILLed at
 //!   random moments, store reopened and checked) with N iterations (default 1,000), release.
+//! - `cargo xtask proptest`: the model-based property tests at 100 times the default cases.
 //! - `cargo xtask faults`: the fault-injection test at every n (the default run takes every 4th).
 //! - `cargo xtask fuzz [--seconds S]`: every cargo-fuzz target for S seconds each (default 60),
 //!   installing cargo-fuzz if missing; the fuzz crate builds on stable via `RUSTC_BOOTSTRAP=1`.
@@ -23,6 +24,12 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("crash") => crash(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("proptest") => run(
+            "model-based property tests at 100x cases",
+            cargo()
+                .args(["test", "--release", "-p", "tresor", "--test", "model", "--test", "messages"])
+                .env("TRESOR_PROPTEST_MULTIPLIER", "100"),
+        ),
         Some("faults") => run(
             "fault injection at every n",
             cargo()
@@ -40,7 +47,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults>"
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest>"
             );
             return ExitCode::from(2);
         }
