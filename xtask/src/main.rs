@@ -27,7 +27,16 @@ fn main() -> ExitCode {
         Some("proptest") => run(
             "model-based property tests at 100x cases",
             cargo()
-                .args(["test", "--release", "-p", "tresor", "--test", "model", "--test", "messages"])
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "tresor",
+                    "--test",
+                    "model",
+                    "--test",
+                    "messages",
+                ])
                 .env("TRESOR_PROPTEST_MULTIPLIER", "100"),
         ),
         Some("faults") => run(

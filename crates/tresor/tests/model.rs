@@ -70,7 +70,12 @@ impl Model {
     }
 
     fn ordered(&self, keep: impl Fn(&Message) -> bool) -> Vec<Message> {
-        let mut v: Vec<Message> = self.messages.values().filter(|m| keep(m)).cloned().collect();
+        let mut v: Vec<Message> = self
+            .messages
+            .values()
+            .filter(|m| keep(m))
+            .cloned()
+            .collect();
         v.sort_by(|a, b| b.timestamp_ms.cmp(&a.timestamp_ms).then(a.seq.cmp(&b.seq)));
         v
     }
@@ -94,7 +99,9 @@ where
 
 async fn run(ops: Vec<Op>) {
     let backend = MemoryBackend::new();
-    let mut store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default()).await.unwrap();
+    let mut store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default())
+        .await
+        .unwrap();
     let mut model = Model::default();
     let mut reopens = 0;
     for op in ops {
@@ -122,7 +129,11 @@ async fn run(ops: Vec<Op>) {
                 let got = pages(limit, |cur| {
                     let m = store.messages();
                     let conv = conv.clone();
-                    async move { m.by_conversation(&conv, limit, cur.as_deref()).await.unwrap() }
+                    async move {
+                        m.by_conversation(&conv, limit, cur.as_deref())
+                            .await
+                            .unwrap()
+                    }
                 })
                 .await;
                 assert_eq!(got, model.ordered(|m| m.conversation_id == conv));
@@ -151,20 +162,29 @@ async fn run(ops: Vec<Op>) {
                     reopens += 1;
                     drop(m);
                     drop(store);
-                    store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default()).await.unwrap();
+                    store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default())
+                        .await
+                        .unwrap();
                 }
             }
         }
     }
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.messages, model.messages.len() as u64);
-    let convs: std::collections::BTreeSet<_> = model.messages.values().map(|m| &m.conversation_id).collect();
+    let convs: std::collections::BTreeSet<_> = model
+        .messages
+        .values()
+        .map(|m| &m.conversation_id)
+        .collect();
     assert_eq!(stats.conversations, convs.len() as u64);
     assert!(store.check().await.unwrap().is_clean());
 }
 
 fn cases() -> u32 {
-    let multiplier: u32 = std::env::var("TRESOR_PROPTEST_MULTIPLIER").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let multiplier: u32 = std::env::var("TRESOR_PROPTEST_MULTIPLIER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     24 * multiplier
 }
 

@@ -13,7 +13,14 @@ use common::{PASS, msg};
 use tresor::{Message, Tresor};
 
 fn message(w: usize, i: usize) -> Message {
-    msg(&format!("w{w}-{i}"), &format!("c{}", i % 5), &format!("p{w}"), Some("hub"), (i % 50) as i64, &format!("body {w} {i}"))
+    msg(
+        &format!("w{w}-{i}"),
+        &format!("c{}", i % 5),
+        &format!("p{w}"),
+        Some("hub"),
+        (i % 50) as i64,
+        &format!("body {w} {i}"),
+    )
 }
 
 fn check_page(page: &[Message]) {
@@ -21,17 +28,25 @@ fn check_page(page: &[Message]) {
     for m in page {
         assert!(ids.insert(m.id.clone()), "duplicate in one page");
         let (w, i) = m.id[1..].split_once('-').unwrap();
-        assert!(m.same_content(&message(w.parse().unwrap(), i.parse().unwrap())), "altered");
+        assert!(
+            m.same_content(&message(w.parse().unwrap(), i.parse().unwrap())),
+            "altered"
+        );
     }
     for p in page.windows(2) {
-        assert!(p[0].timestamp_ms > p[1].timestamp_ms || (p[0].timestamp_ms == p[1].timestamp_ms && p[0].seq < p[1].seq));
+        assert!(
+            p[0].timestamp_ms > p[1].timestamp_ms
+                || (p[0].timestamp_ms == p[1].timestamp_ms && p[0].seq < p[1].seq)
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_at_once_never_deadlock_or_see_torn_state() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Tresor::create(dir.path().join("s.redb"), PASS.into()).await.unwrap();
+    let store = Tresor::create(dir.path().join("s.redb"), PASS.into())
+        .await
+        .unwrap();
     let present = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -58,7 +73,11 @@ async fn many_tasks_at_once_never_deadlock_or_see_torn_state() {
         tasks.push(tokio::spawn(async move {
             for k in 0..40 {
                 let page = if r == 0 {
-                    store.messages().by_conversation(&format!("c{}", k % 5), 7, None).await.unwrap()
+                    store
+                        .messages()
+                        .by_conversation(&format!("c{}", k % 5), 7, None)
+                        .await
+                        .unwrap()
                 } else {
                     store.messages().recent(13, None).await.unwrap()
                 };
@@ -92,9 +111,18 @@ async fn many_tasks_at_once_never_deadlock_or_see_torn_state() {
             t.await.unwrap();
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), all).await.expect("no deadlock within 120 s");
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("no deadlock within 120 s");
     let expected = present.lock().unwrap().clone();
-    let got: BTreeSet<String> = store.messages().recent(10_000, None).await.unwrap().into_iter().map(|m| m.id).collect();
+    let got: BTreeSet<String> = store
+        .messages()
+        .recent(10_000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(got, expected);
     assert!(store.check().await.unwrap().is_clean());
 }
