@@ -160,7 +160,6 @@ async fn run(ops: Vec<Op>) {
                 // A reopen costs a KDF run; two per case keep the test fast.
                 if reopens < 2 {
                     reopens += 1;
-                    drop(m);
                     drop(store);
                     store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default())
                         .await
