@@ -43,7 +43,7 @@ mod salvage;
 mod store;
 
 pub use backup::{BackupFile, restore_backup, verify_backup};
-pub use check::{CheckReport, Issue, IssueKind, RepairReport, Severity};
+pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
 pub use options::Options;

@@ -204,3 +204,18 @@ async fn wrong_counters_and_next_seq_are_fixed() {
     assert_eq!(seq, 40);
     assert!(store.check().await.unwrap().is_clean());
 }
+
+#[tokio::test]
+async fn scheduled_checks_report_damage_as_it_appears() {
+    let (store, b) = setup().await;
+    let mut schedule = store.schedule_checks(std::time::Duration::from_millis(10));
+    assert!(schedule.next().await.unwrap().is_clean());
+    apply(&b, |w| w.put("msg_by_time", vec![0x80; 16], vec![7; 16])).await;
+    // The next check that starts after the damage reports it.
+    let mut report = schedule.next().await.unwrap();
+    if report.is_clean() {
+        report = schedule.next().await.unwrap();
+    }
+    assert_eq!(kinds(&report), [IssueKind::OrphanIndexEntry]);
+    assert_eq!(schedule.latest(), Some(Ok(report)));
+}
