@@ -21,6 +21,9 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
+//! - `keys.rs`: the keys of an open store: unlock ([`Secret`]: passphrase or [`RawKey`]),
+//!   seal counting, [`Tresor::change_passphrase`], [`Tresor::key_info`].
+//! - `rotation.rs`: [`Tresor::rotate_key`], online key rotation in atomic batches.
 //! - [`Error`] (`error.rs`): every failure, typed.
 //!
 //! # Architecture invariants
@@ -34,19 +37,23 @@
 
 mod backup;
 mod error;
+mod keys;
 mod messages;
 mod options;
+mod rotation;
 mod store;
 
 pub use backup::{BackupFile, restore_backup, verify_backup};
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
-pub use options::Options;
+pub use keys::KeyInfo;
+pub use options::{DEFAULT_SEAL_LIMIT, Options};
+pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
 pub use tresor_backup::BackupSummary;
-pub use tresor_crypto::{KdfParams, Passphrase};
+pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_schema::Message;
 
 /// The tresor version this library is (Cargo package version).
