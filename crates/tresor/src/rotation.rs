@@ -310,6 +310,29 @@ impl Tresor {
         }
     }
 
+    /// Begins a key rotation without running it: from now on every write uses a fresh data
+    /// key, and [`Tresor::rotation_step`] (or the background task, or
+    /// [`Tresor::rotate_key`]) migrates the existing records. Returns false if a rotation is
+    /// already in progress (nothing changes then).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if the first batch cannot be committed (then nothing changed).
+    pub async fn begin_rotation(&self) -> Result<bool, Error> {
+        let mut w = self.inner.writer.lock().await;
+        self.inner.begin_rotation_locked(&mut w).await
+    }
+
+    /// Runs one batch of the rotation in progress: at most `batch` entries (at least 1), one
+    /// atomic write. Returns `done: true` once the old key is retired (or if no rotation is in
+    /// progress). Lets an application migrate in its idle time.
+    ///
+    /// # Errors
+    /// As [`Tresor::rotate_key`].
+    pub async fn rotation_step(&self, batch: usize) -> Result<RotationStep, Error> {
+        let mut w = self.inner.writer.lock().await;
+        self.inner.rotation_step_locked(&mut w, batch).await
+    }
+
     /// At open: resumes a rotation interrupted by a crash, or begins one if the seal count
     /// has reached the limit, in the background (if [`crate::Options::background_rotation`]).
     pub(crate) async fn resume_rotation(&self) -> Result<(), Error> {
