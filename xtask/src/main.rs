@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("vectors") => vectors(args.iter().any(|a| a == "--write")),
         _ => {
-            eprintln!("usage: cargo xtask <ci | demo [FILE] [--full] [--release] | vectors [--write]>");
+            eprintln!(
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | vectors [--write]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -90,7 +92,14 @@ fn vectors(write: bool) -> Result<(), String> {
     if write {
         run(
             "generate vectors",
-            cargo().args(["run", "--quiet", "-p", "tresor-crypto", "--example", "gen_vectors"]),
+            cargo().args([
+                "run",
+                "--quiet",
+                "-p",
+                "tresor-crypto",
+                "--example",
+                "gen_vectors",
+            ]),
         )?;
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());

@@ -62,8 +62,8 @@ pub enum Command {
     /// Replace the data key: re-encrypt every record and re-blind every index entry, online,
     /// in atomic batches (resumable after a crash).
     Rekey {
-        /// Entries per atomic batch.
-        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        /// Entries per atomic batch (larger is faster; the store is exclusive to this process).
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_size: u32,
     },
 }

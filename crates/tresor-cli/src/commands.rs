@@ -368,7 +368,11 @@ async fn info(
         "seals under key:    {} (rotation at {}; NIST SP 800-38D bound 2^32)",
         info.seals, info.seal_limit
     )?;
-    writeln!(out, "record padding:     {}", if info.padded { "padme" } else { "none" })?;
+    writeln!(
+        out,
+        "record padding:     {}",
+        if info.padded { "padme" } else { "none" }
+    )?;
     match info.rotation_in_progress {
         Some(t) => writeln!(out, "rotation:           in progress (table {t})")?,
         None => writeln!(out, "rotation:           none in progress")?,

@@ -13,7 +13,9 @@ pub enum CliError {
     NoDb,
     /// `TRESOR_PASSPHRASE` (or, for `passwd`, `TRESOR_NEW_PASSPHRASE`) is unset and there is no
     /// terminal to prompt on.
-    #[error("no passphrase: set TRESOR_PASSPHRASE (and TRESOR_NEW_PASSPHRASE for passwd), pass --key-file, or run on a terminal")]
+    #[error(
+        "no passphrase: set TRESOR_PASSPHRASE (and TRESOR_NEW_PASSPHRASE for passwd), pass --key-file, or run on a terminal"
+    )]
     NoPassphrase,
     /// The passphrase is empty.
     #[error("the passphrase is empty")]

@@ -61,7 +61,15 @@ fn key_file_info_passwd_and_rekey() {
     assert!(info["key_created_ms"].as_i64().unwrap() > 1_600_000_000_000);
     let before = ok(tresor(
         &db,
-        &["--key-file", k, "messages", "--recent", "--limit", "50", "--json"],
+        &[
+            "--key-file",
+            k,
+            "messages",
+            "--recent",
+            "--limit",
+            "50",
+            "--json",
+        ],
         &[],
     ));
 
@@ -86,8 +94,7 @@ fn key_file_info_passwd_and_rekey() {
     assert!(out.contains("passphrase changed"), "{out}");
     fails_with(tresor(&db, &["--key-file", k, "stats"], &[]), "raw key");
     let pass = [("TRESOR_PASSPHRASE", "a new passphrase")];
-    let info: Value =
-        serde_json::from_str(&ok(tresor(&db, &["info", "--json"], &pass))).unwrap();
+    let info: Value = serde_json::from_str(&ok(tresor(&db, &["info", "--json"], &pass))).unwrap();
     assert_eq!(info["kdf"], "argon2id");
     assert_eq!(info["kdf_params"]["memory_kib"], 19456);
     let seals_before = info["seals"].as_u64().unwrap();
@@ -95,8 +102,7 @@ fn key_file_info_passwd_and_rekey() {
     // Rekey: every record re-encrypted, the answers unchanged, the count restarted.
     let out = ok(tresor(&db, &["rekey", "--batch-size", "1000"], &pass));
     assert!(out.contains("10010 records re-encrypted"), "{out}");
-    let info: Value =
-        serde_json::from_str(&ok(tresor(&db, &["info", "--json"], &pass))).unwrap();
+    let info: Value = serde_json::from_str(&ok(tresor(&db, &["info", "--json"], &pass))).unwrap();
     assert_eq!(info["seals"], 10010);
     assert_ne!(info["seals"].as_u64().unwrap(), seals_before);
     let after = ok(tresor(

@@ -108,12 +108,16 @@ fn main() {
         ),
     ] {
         let kek = params.derive_kek(&secret, &salt).unwrap();
-        kdfs.push(json!({"kdf": name, "params": extra, "passphrase": passphrase,
-            "salt_hex": hex(&salt), "kek_hex": hex(kek.as_ref())}));
+        kdfs.push(
+            json!({"kdf": name, "params": extra, "passphrase": passphrase,
+            "salt_hex": hex(&salt), "kek_hex": hex(kek.as_ref())}),
+        );
     }
     let kek = KdfParams::RawKey.derive_kek(&raw_secret, &salt).unwrap();
-    kdfs.push(json!({"kdf": "raw-key", "params": {}, "raw_key_hex": hex(raw_key.expose()),
-        "salt_hex": hex(&salt), "kek_hex": hex(kek.as_ref())}));
+    kdfs.push(
+        json!({"kdf": "raw-key", "params": {}, "raw_key_hex": hex(raw_key.expose()),
+        "salt_hex": hex(&salt), "kek_hex": hex(kek.as_ref())}),
+    );
 
     // 2. Key headers: header bytes + secret -> DEK.
     let (header, dek) = KeyHeader::create(&secret, KdfParams::ARGON2ID_OWASP).unwrap();
@@ -164,14 +168,18 @@ fn main() {
     for record in [&plain, &padded] {
         let aad = record_aad("messages", &token);
         let sealed = sealing.seal(&aad, record).unwrap();
-        records.push(json!({"table": "messages", "key_hex": hex(&token), "aad_hex": hex(&aad),
-            "sealed_hex": hex(&sealed), "record_hex": hex(record), "message": message}));
+        records.push(
+            json!({"table": "messages", "key_hex": hex(&token), "aad_hex": hex(&aad),
+            "sealed_hex": hex(&sealed), "record_hex": hex(record), "message": message}),
+        );
     }
 
     // 6. Order keys.
     let mut orders = Vec::new();
     for (ts, seq) in [(0i64, 0u64), (1_700_000_000_000, 300), (-1, u64::MAX)] {
-        orders.push(json!({"timestamp_ms": ts, "seq": seq, "order_key_hex": hex(&order_key(ts, seq))}));
+        orders.push(
+            json!({"timestamp_ms": ts, "seq": seq, "order_key_hex": hex(&order_key(ts, seq))}),
+        );
     }
 
     // 7. Rotation: the previous DEK wrapped under the new one.

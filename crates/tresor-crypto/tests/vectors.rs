@@ -111,7 +111,10 @@ fn subkey_token_and_sealed_record_vectors() {
     let sealing = SealingKey::new(&key32(&s["values_hex"]));
     for r in v["records"].as_array().unwrap() {
         let (aad, sealed) = (unhex(&r["aad_hex"]), unhex(&r["sealed_hex"]));
-        assert_eq!(sealing.open(&aad, &sealed).unwrap(), unhex(&r["record_hex"]));
+        assert_eq!(
+            sealing.open(&aad, &sealed).unwrap(),
+            unhex(&r["record_hex"])
+        );
         assert_eq!(
             store_keys.values().open(&aad, &sealed).unwrap(),
             unhex(&r["record_hex"])

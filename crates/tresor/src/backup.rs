@@ -99,16 +99,12 @@ impl Tresor {
 /// # Errors
 /// [`Error::WrongPassphrase`]; [`Error::Backup`] for a damaged, truncated or foreign file;
 /// [`Error::Io`] if it cannot be opened.
-pub async fn verify_backup(
-    path: impl AsRef<Path>,
-    secret: Secret,
-) -> Result<BackupSummary, Error> {
+pub async fn verify_backup(path: impl AsRef<Path>, secret: Secret) -> Result<BackupSummary, Error> {
     let path = path.as_ref().to_path_buf();
     let file = File::open(&path).map_err(io(format!("open {}", path.display())))?;
-    let summary = tokio::task::spawn_blocking(move || {
-        tresor_backup::verify(BufReader::new(file), &secret)
-    })
-    .await??;
+    let summary =
+        tokio::task::spawn_blocking(move || tresor_backup::verify(BufReader::new(file), &secret))
+            .await??;
     Ok(summary)
 }
 

@@ -182,9 +182,10 @@ async fn read_opt_u64(backend: &dyn Backend, key: &'static str) -> Result<Option
     match backend.get(META, key.as_bytes()).await? {
         None => Ok(None),
         Some(bytes) => {
-            let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                Error::from(tresor_schema::SchemaError::MalformedMeta { key })
-            })?;
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::from(tresor_schema::SchemaError::MalformedMeta { key }))?;
             Ok(Some(u64::from_le_bytes(arr)))
         }
     }
@@ -303,7 +304,9 @@ impl Tresor {
         // The header unlocked with `current` is the one this store runs on, so `dek` is the
         // current DEK; a mismatch would mean the in-memory state diverged from the file.
         if !constant_time_eq(dek.expose(), writer.keys.dek.expose()) {
-            return Err(Error::Corrupted("the key header changed under the store".into()));
+            return Err(Error::Corrupted(
+                "the key header changed under the store".into(),
+            ));
         }
         let encoded = header.encode();
         let mut batch = WriteBatch::new();
@@ -331,11 +334,7 @@ impl Tresor {
             seals: writer.keys.seals,
             seal_limit: inner.options.seal_limit,
             padded: inner.padded,
-            rotation: writer
-                .keys
-                .rotation
-                .as_deref()
-                .map(crate::rotation::status),
+            rotation: writer.keys.rotation.as_deref().map(crate::rotation::status),
         })
     }
 }

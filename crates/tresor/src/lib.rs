@@ -45,8 +45,8 @@ mod store;
 
 pub use backup::{BackupFile, restore_backup, verify_backup};
 pub use error::Error;
-pub use messages::{Messages, SaveSummary};
 pub use keys::KeyInfo;
+pub use messages::{Messages, SaveSummary};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use store::{Stats, Tresor};

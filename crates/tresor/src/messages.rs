@@ -349,8 +349,13 @@ impl<'a> Messages<'a> {
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
         let id = peer_id.to_owned();
-        self.query(MSG_BY_PEER, move |k| peer_token(k, &id).to_vec(), limit, before)
-            .await
+        self.query(
+            MSG_BY_PEER,
+            move |k| peer_token(k, &id).to_vec(),
+            limit,
+            before,
+        )
+        .await
     }
 
     /// The newest `limit` messages of the whole store, older than `before` if given.
@@ -358,8 +363,7 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// As [`Messages::by_conversation`].
     pub async fn recent(&self, limit: usize, before: Option<&str>) -> Result<Vec<Message>, Error> {
-        self.query(MSG_BY_TIME, |_| Vec::new(), limit, before)
-            .await
+        self.query(MSG_BY_TIME, |_| Vec::new(), limit, before).await
     }
 
     /// One page of `table` under the prefix `prefix(keys)` — of both key generations during a

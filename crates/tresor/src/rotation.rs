@@ -27,7 +27,9 @@ use std::ops::Bound;
 use tresor_backend::{Direction, Durability, KeyRange, WriteBatch};
 use tresor_crypto::{DataKey, KeyHeader};
 use tresor_schema::catalog::{self, CONVERSATIONS, MESSAGES, META, PEERS, meta_keys};
-use tresor_schema::messages::{conversation_token, index_entries, peer_token, seal_message_with, tokens};
+use tresor_schema::messages::{
+    conversation_token, index_entries, peer_token, seal_message_with, tokens,
+};
 use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, sealed};
 
 use crate::keys::now_ms;
@@ -184,12 +186,20 @@ impl Inner {
                 CONVERSATIONS => {
                     let c: ConversationSummary = codec::decode(&plain)?;
                     let t = conversation_token(cur, &c.id);
-                    puts.put(table, t, sealed::seal_with(cur, table, &t, &c, self.padded)?);
+                    puts.put(
+                        table,
+                        t,
+                        sealed::seal_with(cur, table, &t, &c, self.padded)?,
+                    );
                 }
                 _ => {
                     let p: PeerSummary = codec::decode(&plain)?;
                     let t = peer_token(cur, &p.id);
-                    puts.put(PEERS, t, sealed::seal_with(cur, PEERS, &t, &p, self.padded)?);
+                    puts.put(
+                        PEERS,
+                        t,
+                        sealed::seal_with(cur, PEERS, &t, &p, self.padded)?,
+                    );
                 }
             }
         }

@@ -132,10 +132,7 @@ impl Tresor {
     ///
     /// # Errors
     /// As [`Tresor::open`] and [`Tresor::create`].
-    pub async fn open_or_create(
-        path: impl AsRef<Path>,
-        secret: Secret,
-    ) -> Result<Self, Error> {
+    pub async fn open_or_create(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
         let path = path.as_ref();
         if path.exists() {
             Self::open(path, secret).await

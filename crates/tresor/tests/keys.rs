@@ -57,7 +57,9 @@ async fn answers(store: &Tresor) -> Vec<Vec<(String, String, u64)>> {
         ));
     }
     for p in 0..5 {
-        out.push(flat(m.by_peer(&format!("p{p}"), 10_000, None).await.unwrap()));
+        out.push(flat(
+            m.by_peer(&format!("p{p}"), 10_000, None).await.unwrap(),
+        ));
     }
     // A paged walk with cursors gives the same as one page.
     let mut paged = Vec::new();
@@ -84,7 +86,9 @@ async fn answers(store: &Tresor) -> Vec<Vec<(String, String, u64)>> {
 async fn passphrase_change_rewraps_and_backups_follow() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
-    let store = Tresor::create_with(&path, PASS.into(), cheap()).await.unwrap();
+    let store = Tresor::create_with(&path, PASS.into(), cheap())
+        .await
+        .unwrap();
     store.messages().save_batch(&sample(50)).await.unwrap();
     let before = answers(&store).await;
     let old_backup = store.backup_to_dir(dir.path().join("b1")).await.unwrap();
@@ -153,15 +157,14 @@ async fn raw_key_stores_open_only_with_their_key_and_switch_by_rewrap() {
     drop(restored);
 
     // Raw key -> passphrase -> another raw key: each a re-wrap of the same data key.
-    let store = Tresor::open_with(&path, raw(7).into(), cheap()).await.unwrap();
+    let store = Tresor::open_with(&path, raw(7).into(), cheap())
+        .await
+        .unwrap();
     store
         .change_passphrase(raw(7).into(), PASS.into())
         .await
         .unwrap();
-    assert_eq!(
-        store.key_info().await.unwrap().kdf,
-        KdfParams::PBKDF2_OWASP
-    );
+    assert_eq!(store.key_info().await.unwrap().kdf, KdfParams::PBKDF2_OWASP);
     drop(store);
     let store = Tresor::open(&path, PASS.into()).await.unwrap();
     assert_eq!(answers(&store).await, before);
@@ -295,11 +298,7 @@ async fn check_against_model(store: &Tresor, model: &BTreeMap<String, Message>) 
     let m = store.messages();
     let recent = m.recent(100_000, None).await.unwrap();
     let mut want: Vec<&Message> = model.values().collect();
-    want.sort_by(|a, b| {
-        b.timestamp_ms
-            .cmp(&a.timestamp_ms)
-            .then(a.seq.cmp(&b.seq))
-    });
+    want.sort_by(|a, b| b.timestamp_ms.cmp(&a.timestamp_ms).then(a.seq.cmp(&b.seq)));
     let got: Vec<(&str, &str)> = recent
         .iter()
         .map(|x| (x.id.as_str(), x.body.as_str()))
@@ -341,7 +340,9 @@ async fn check_against_model(store: &Tresor, model: &BTreeMap<String, Message>) 
 async fn an_interrupted_rotation_resumes_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
-    let store = Tresor::create_with(&path, PASS.into(), cheap()).await.unwrap();
+    let store = Tresor::create_with(&path, PASS.into(), cheap())
+        .await
+        .unwrap();
     store.messages().save_batch(&sample(200)).await.unwrap();
     let before = answers(&store).await;
     store.begin_rotation().await.unwrap();
@@ -350,7 +351,9 @@ async fn an_interrupted_rotation_resumes_after_reopen() {
     }
     // "Crash": nothing after the last committed batch reaches the file.
     drop(store);
-    let store = Tresor::open_with(&path, PASS.into(), cheap()).await.unwrap();
+    let store = Tresor::open_with(&path, PASS.into(), cheap())
+        .await
+        .unwrap();
     assert!(store.key_info().await.unwrap().rotation.is_some());
     assert_eq!(answers(&store).await, before);
     let summary = store.rotate_key().await.unwrap();
