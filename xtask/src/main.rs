@@ -12,6 +12,11 @@
 //! - `cargo xtask faults`: the fault-injection test at every n (the default run takes every 4th).
 //! - `cargo xtask fuzz [--seconds S]`: every cargo-fuzz target for S seconds each (default 60),
 //!   installing cargo-fuzz if missing; the fuzz crate builds on stable via `RUSTC_BOOTSTRAP=1`.
+//! - `cargo xtask vectors [--write]`: with `--write`, regenerates
+//!   `crates/tresor-crypto/tests/vectors.json` with our code (`examples/gen_vectors.rs`);
+//!   then checks it with the independent Python verifier `xtask/vectors/verify.py`
+//!   (installing `cryptography`, `argon2-cffi` and `blake3` with pip if they are missing) and
+//!   with the Rust vector tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -54,9 +59,10 @@ fn main() -> ExitCode {
                 ])
                 .env("TRESOR_FAULT_STRIDE", "1"),
         ),
+        Some("vectors") => vectors(args.iter().any(|a| a == "--write")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest>"
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write]>"
             );
             return ExitCode::from(2);
         }
@@ -119,6 +125,59 @@ fn ci() -> Result<(), String> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     Ok(())
+}
+
+/// Regenerates (with `write`) and checks the known-answer vectors, in Rust and in Python.
+fn vectors(write: bool) -> Result<(), String> {
+    if write {
+        run(
+            "generate vectors",
+            cargo().args([
+                "run",
+                "--quiet",
+                "-p",
+                "tresor-crypto",
+                "--example",
+                "gen_vectors",
+            ]),
+        )?;
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args(["-c", "import cryptography, argon2, blake3"])
+        .status()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !probe.success() {
+        run(
+            "pip install the verifier's dependencies",
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "cryptography",
+                "argon2-cffi",
+                "blake3",
+            ]),
+        )?;
+    }
+    run(
+        "independent verifier (Python)",
+        Command::new(&python).arg("xtask/vectors/verify.py"),
+    )?;
+    run(
+        "vector tests (Rust)",
+        cargo().args([
+            "test",
+            "--quiet",
+            "-p",
+            "tresor-crypto",
+            "-p",
+            "tresor-schema",
+            "--test",
+            "vectors",
+        ]),
+    )
 }
 
 /// Runs the main job: import chitchat data into a fresh encrypted store, then query it, back it

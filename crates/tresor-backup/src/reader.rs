@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use tresor_crypto::aead::SEAL_OVERHEAD;
-use tresor_crypto::{CryptoError, KeyHeader, Passphrase, SealingKey, StoreKeys};
+use tresor_crypto::{CryptoError, KeyHeader, SealingKey, Secret, StoreKeys};
 use tresor_schema::catalog::TableSpec;
 use tresor_schema::version;
 use zeroize::Zeroizing;
@@ -39,8 +39,8 @@ pub(crate) struct ChunkReader<R> {
 
 impl<R: Read> ChunkReader<R> {
     /// Reads the header, checks its schema version and unlocks its key header with
-    /// `passphrase`. Returns the reader and the store's keys.
-    pub fn open(mut input: R, passphrase: &Passphrase) -> Result<(Self, StoreKeys), BackupError> {
+    /// `secret`. Returns the reader and the store's keys.
+    pub fn open(mut input: R, secret: &Secret) -> Result<(Self, StoreKeys), BackupError> {
         let (header, raw) = Header::read(&mut input)?;
         let key_header =
             KeyHeader::decode(&header.key_header).map_err(|_| BackupError::MalformedHeader {
@@ -48,7 +48,7 @@ impl<R: Read> ChunkReader<R> {
             })?;
         version::check(header.schema_version).map_err(BackupError::UnsupportedSchema)?;
         let keys = key_header
-            .unlock(passphrase)
+            .unlock(secret)
             .map_err(|e| match e {
                 CryptoError::WrongPassphrase => BackupError::WrongPassphrase,
                 other => BackupError::Crypto(other),
@@ -180,7 +180,7 @@ pub(crate) fn for_each_entry(
 /// Reads a whole backup and checks everything a restore would rely on, writing nothing.
 ///
 /// Checks the header (magic, format version, key header, schema version), unlocks the key
-/// header with `passphrase`, authenticates every chunk at its position, decodes every entry
+/// header with `secret` (the passphrase, or the raw key of a raw-key store), authenticates every chunk at its position, decodes every entry
 /// (sealed-table values as their record types: `messages` as [`tresor_schema::Message`],
 /// `conversations` as [`tresor_schema::ConversationSummary`], `peers` as
 /// [`tresor_schema::PeerSummary`]; index values as 16-byte tokens), checks the trailer's
@@ -197,8 +197,8 @@ pub(crate) fn for_each_entry(
 /// [`BackupError::TrailerMismatch`], [`BackupError::DigestMismatch`],
 /// [`BackupError::TrailingData`], [`BackupError::Io`], [`BackupError::Crypto`] (a KDF
 /// failure).
-pub fn verify<R: Read>(input: R, passphrase: &Passphrase) -> Result<BackupSummary, BackupError> {
-    let (mut reader, _keys) = ChunkReader::open(input, passphrase)?;
+pub fn verify<R: Read>(input: R, secret: &Secret) -> Result<BackupSummary, BackupError> {
+    let (mut reader, _keys) = ChunkReader::open(input, secret)?;
     let mut tally = Tally::new();
     loop {
         match reader.next_chunk()? {

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use tresor_backend::{Backend, Durability, WriteBatch};
-use tresor_crypto::Passphrase;
+use tresor_crypto::Secret;
 use tresor_schema::catalog::{TABLES, TableKind};
 use tresor_schema::sealed;
 
@@ -13,7 +13,7 @@ use crate::{BackupError, BackupSummary};
 /// Restores the backup read from `input` into `target`, which must be empty, and returns the
 /// backup's summary.
 ///
-/// Unlocks the backup's key header with `passphrase` (a new device needs nothing else: the
+/// Unlocks the backup's key header with `secret` (passphrase or raw key) (a new device needs nothing else: the
 /// restored `meta` table holds the same key header, so the restored store opens with the same
 /// passphrase and has the same data key and index tokens). Runs every check of [`crate::verify`]
 /// while writing: each data chunk becomes one write batch in which sealed-table values are
@@ -36,7 +36,7 @@ use crate::{BackupError, BackupSummary};
 ///   if a commit fails.
 pub async fn restore<R: Read + Send>(
     input: R,
-    passphrase: &Passphrase,
+    secret: &Secret,
     target: &dyn Backend,
 ) -> Result<BackupSummary, BackupError> {
     for spec in TABLES {
@@ -48,7 +48,7 @@ pub async fn restore<R: Read + Send>(
             });
         }
     }
-    let (mut reader, keys) = ChunkReader::open(input, passphrase)?;
+    let (mut reader, keys) = ChunkReader::open(input, secret)?;
     let mut tally = crate::check::Tally::new();
     let mut pending: Option<WriteBatch> = None;
     loop {

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use tresor_backend::{Backend, Durability, MemoryBackend, WriteBatch};
 use tresor_backup::{BackupError, restore, verify};
-use tresor_crypto::Passphrase;
+use tresor_crypto::Secret;
 use tresor_schema::catalog::{self, TABLES};
 
 /// A small backup of a few entries in several chunks (cheap KDF), with its keys.
@@ -28,10 +28,10 @@ fn verify_err(bytes: &[u8]) -> BackupError {
 #[tokio::test]
 async fn wrong_passphrase() {
     let (_, _, file) = small_backup().await;
-    let err = verify(file.as_slice(), &Passphrase::from("wrong")).unwrap_err();
+    let err = verify(file.as_slice(), &Secret::from("wrong")).unwrap_err();
     assert!(matches!(err, BackupError::WrongPassphrase), "{err:?}");
     let target = MemoryBackend::new();
-    let err = restore(file.as_slice(), &Passphrase::from("wrong"), &target)
+    let err = restore(file.as_slice(), &Secret::from("wrong"), &target)
         .await
         .unwrap_err();
     assert!(matches!(err, BackupError::WrongPassphrase), "{err:?}");
@@ -255,7 +255,7 @@ async fn unsupported_schema_version_is_refused_before_unlocking() {
     let mut newer = file.clone();
     newer[33..37].copy_from_slice(&2u32.to_le_bytes());
     // Even with a wrong passphrase: the check comes before the KDF.
-    let err = verify(newer.as_slice(), &Passphrase::from("wrong")).unwrap_err();
+    let err = verify(newer.as_slice(), &Secret::from("wrong")).unwrap_err();
     assert!(matches!(err, BackupError::UnsupportedSchema(_)), "{err:?}");
     let target = MemoryBackend::new();
     let err = restore(newer.as_slice(), &passphrase(), &target)

@@ -7,13 +7,17 @@ use clap::{Args, Parser, Subcommand};
 /// tresor: an encrypted, indexed store for chat history.
 ///
 /// The passphrase comes from the environment variable TRESOR_PASSPHRASE, else from a prompt
-/// on a terminal.
+/// on a terminal; with --key-file the store is unlocked by a raw 32-byte key instead.
 #[derive(Debug, Parser)]
 #[command(name = "tresor", version, about, long_about = None)]
 pub struct Cli {
     /// Path of the store file (a redb database).
     #[arg(long, global = true, value_name = "PATH", env = "TRESOR_DB")]
     pub db: Option<PathBuf>,
+    /// Unlock with the raw key in this file (32 bytes, or 64 hex digits) instead of a
+    /// passphrase. A store created with a key file opens only with it (or after `passwd`).
+    #[arg(long, global = true, value_name = "PATH", env = "TRESOR_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +61,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show how the store is keyed: header version, KDF and parameters, key age, seals under
+    /// the current key, padding, rotation in progress.
+    Info {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the passphrase (new one from TRESOR_NEW_PASSPHRASE or a confirmed prompt), or
+    /// switch to a raw key with --new-key-file. Re-wraps the data key: instant, atomic.
+    Passwd {
+        /// Switch to the raw key in this file (32 bytes, or 64 hex digits).
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Replace the data key: re-encrypt every record and re-blind every index entry, online,
+    /// in atomic batches (resumable after a crash).
+    Rekey {
+        /// Entries per atomic batch (larger is faster; the store is exclusive to this process).
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch_size: u32,
+    },
 }
 
 /// Import sources.
@@ -66,6 +91,10 @@ pub enum Import {
     Chitchat {
         /// Corpus file; omit to import the bundled sample (300 conversations).
         file: Option<PathBuf>,
+        /// When this creates the store: pad records to Padmé lengths (hides record sizes
+        /// better, costs space).
+        #[arg(long)]
+        pad_records: bool,
         /// Messages per atomic, durable write batch.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_size: u32,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use tresor::{Message, Tresor};
+use tresor::{KdfParams, Message, Options, Secret, Tresor};
 
 use crate::cli::{Backup, Cli, Command, Import, MessagesArgs};
 use crate::{CliError, chitchat, passphrase};
@@ -15,19 +15,32 @@ use crate::{CliError, chitchat, passphrase};
 /// # Errors
 /// Any [`CliError`]; the binary prints it as one line and exits with status 1.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let key = cli.key_file.as_deref();
     match cli.command {
-        Command::Import(Import::Chitchat { file, batch_size }) => {
-            import_chitchat(&db(&cli.db)?, file, batch_size as usize, out).await
+        Command::Import(Import::Chitchat {
+            file,
+            batch_size,
+            pad_records,
+        }) => {
+            let options = Options::default().with_padding(pad_records);
+            import_chitchat(&db(&cli.db)?, key, file, batch_size as usize, options, out).await
         }
-        Command::Messages(args) => messages(&db(&cli.db)?, args, out).await,
-        Command::Stats { json } => stats(&db(&cli.db)?, json, out).await,
+        Command::Messages(args) => messages(&db(&cli.db)?, key, args, out).await,
+        Command::Stats { json } => stats(&db(&cli.db)?, key, json, out).await,
         Command::Backup(Backup::Create { out: dir }) => {
-            backup_create(&db(&cli.db)?, &dir, out).await
+            backup_create(&db(&cli.db)?, key, &dir, out).await
         }
-        Command::Backup(Backup::Verify { file }) => backup_verify(&file, out).await,
-        Command::Restore { file } => restore(&db(&cli.db)?, &file, out).await,
-        Command::Check { json } => check(&db(&cli.db)?, json, out).await,
-        Command::Repair { into, json } => repair(&db(&cli.db)?, into.as_deref(), json, out).await,
+        Command::Backup(Backup::Verify { file }) => backup_verify(&file, key, out).await,
+        Command::Restore { file } => restore(&db(&cli.db)?, key, &file, out).await,
+        Command::Info { json } => info(&db(&cli.db)?, key, json, out).await,
+        Command::Passwd { new_key_file } => {
+            passwd(&db(&cli.db)?, key, new_key_file.as_deref(), out).await
+        }
+        Command::Rekey { batch_size } => rekey(&db(&cli.db)?, key, batch_size as usize, out).await,
+        Command::Check { json } => check(&db(&cli.db)?, key, json, out).await,
+        Command::Repair { into, json } => {
+            repair(&db(&cli.db)?, key, into.as_deref(), json, out).await
+        }
     }
 }
 
@@ -35,17 +48,19 @@ fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
     db.clone().ok_or(CliError::NoDb)
 }
 
-async fn open_existing(path: &Path) -> Result<Tresor, CliError> {
+async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tresor, CliError> {
     if !path.exists() {
         return Err(CliError::NoStore(path.to_path_buf()));
     }
-    Ok(Tresor::open(path, passphrase::obtain(false)?).await?)
+    Ok(Tresor::open(path, passphrase::secret(key, false)?).await?)
 }
 
 async fn import_chitchat(
     db: &Path,
+    key: Option<&Path>,
     file: Option<PathBuf>,
     batch_size: usize,
+    options: Options,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let started = Instant::now();
@@ -61,9 +76,9 @@ async fn import_chitchat(
     .map_err(|_| CliError::Task)??;
     let parsed = started.elapsed();
     let store = if db.exists() {
-        Tresor::open(db, passphrase::obtain(false)?).await?
+        Tresor::open(db, passphrase::secret(key, false)?).await?
     } else {
-        Tresor::create(db, passphrase::obtain(true)?).await?
+        Tresor::create_with(db, passphrase::secret(key, true)?, options).await?
     };
     let messages: Vec<Message> = conversations.into_iter().flat_map(|c| c.messages).collect();
     let total = messages.len() as u64;
@@ -129,8 +144,13 @@ fn format_time(ms: i64) -> String {
     )
 }
 
-async fn messages(db: &Path, args: MessagesArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn messages(
+    db: &Path,
+    key: Option<&Path>,
+    args: MessagesArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, key).await?;
     let repo = store.messages();
     let before = args.before_id.as_deref();
     let sel = args.selector;
@@ -179,8 +199,13 @@ struct JsonStats {
     schema_version: u32,
 }
 
-async fn stats(db: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn stats(
+    db: &Path,
+    key: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, key).await?;
     let s = store.stats().await?;
     let stats = JsonStats {
         messages: s.messages,
@@ -214,8 +239,13 @@ fn describe(s: &tresor::BackupSummary) -> String {
     )
 }
 
-async fn backup_create(db: &Path, dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn backup_create(
+    db: &Path,
+    key: Option<&Path>,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, key).await?;
     let started = Instant::now();
     let backup = store.backup_to_dir(dir).await?;
     writeln!(out, "backup written: {}", backup.path.display())?;
@@ -228,14 +258,24 @@ async fn backup_create(db: &Path, dir: &Path, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
-async fn backup_verify(file: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let summary = tresor::verify_backup(file, passphrase::obtain(false)?).await?;
+async fn backup_verify(
+    file: &Path,
+    key: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let summary = tresor::verify_backup(file, passphrase::secret(key, false)?).await?;
     writeln!(out, "backup ok: {}", describe(&summary))?;
     Ok(())
 }
 
-async fn restore(db: &Path, file: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let (store, summary) = tresor::restore_backup(file, db, passphrase::obtain(false)?).await?;
+async fn restore(
+    db: &Path,
+    key: Option<&Path>,
+    file: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let (store, summary) =
+        tresor::restore_backup(file, db, passphrase::secret(key, false)?).await?;
     let stats = store.stats().await?;
     writeln!(out, "restored {} into {}", describe(&summary), db.display())?;
     writeln!(
@@ -265,8 +305,133 @@ fn print_issues(report: &tresor::CheckReport, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
-async fn check(db: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+#[derive(Serialize)]
+struct JsonInfo {
+    header_version: u8,
+    kdf: &'static str,
+    kdf_params: serde_json::Value,
+    key_created_ms: Option<i64>,
+    key_age_days: Option<f64>,
+    seals: u64,
+    seal_limit: u64,
+    padded: bool,
+    rotation_in_progress: Option<&'static str>,
+    unlock_ms: f64,
+}
+
+fn kdf_description(kdf: KdfParams) -> (&'static str, serde_json::Value) {
+    match kdf {
+        KdfParams::Argon2id {
+            memory_kib,
+            iterations,
+            parallelism,
+        } => (
+            "argon2id",
+            serde_json::json!({"memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism}),
+        ),
+        KdfParams::Pbkdf2Sha512 { iterations } => (
+            "pbkdf2-hmac-sha512",
+            serde_json::json!({ "iterations": iterations }),
+        ),
+        KdfParams::RawKey => ("raw-key-hkdf-sha256", serde_json::json!({})),
+        _ => ("unknown", serde_json::json!({})),
+    }
+}
+
+async fn info(
+    db: &Path,
+    key: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let secret = passphrase::secret(key, false)?;
+    if !db.exists() {
+        return Err(CliError::NoStore(db.to_path_buf()));
+    }
+    let started = Instant::now();
+    let store = Tresor::open(db, secret).await?;
+    let unlock_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let k = store.key_info().await?;
+    let (kdf, params) = kdf_description(k.kdf);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let info = JsonInfo {
+        header_version: k.header_version,
+        kdf,
+        kdf_params: params,
+        key_created_ms: k.key_created_ms,
+        key_age_days: k
+            .key_created_ms
+            .map(|c| (now - c).max(0) as f64 / 86_400_000.0),
+        seals: k.seals,
+        seal_limit: k.seal_limit,
+        padded: k.padded,
+        rotation_in_progress: k.rotation.as_ref().map(|r| r.table),
+        unlock_ms,
+    };
+    if json {
+        serde_json::to_writer(&mut *out, &info)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "key header version: {}", info.header_version)?;
+    writeln!(out, "kdf:                {kdf} {}", info.kdf_params)?;
+    match info.key_created_ms {
+        Some(c) => writeln!(
+            out,
+            "key created:        {} ({:.1} days ago)",
+            format_time(c),
+            info.key_age_days.unwrap_or(0.0)
+        )?,
+        None => writeln!(out, "key created:        unknown")?,
+    }
+    writeln!(
+        out,
+        "seals under key:    {} (rotation at {}; NIST SP 800-38D bound 2^32)",
+        info.seals, info.seal_limit
+    )?;
+    writeln!(
+        out,
+        "record padding:     {}",
+        if info.padded { "padme" } else { "none" }
+    )?;
+    match info.rotation_in_progress {
+        Some(t) => writeln!(out, "rotation:           in progress (table {t})")?,
+        None => writeln!(out, "rotation:           none in progress")?,
+    }
+    writeln!(out, "unlock time:        {unlock_ms:.0} ms")?;
+    Ok(())
+}
+
+async fn passwd(
+    db: &Path,
+    key: Option<&Path>,
+    new_key_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if !db.exists() {
+        return Err(CliError::NoStore(db.to_path_buf()));
+    }
+    let current: Secret = passphrase::secret(key, false)?;
+    let new = passphrase::new_secret(new_key_file)?;
+    let kind = new.kind();
+    let store = Tresor::open(db, current.clone()).await?;
+    store.change_passphrase(current, new).await?;
+    writeln!(
+        out,
+        "{kind} changed: the store now opens only with the new {kind}; backups made before keep the old one"
+    )?;
+    Ok(())
+}
+
+async fn check(
+    db: &Path,
+    key: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, key).await?;
     let report = store.check().await?;
     if json {
         serde_json::to_writer(&mut *out, &report)?;
@@ -283,6 +448,7 @@ async fn check(db: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliErro
 
 async fn repair(
     db: &Path,
+    key: Option<&Path>,
     into: Option<&Path>,
     json: bool,
     out: &mut dyn Write,
@@ -291,7 +457,7 @@ async fn repair(
         if !db.exists() {
             return Err(CliError::NoStore(db.to_path_buf()));
         }
-        let (_, report) = tresor::salvage(db, target, passphrase::obtain(false)?).await?;
+        let (_, report) = tresor::salvage(db, target, passphrase::secret(key, false)?).await?;
         if json {
             serde_json::to_writer(&mut *out, &report)?;
             writeln!(out)?;
@@ -312,7 +478,7 @@ async fn repair(
         }
         return Ok(());
     }
-    let store = open_existing(db).await?;
+    let store = open_existing(db, key).await?;
     let report = store.repair().await?;
     if json {
         serde_json::to_writer(&mut *out, &report)?;
@@ -325,5 +491,51 @@ async fn repair(
             report.index_entries_fixed, report.counters_fixed, report.records_lost
         )?;
     }
+    Ok(())
+}
+
+async fn rekey(
+    db: &Path,
+    key: Option<&Path>,
+    batch_size: usize,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if !db.exists() {
+        return Err(CliError::NoStore(db.to_path_buf()));
+    }
+    let secret = passphrase::secret(key, false)?;
+    let store = Tresor::open_with(
+        db,
+        secret,
+        Options::default().with_background_rotation(false),
+    )
+    .await?;
+    let stats = store.stats().await?;
+    let total = stats.messages + stats.conversations + stats.peers;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let summary = store
+        .rotate_key_with(batch_size, |step| bar.inc(step.examined))
+        .await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "{} key rotation: {} records re-encrypted in {} batches, {elapsed:.2} s ({:.0} records/s); the old key is retired",
+        if summary.began { "new" } else { "resumed" },
+        summary.migrated,
+        summary.batches,
+        summary.migrated as f64 / elapsed.max(1e-9)
+    )?;
     Ok(())
 }

@@ -11,18 +11,29 @@ pub enum CliError {
     /// No `--db` was given to a command that needs a store.
     #[error("no store given: pass --db PATH (or set TRESOR_DB)")]
     NoDb,
-    /// `TRESOR_PASSPHRASE` is unset and there is no terminal to prompt on.
-    #[error("no passphrase: set TRESOR_PASSPHRASE or run on a terminal")]
+    /// `TRESOR_PASSPHRASE` (or, for `passwd`, `TRESOR_NEW_PASSPHRASE`) is unset and there is no
+    /// terminal to prompt on.
+    #[error(
+        "no passphrase: set TRESOR_PASSPHRASE (and TRESOR_NEW_PASSPHRASE for passwd), pass --key-file, or run on a terminal"
+    )]
     NoPassphrase,
     /// The passphrase is empty.
     #[error("the passphrase is empty")]
     EmptyPassphrase,
-    /// `TRESOR_PASSPHRASE` is not valid UTF-8.
-    #[error("TRESOR_PASSPHRASE is not valid UTF-8")]
+    /// `TRESOR_PASSPHRASE` (or `TRESOR_NEW_PASSPHRASE`) is not valid UTF-8.
+    #[error("the passphrase variable is not valid UTF-8")]
     NonUtf8Passphrase,
     /// The two passphrase entries differ.
     #[error("the passphrases do not match")]
     PassphraseMismatch,
+    /// The `--key-file` cannot be read or does not hold a key.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Why (never the file's contents).
+        reason: String,
+    },
     /// Reading the passphrase from the terminal failed.
     #[error("cannot read the passphrase: {0}")]
     Prompt(std::io::Error),

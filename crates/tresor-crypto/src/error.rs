@@ -24,6 +24,18 @@ pub enum CryptoError {
     /// The KDF itself failed (e.g. the Argon2 implementation rejected its inputs).
     #[error("KDF failed: {0}")]
     Kdf(String),
+    /// A raw key (or key file) is not 32 bytes / 64 hex digits.
+    #[error("malformed raw key: {0}")]
+    MalformedKey(&'static str),
+    /// The secret is of the wrong kind for the header: a passphrase for a store unlocked by a
+    /// raw key, or the other way round.
+    #[error("this store is unlocked with a {expected}, not a {given}")]
+    SecretKind {
+        /// What the header's KDF needs: `"passphrase"` or `"raw key"`.
+        expected: &'static str,
+        /// What was given.
+        given: &'static str,
+    },
     /// The operating system's random number generator failed.
     #[error("random number generator failed")]
     Random,

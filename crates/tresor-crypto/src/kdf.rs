@@ -1,10 +1,13 @@
-//! Passphrase-based key derivation: passphrase + salt + parameters → 256-bit KEK.
+//! Key derivation: passphrase (or raw key) + salt + parameters → 256-bit KEK.
 
 use std::num::NonZeroU32;
 
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, Passphrase};
+use crate::{CryptoError, Secret};
+
+/// HKDF info label that turns a raw key into a KEK ([`KdfParams::RawKey`]).
+pub const INFO_RAW_KEK: &[u8] = b"tresor/v1/raw-kek";
 
 /// Length of the KDF salt in bytes (128 bits, as NIST SP 800-132 recommends at least).
 pub const SALT_LEN: usize = 16;
@@ -30,6 +33,10 @@ pub enum KdfParams {
         /// Iteration count.
         iterations: u32,
     },
+    /// No stretching: the secret is a uniformly random 32-byte [`crate::RawKey`] and
+    /// KEK = HKDF-SHA256(salt = header salt, IKM = raw key, info = `tresor/v1/raw-kek`)
+    /// (RFC 5869). Used for stores unlocked by an application key (SQLCipher's "raw key").
+    RawKey,
 }
 
 impl Default for KdfParams {
@@ -77,6 +84,8 @@ impl KdfParams {
                     ));
                 }
             }
+            // A raw key has full entropy: there is nothing to stretch.
+            Self::RawKey => {}
         }
         Ok(())
     }
@@ -98,6 +107,7 @@ impl KdfParams {
                     && (1..=64).contains(&parallelism)
             }
             Self::Pbkdf2Sha512 { iterations } => (1..=100_000_000).contains(&iterations),
+            Self::RawKey => true,
         };
         if ok {
             Ok(())
@@ -106,17 +116,38 @@ impl KdfParams {
         }
     }
 
-    /// Derives the 32-byte key-encryption key from `passphrase` and `salt`.
+    /// What kind of secret this KDF takes: `"passphrase"` or `"raw key"`.
+    pub fn secret_kind(&self) -> &'static str {
+        match self {
+            Self::RawKey => "raw key",
+            _ => "passphrase",
+        }
+    }
+
+    /// Derives the 32-byte key-encryption key from `secret` and `salt`.
     ///
     /// # Errors
-    /// [`CryptoError::KdfParams`] for out-of-range parameters, [`CryptoError::Kdf`] if Argon2
-    /// fails.
+    /// [`CryptoError::SecretKind`] if `secret` is a passphrase and this is
+    /// [`KdfParams::RawKey`], or the other way round; [`CryptoError::KdfParams`] for
+    /// out-of-range parameters, [`CryptoError::Kdf`] if Argon2 fails.
     pub fn derive_kek(
         &self,
-        passphrase: &Passphrase,
+        secret: &Secret,
         salt: &[u8; SALT_LEN],
     ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         self.check_maximum()?;
+        let passphrase = match (secret, self) {
+            (Secret::RawKey(key), Self::RawKey) => {
+                return Ok(crate::keys::hkdf_expand(salt, key.expose(), INFO_RAW_KEK));
+            }
+            (Secret::Passphrase(p), Self::Argon2id { .. } | Self::Pbkdf2Sha512 { .. }) => p,
+            (given, _) => {
+                return Err(CryptoError::SecretKind {
+                    expected: self.secret_kind(),
+                    given: given.kind(),
+                });
+            }
+        };
         let mut out = Zeroizing::new([0u8; 32]);
         match *self {
             Self::Argon2id {
@@ -141,6 +172,8 @@ impl KdfParams {
                     out.as_mut(),
                 );
             }
+            // Handled above.
+            Self::RawKey => {}
         }
         Ok(out)
     }
@@ -155,7 +188,7 @@ mod tests {
     #[test]
     fn known_answer_vectors() {
         let salt = *b"saltsaltsaltsalt";
-        let p = Passphrase::from("password");
+        let p = Secret::from("password");
         let pbkdf2 = KdfParams::Pbkdf2Sha512 { iterations: 1 }
             .derive_kek(&p, &salt)
             .unwrap();
@@ -172,6 +205,23 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn raw_key_kek_is_hkdf_and_kinds_must_match() {
+        use zeroize::Zeroizing;
+        let raw = Secret::from(crate::RawKey::new(Zeroizing::new([1; 32])));
+        let kek = KdfParams::RawKey.derive_kek(&raw, &[2; 16]).unwrap();
+        let again = crate::keys::hkdf_expand(&[2; 16], &[1; 32], INFO_RAW_KEK);
+        assert_eq!(kek, again);
+        assert!(matches!(
+            KdfParams::RawKey.derive_kek(&"pw".into(), &[2; 16]),
+            Err(CryptoError::SecretKind { .. })
+        ));
+        assert!(matches!(
+            KdfParams::PBKDF2_OWASP.derive_kek(&raw, &[2; 16]),
+            Err(CryptoError::SecretKind { .. })
+        ));
     }
 
     #[test]
@@ -199,7 +249,7 @@ mod tests {
             parallelism: 1,
         };
         assert!(matches!(
-            huge.derive_kek(&Passphrase::from("x"), &[0; 16]),
+            huge.derive_kek(&Secret::from("x"), &[0; 16]),
             Err(CryptoError::KdfParams(_))
         ));
     }

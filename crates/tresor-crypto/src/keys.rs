@@ -11,6 +11,8 @@ pub const INFO_VALUES: &[u8] = b"tresor/v1/values";
 pub const INFO_INDEX: &[u8] = b"tresor/v1/index";
 /// HKDF info label of the backup root subkey.
 pub const INFO_BACKUP: &[u8] = b"tresor/v1/backup";
+/// HKDF info label (and AAD) of the key that wraps the previous DEK during a key rotation.
+pub const INFO_PREVIOUS: &[u8] = b"tresor/v1/previous-dek";
 
 /// The store's random 256-bit data-encryption key. Everything else is derived from it.
 /// Zeroized on drop; `[REDACTED]` in `Debug`.
@@ -43,6 +45,36 @@ impl DataKey {
         &self.0
     }
 
+    /// Wraps `previous` (the DEK being retired by a key rotation) under a key derived from this
+    /// (the new) DEK: AES-256-GCM with key HKDF-SHA256(IKM = this DEK, salt = empty,
+    /// info = `tresor/v1/previous-dek`) and AAD `tresor/v1/previous-dek`. Returns
+    /// `nonce ‖ ct ‖ tag` (60 bytes). Whoever unlocks the new DEK can thus read both keys with
+    /// one KDF run.
+    ///
+    /// # Errors
+    /// [`CryptoError::Random`] if no nonce could be drawn.
+    pub fn wrap_previous(&self, previous: &DataKey) -> Result<Vec<u8>, CryptoError> {
+        SealingKey::new(&hkdf_sha256(&[], self.0.as_ref(), INFO_PREVIOUS))
+            .seal(INFO_PREVIOUS, previous.expose())
+    }
+
+    /// Opens what [`DataKey::wrap_previous`] wrapped.
+    ///
+    /// # Errors
+    /// [`CryptoError::AuthenticationFailed`] if `wrapped` was not made under this DEK or was
+    /// modified; [`CryptoError::Truncated`].
+    pub fn unwrap_previous(&self, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let raw = Zeroizing::new(
+            SealingKey::new(&hkdf_sha256(&[], self.0.as_ref(), INFO_PREVIOUS))
+                .open(INFO_PREVIOUS, wrapped)?,
+        );
+        let bytes: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::AuthenticationFailed)?;
+        Ok(DataKey::from_bytes(Zeroizing::new(bytes)))
+    }
+
     /// Derives the store's subkeys with HKDF-SHA256 (RFC 5869; empty salt, as the DEK is
     /// uniformly random), one info label per purpose.
     pub fn store_keys(&self) -> StoreKeys {
@@ -52,6 +84,12 @@ impl DataKey {
             backup_root: hkdf_expand(&[], self.0.as_ref(), INFO_BACKUP),
         }
     }
+}
+
+/// HKDF-SHA256 (RFC 5869) extract-then-expand to 32 bytes: the one derivation behind every
+/// subkey, the raw-key KEK and the per-backup keys (exposed for known-answer tests).
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    hkdf_expand(salt, ikm, info)
 }
 
 /// HKDF-SHA256 extract-then-expand to 32 bytes.
@@ -139,6 +177,16 @@ mod tests {
             hex,
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
         );
+    }
+
+    #[test]
+    fn previous_dek_round_trips_only_under_its_successor() {
+        let old = DataKey::from_bytes(Zeroizing::new([1; 32]));
+        let new = DataKey::from_bytes(Zeroizing::new([2; 32]));
+        let wrapped = new.wrap_previous(&old).unwrap();
+        assert_eq!(wrapped.len(), 60);
+        assert_eq!(new.unwrap_previous(&wrapped).unwrap().expose(), &[1; 32]);
+        assert!(old.unwrap_previous(&wrapped).is_err());
     }
 
     #[test]

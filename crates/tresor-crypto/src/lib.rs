@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! passphrase ──KDF (Argon2id | PBKDF2-HMAC-SHA512, salt + params in the KeyHeader)──▶ KEK
+//! raw key ──HKDF-SHA256 (salt from the KeyHeader, info "tresor/v1/raw-kek")──────────▶ KEK
 //! KEK ──AES-256-GCM unwrap (AAD = header fields)──▶ DEK (random 256-bit data key)
 //! DEK ──HKDF-SHA256 (RFC 5869), one info label each──▶ value key │ index key │ backup key
 //! ```
@@ -38,10 +39,21 @@ mod secret;
 pub use aead::SealingKey;
 pub use blind::{BlindKey, TOKEN_LEN, Token};
 pub use error::CryptoError;
-pub use header::KeyHeader;
+pub use header::{Kek, KeyHeader};
 pub use kdf::KdfParams;
 pub use keys::{DataKey, StoreKeys};
-pub use secret::Passphrase;
+pub use secret::{Passphrase, RAW_KEY_LEN, RawKey, Secret};
+
+/// Whether `a` and `b` are equal, in time independent of their contents (only their lengths
+/// may leak). Use it wherever secret bytes are compared.
+///
+/// Both inputs are hashed with BLAKE3 (whose running time depends on the length only) and
+/// the digests compared with `blake3::Hash`'s constant-time equality; equal digests mean
+/// equal inputs (collision resistance). `ring`'s own slice comparison is deprecated without
+/// side-channel promises, so it is not used.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    blake3::hash(a) == blake3::hash(b)
+}
 
 /// Fills `buf` with bytes from the operating system's CSPRNG (`ring::rand::SystemRandom`).
 ///

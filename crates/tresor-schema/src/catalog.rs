@@ -84,6 +84,18 @@ pub mod meta_keys {
     pub const SCHEMA_VERSION: &str = "schema_version";
     /// The next message sequence number to assign, `u64` little-endian.
     pub const NEXT_SEQ: &str = "next_seq";
+    /// AES-GCM seals made under the current value key, `u64` little-endian (absent = 0).
+    pub const SEAL_COUNT: &str = "seal_count";
+    /// When the current data key was made, ms since the Unix epoch, `i64` little-endian.
+    pub const KEY_CREATED_MS: &str = "key_created_ms";
+    /// Record padding: `u8`, 0 = none, 1 = Padmé (format-2 records) (absent = 0).
+    pub const PADDING: &str = "padding";
+    /// During a key rotation only: the previous data key wrapped under the current one
+    /// (60 bytes, `tresor_crypto::DataKey::wrap_previous`).
+    pub const ROTATION_PREVIOUS_DEK: &str = "rotation_previous_dek";
+    /// During a key rotation only: progress, `u8 table index ‖ last key migrated` (the table
+    /// index is the catalog position of the table being migrated).
+    pub const ROTATION_CURSOR: &str = "rotation_cursor";
 }
 
 #[cfg(test)]

@@ -2,7 +2,13 @@
 //!
 //! Format 1: the payload is the record serialized with bincode 2.0.1's serde support and
 //! `bincode::config::standard()` (little-endian, varint integers), decoded with a 16 MiB
-//! allocation limit and no trailing bytes allowed. See `docs/FORMAT.md`.
+//! allocation limit and no trailing bytes allowed.
+//!
+//! Format 2 (padded, for length hiding): `2 ‖ u32 LE n ‖ payload (n bytes, as format 1) ‖
+//! zero bytes`, padded so that the whole record is [`padded_len`] of its unpadded length
+//! `5 + n`: Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and
+//! Communication with PURBs", PETS 2019) with a floor of [`PAD_MIN`] bytes. See
+//! `docs/FORMAT.md`.
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -10,8 +16,23 @@ use crate::SchemaError;
 
 /// The record format written by this code.
 pub const RECORD_FORMAT: u8 = 1;
+/// The record format of padded records ([`encode_padded`]).
+pub const PADDED_FORMAT: u8 = 2;
 /// The largest payload a decode will allocate for, in bytes (16 MiB).
 pub const DECODE_LIMIT: usize = 16 * 1024 * 1024;
+/// The smallest padded record, in bytes: shorter records are padded up to it.
+pub const PAD_MIN: usize = 64;
+
+/// Padmé length of a record of `len` bytes (at least [`PAD_MIN`]): with `E = ⌊log2 L⌋` and
+/// `S = ⌊log2 E⌋ + 1`, the low `E − S` bits of `L` are rounded up, so at most `S` significant
+/// bits remain (overhead ≤ 12 %, leaking O(log log L) bits of the length).
+pub fn padded_len(len: usize) -> usize {
+    let l = len.max(PAD_MIN) as u64;
+    let e = 63 - u64::from(l.leading_zeros()); // ⌊log2 L⌋, L ≥ 64 so e ≥ 6
+    let s = 64 - u64::from(e.leading_zeros()); // ⌊log2 E⌋ + 1
+    let mask = (1u64 << (e - s)) - 1;
+    ((l + mask) & !mask) as usize
+}
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
@@ -30,16 +51,50 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, SchemaError> {
     Ok(out)
 }
 
-/// Decodes bytes written by [`encode`]. Never panics, whatever the input.
+/// Encodes `record` as a padded format-2 record (layout in the module docs), whose length is
+/// [`padded_len`] of the unpadded length.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_padded<T: Serialize>(record: &T) -> Result<Vec<u8>, SchemaError> {
+    let payload = bincode::serde::encode_to_vec(record, config())
+        .map_err(|e| SchemaError::Encode(e.to_string()))?;
+    let n = u32::try_from(payload.len())
+        .map_err(|_| SchemaError::Encode("record over 4 GiB".into()))?;
+    let total = padded_len(5 + payload.len());
+    let mut out = Vec::with_capacity(total);
+    out.push(PADDED_FORMAT);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out.resize(total, 0);
+    Ok(out)
+}
+
+/// Decodes bytes written by [`encode`] or [`encode_padded`]. Never panics, whatever the input.
 ///
 /// # Errors
 /// [`SchemaError::EmptyRecord`], [`SchemaError::UnknownFormat`], or [`SchemaError::Decode`]
 /// for a payload that does not decode as `T` or has trailing bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SchemaError> {
-    let (&format, payload) = bytes.split_first().ok_or(SchemaError::EmptyRecord)?;
-    if format != RECORD_FORMAT {
-        return Err(SchemaError::UnknownFormat(format));
-    }
+    let (&format, rest) = bytes.split_first().ok_or(SchemaError::EmptyRecord)?;
+    let payload = match format {
+        RECORD_FORMAT => rest,
+        PADDED_FORMAT => {
+            let (len, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| SchemaError::Decode("padded record without length".into()))?;
+            let n = u32::from_le_bytes(*len) as usize;
+            if n > rest.len() {
+                return Err(SchemaError::Decode("padded length past the record".into()));
+            }
+            let (payload, padding) = rest.split_at(n);
+            if padding.iter().any(|&b| b != 0) {
+                return Err(SchemaError::Decode("non-zero padding".into()));
+            }
+            payload
+        }
+        other => return Err(SchemaError::UnknownFormat(other)),
+    };
     let (value, used) = bincode::serde::decode_from_slice(payload, config())
         .map_err(|e| SchemaError::Decode(e.to_string()))?;
     if used != payload.len() {
@@ -99,14 +154,54 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn padded_messages_round_trip_at_padme_lengths(m in arb_message()) {
+            let plain = encode(&m).unwrap();
+            let padded = encode_padded(&m).unwrap();
+            prop_assert_eq!(padded[0], PADDED_FORMAT);
+            prop_assert_eq!(padded.len(), padded_len(plain.len() + 4));
+            prop_assert!(padded.len() >= plain.len() + 4);
+            prop_assert_eq!(decode::<Message>(&padded).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn padme_lengths() {
+        // Values from the PURBs paper's definition; at most 12 % overhead above 64.
+        assert_eq!(padded_len(0), 64);
+        assert_eq!(padded_len(64), 64);
+        assert_eq!(padded_len(65), 72);
+        assert_eq!(padded_len(100), 104);
+        assert_eq!(padded_len(1000), 1024);
+        assert_eq!(padded_len(1025), 1088);
+        for l in 64..100_000 {
+            let p = padded_len(l);
+            assert!(p >= l && (p - l) * 100 <= l * 12, "{l} -> {p}");
+        }
+    }
+
+    #[test]
+    fn padded_records_with_bad_padding_are_rejected() {
+        let m = Message::new("i", "c", "s", None, 1, "b");
+        let mut padded = encode_padded(&m).unwrap();
+        let last = padded.len() - 1;
+        padded[last] = 1;
+        assert!(decode::<Message>(&padded).is_err());
+        let mut padded = encode_padded(&m).unwrap();
+        padded[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode::<Message>(&padded).is_err());
+        assert!(decode::<Message>(&[PADDED_FORMAT, 1]).is_err());
+    }
+
     #[test]
     fn unknown_format_and_trailing_bytes_are_rejected() {
         let m = Message::new("i", "c", "s", None, 1, "b");
         let mut bytes = encode(&m).unwrap();
-        bytes[0] = 2;
+        bytes[0] = 3;
         assert!(matches!(
             decode::<Message>(&bytes),
-            Err(SchemaError::UnknownFormat(2))
+            Err(SchemaError::UnknownFormat(3))
         ));
         let mut bytes = encode(&m).unwrap();
         bytes.push(0);

@@ -117,6 +117,19 @@ pub fn seal_message(
     crate::sealed::seal(keys, MESSAGES, &t.id, m)
 }
 
+/// As [`seal_message`], padded to a Padmé length when `padded` ([`crate::sealed::seal_with`]).
+///
+/// # Errors
+/// As [`crate::sealed::seal`].
+pub fn seal_message_with(
+    keys: &StoreKeys,
+    t: &MessageTokens,
+    m: &Message,
+    padded: bool,
+) -> Result<Vec<u8>, SchemaError> {
+    crate::sealed::seal_with(keys, MESSAGES, &t.id, m, padded)
+}
+
 /// Opens a sealed message record stored under `token`.
 ///
 /// # Errors

@@ -39,6 +39,25 @@ pub fn seal_bytes(
         .map_err(SchemaError::Seal)
 }
 
+/// Encodes `record` (padded to a Padmé length when `padded`: [`codec::encode_padded`]) and
+/// seals it for `table`/`key`.
+///
+/// # Errors
+/// [`SchemaError::Encode`] or [`SchemaError::Seal`].
+pub fn seal_with<T: Serialize>(
+    keys: &StoreKeys,
+    table: &str,
+    key: &[u8],
+    record: &T,
+    padded: bool,
+) -> Result<Vec<u8>, SchemaError> {
+    if padded {
+        seal_bytes(keys, table, key, &codec::encode_padded(record)?)
+    } else {
+        seal(keys, table, key, record)
+    }
+}
+
 /// Opens a sealed value of `table`/`key` to its encoded record bytes.
 ///
 /// # Errors

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tresor_backup::BackupSummary;
-use tresor_crypto::Passphrase;
+use tresor_crypto::Secret;
 use tresor_redb::RedbBackend;
 
 use crate::error::io;
@@ -30,17 +30,25 @@ fn now_ms() -> i64 {
 
 impl Tresor {
     /// Streams a backup of the whole store to `out` (format: `docs/FORMAT.md`, "Backup file").
-    /// Writes wait while the backup runs, so it is a consistent cut of the store.
+    /// Writes wait while the backup runs, so it is a consistent cut of the store. A key
+    /// rotation in progress is finished first (a backup holds one key generation).
     ///
     /// # Errors
-    /// [`Error::Backup`] if writing or reading fails.
+    /// [`Error::Backup`] if writing or reading fails; as [`Tresor::rotate_key`] if finishing a
+    /// rotation fails.
     pub async fn backup_to<W: Write + Send>(&self, out: W) -> Result<BackupSummary, Error> {
         let inner = &self.inner;
-        let _writer = inner.writer.lock().await;
-        Ok(
-            tresor_backup::create(&*inner.backend, &inner.keys, &inner.header, now_ms(), out)
-                .await?,
+        let mut writer = inner.writer.lock().await;
+        inner.finish_rotation_locked(&mut writer).await?;
+        let ring = inner.keyring();
+        Ok(tresor_backup::create(
+            &*inner.backend,
+            &ring.current,
+            &writer.keys.header,
+            now_ms(),
+            out,
         )
+        .await?)
     }
 
     /// Writes a backup file into directory `dir` (created if missing), named
@@ -85,25 +93,24 @@ impl Tresor {
 }
 
 /// Reads and checks the whole backup file at `path` (every chunk's tag, the trailer, the
-/// digest, every record) with `passphrase`, writing nothing.
+/// digest, every record) with `secret` (the passphrase, or the raw key of a raw-key store, that
+/// opened the store when the backup was taken), writing nothing.
 ///
 /// # Errors
 /// [`Error::WrongPassphrase`]; [`Error::Backup`] for a damaged, truncated or foreign file;
 /// [`Error::Io`] if it cannot be opened.
-pub async fn verify_backup(
-    path: impl AsRef<Path>,
-    passphrase: Passphrase,
-) -> Result<BackupSummary, Error> {
+pub async fn verify_backup(path: impl AsRef<Path>, secret: Secret) -> Result<BackupSummary, Error> {
     let path = path.as_ref().to_path_buf();
     let file = File::open(&path).map_err(io(format!("open {}", path.display())))?;
-    let summary = tokio::task::spawn_blocking(move || {
-        tresor_backup::verify(BufReader::new(file), &passphrase)
-    })
-    .await??;
+    let summary =
+        tokio::task::spawn_blocking(move || tresor_backup::verify(BufReader::new(file), &secret))
+            .await??;
     Ok(summary)
 }
 
-/// Restores the backup at `backup` into a new store at `new_store` and opens it.
+/// Restores the backup at `backup` into a new store at `new_store` and opens it with `secret`
+/// (the backup's passphrase or raw key). The restored store has the backup's data key; its
+/// seal count is the backup's plus the records the restore re-sealed.
 ///
 /// The store is built in a temporary file beside `new_store` and renamed into place only once
 /// the backup has been read and checked completely; an interrupted or failed restore leaves
@@ -116,7 +123,7 @@ pub async fn verify_backup(
 pub async fn restore_backup(
     backup: impl AsRef<Path>,
     new_store: impl AsRef<Path>,
-    passphrase: Passphrase,
+    secret: Secret,
 ) -> Result<(Tresor, BackupSummary), Error> {
     let backup = backup.as_ref();
     let target = new_store.as_ref().to_path_buf();
@@ -139,7 +146,7 @@ pub async fn restore_backup(
     let result = async {
         let t = temp.clone();
         let backend = tokio::task::spawn_blocking(move || RedbBackend::open(t)).await??;
-        let summary = tresor_backup::restore(BufReader::new(file), &passphrase, &backend).await?;
+        let summary = tresor_backup::restore(BufReader::new(file), &secret, &backend).await?;
         // Close the database before it becomes visible under its final name.
         tokio::task::spawn_blocking(move || drop(backend)).await?;
         // hard_link fails if the target appeared meanwhile: never overwrite a store.
@@ -159,7 +166,13 @@ pub async fn restore_backup(
     let _ = std::fs::remove_file(&temp);
     let summary = result?;
     sync_dir(&dir);
-    let store = Tresor::open_with(&target, passphrase, Options::default()).await?;
+    let store = Tresor::open_with(&target, secret, Options::default()).await?;
+    let resealed: u64 = tresor_schema::catalog::TABLES
+        .iter()
+        .filter(|t| t.kind == tresor_schema::catalog::TableKind::Sealed)
+        .map(|t| summary.table_entries(t.name))
+        .sum();
+    store.add_seals(resealed).await?;
     Ok((store, summary))
 }
 

@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use serde::Serialize;
 use tresor_backend::{Direction, Entry, KeyRange, WriteBatch};
-use tresor_crypto::Token;
+use tresor_crypto::{StoreKeys, Token};
 use tresor_schema::catalog::{
     CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, meta_keys,
 };
@@ -133,7 +133,8 @@ struct Derived {
 }
 
 impl Tresor {
-    /// Checks the whole store: opens and decodes every record, checks every index entry against
+    /// Checks the whole store (after finishing a key rotation in progress, since a check reads
+    /// one key generation): opens and decodes every record, checks every index entry against
     /// its record in both directions, recomputes the counters, and checks the schema version
     /// and `next_seq`. Writes wait while it runs. Memory is proportional to the number of index
     /// entries (about 80 bytes each).
@@ -142,8 +143,12 @@ impl Tresor {
     /// [`Error::Backend`] if the store cannot be read at all. Damage found in the data is
     /// reported in the [`CheckReport`], not as an error.
     pub async fn check(&self) -> Result<CheckReport, Error> {
-        let _writer = self.inner.writer.lock().await;
-        let (report, _) = check_locked(&self.inner).await?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock().await;
+        // A check reads one key generation: a rotation in progress is finished first.
+        inner.finish_rotation_locked(&mut writer).await?;
+        let ring = inner.keyring();
+        let (report, _) = check_locked(inner, &ring.current).await?;
         Ok(report)
     }
 
@@ -158,12 +163,14 @@ impl Tresor {
         let inner = &self.inner;
         let mut writer = inner.writer.lock().await;
         writer.refresh(&*inner.backend).await?;
-        let (found, derived) = check_locked(inner).await?;
+        inner.finish_rotation_locked(&mut writer).await?;
+        let ring = inner.keyring();
+        let keys = &ring.current;
+        let (found, derived) = check_locked(inner, keys).await?;
         let mut report = RepairReport {
             found: found.clone(),
             ..RepairReport::default()
         };
-        let keys = &inner.keys;
         let mut ops = WriteBatch::new();
         for issue in &found.issues {
             let key = unhex(&issue.key);
@@ -292,8 +299,7 @@ async fn for_each_entry(
     }
 }
 
-async fn check_locked(inner: &Inner) -> Result<(CheckReport, Derived), Error> {
-    let keys = &inner.keys;
+async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, Derived), Error> {
     let mut report = CheckReport::default();
     let mut d = Derived::default();
     let issue = |table: &'static str, key: &[u8], kind: IssueKind, severity: Severity| Issue {

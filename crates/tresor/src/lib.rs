@@ -23,6 +23,9 @@
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
 //! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
+//! - `keys.rs`: the keys of an open store: unlock ([`Secret`]: passphrase or [`RawKey`]),
+//!   seal counting, [`Tresor::change_passphrase`], [`Tresor::key_info`].
+//! - `rotation.rs`: [`Tresor::rotate_key`], online key rotation in atomic batches.
 //! - [`Error`] (`error.rs`): every failure, typed.
 //!
 //! # Architecture invariants
@@ -37,22 +40,26 @@
 mod backup;
 mod check;
 mod error;
+mod keys;
 mod messages;
 mod options;
+mod rotation;
 mod salvage;
 mod store;
 
 pub use backup::{BackupFile, restore_backup, verify_backup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use error::Error;
+pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
-pub use options::Options;
+pub use options::{DEFAULT_SEAL_LIMIT, Options};
+pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
 pub use tresor_backup::BackupSummary;
-pub use tresor_crypto::{KdfParams, Passphrase};
+pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_schema::Message;
 
 /// The tresor version this library is (Cargo package version).

@@ -10,12 +10,28 @@ use tresor_schema::catalog::{
 use tresor_schema::index::{order_key, token_value};
 use tresor_schema::messages::{
     conversation_token, index_entries, message_token, open_message, peer_ids, peer_token, position,
-    seal_message, tokens,
+    seal_message_with, tokens,
 };
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
 
+use crate::keys::Keyring;
 use crate::store::Inner;
 use crate::{Error, Tresor};
+
+/// A stored message and whether it lives under the previous key (during a rotation).
+type Found = (Message, bool);
+
+/// Opens a message record stored under `token`: with the current keys, or, during a rotation,
+/// the previous ones. Returns the message and whether it was under the previous keys.
+fn open_any(ring: &Keyring, token: &[u8], bytes: &[u8]) -> Result<Found, Error> {
+    match open_message(&ring.current, token, bytes) {
+        Ok(m) => Ok((m, false)),
+        Err(e) => match &ring.previous {
+            Some(prev) => Ok((open_message(prev, token, bytes)?, true)),
+            None => Err(e.into()),
+        },
+    }
+}
 
 /// What [`Messages::save_batch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,38 +104,65 @@ impl<'a> Messages<'a> {
             return Ok(summary);
         }
         let inner = self.inner();
-        let keys = &inner.keys;
         let mut writer = inner.writer.lock().await;
         writer.refresh(&*inner.backend).await?;
+        // Taken under the writer lock: the keys cannot change until the batch is committed.
+        let ring = inner.keyring();
+        let keys = &ring.current;
         let mut next_seq = writer.next_seq;
 
         let toks: Vec<_> = batch.iter().map(|m| tokens(keys, m)).collect();
         let ids: Vec<Vec<u8>> = toks.iter().map(|t| t.id.to_vec()).collect();
         let stored = inner.backend.get_many(MESSAGES, &ids).await?;
+        // During a rotation, a message not yet migrated lives under its previous token.
+        let stored_old = match &ring.previous {
+            Some(prev) => {
+                let old_ids: Vec<Vec<u8>> = batch
+                    .iter()
+                    .map(|m| message_token(prev, &m.id).to_vec())
+                    .collect();
+                inner.backend.get_many(MESSAGES, &old_ids).await?
+            }
+            None => vec![None; batch.len()],
+        };
 
-        let mut current: HashMap<Token, Option<Message>> = HashMap::new();
+        let mut current: HashMap<Token, Option<Found>> = HashMap::new();
         let mut ops = WriteBatch::new();
         let mut conversations = Deltas::new();
         let mut peers = Deltas::new();
 
-        for ((message, t), stored) in batch.iter().zip(&toks).zip(stored) {
+        for (((message, t), stored), stored_old) in
+            batch.iter().zip(&toks).zip(stored).zip(stored_old)
+        {
             let previous = match current.get(&t.id) {
                 Some(p) => p.clone(),
-                None => match stored {
-                    Some(bytes) => Some(open_message(keys, &t.id, &bytes)?),
-                    None => None,
+                None => match (stored, stored_old, &ring.previous) {
+                    (Some(bytes), _, _) => Some((open_message(keys, &t.id, &bytes)?, false)),
+                    (None, Some(bytes), Some(prev)) => {
+                        let token = message_token(prev, &message.id);
+                        Some((open_message(prev, &token, &bytes)?, true))
+                    }
+                    _ => None,
                 },
             };
             let mut new = message.clone();
             match &previous {
-                Some(p) if p.same_content(message) => {
+                Some((p, _)) if p.same_content(message) => {
                     summary.unchanged += 1;
                     current.insert(t.id, previous);
                     continue;
                 }
-                Some(p) => {
+                Some((p, old)) => {
                     new.seq = p.seq;
-                    for (table, key, _) in index_entries(p, &tokens(keys, p)) {
+                    let gen_keys = match (&ring.previous, old) {
+                        (Some(prev), true) => prev,
+                        _ => keys,
+                    };
+                    let pt = tokens(gen_keys, p);
+                    if *old {
+                        ops.delete(MESSAGES, pt.id.to_vec());
+                    }
+                    for (table, key, _) in index_entries(p, &pt) {
                         ops.delete(table, key);
                     }
                     bump(
@@ -139,7 +182,11 @@ impl<'a> Messages<'a> {
                     summary.inserted += 1;
                 }
             }
-            ops.put(MESSAGES, t.id, seal_message(keys, t, &new)?);
+            ops.put(
+                MESSAGES,
+                t.id,
+                seal_message_with(keys, t, &new, inner.padded)?,
+            );
             for (table, key, value) in index_entries(&new, t) {
                 ops.put(table, key, value);
             }
@@ -147,31 +194,31 @@ impl<'a> Messages<'a> {
             for (token, id) in t.peers.iter().zip(peer_ids(&new)) {
                 bump(&mut peers, *token, id, 1);
             }
-            current.insert(t.id, Some(new));
+            current.insert(t.id, Some((new, false)));
         }
 
-        self.apply_count_deltas(&mut ops, conversations, peers)
+        self.apply_count_deltas(&ring, &mut ops, conversations, peers)
             .await?;
         if next_seq != writer.next_seq {
             ops.put(META, meta_keys::NEXT_SEQ, next_seq.to_le_bytes().to_vec());
         }
-        if let Err(e) = inner.backend.commit(ops, inner.options.durability).await {
-            writer.stale = true;
-            return Err(e.into());
-        }
+        inner.commit_locked(&mut writer, ops).await?;
         writer.next_seq = next_seq;
         Ok(summary)
     }
 
     /// Adds to `ops` the new sealed summaries of every conversation and peer whose message
-    /// count changed, deleting those whose count drops to zero.
+    /// count changed, deleting those whose count drops to zero. During a rotation a summary
+    /// still under its previous token is moved to its new token (it carries the whole count).
     async fn apply_count_deltas(
         &self,
+        ring: &Keyring,
         ops: &mut WriteBatch,
         conversations: Deltas,
         peers: Deltas,
     ) -> Result<(), Error> {
-        let keys = &self.inner().keys;
+        let keys = &ring.current;
+        let padded = self.inner().padded;
         for (table, deltas) in [
             (CONVERSATIONS, conversations),
             (tresor_schema::catalog::PEERS, peers),
@@ -182,17 +229,34 @@ impl<'a> Messages<'a> {
             }
             let tokens: Vec<Vec<u8>> = deltas.iter().map(|(t, _)| t.to_vec()).collect();
             let stored = self.inner().backend.get_many(table, &tokens).await?;
-            for ((token, (id, delta)), stored) in deltas.into_iter().zip(stored) {
-                let old = match &stored {
-                    Some(bytes) => open_count(keys, table, &token, bytes)?,
-                    None => 0,
+            let stored_old = match &ring.previous {
+                Some(prev) => {
+                    let old: Vec<Vec<u8>> = deltas
+                        .iter()
+                        .map(|(_, (id, _))| summary_token(prev, table, id).to_vec())
+                        .collect();
+                    self.inner().backend.get_many(table, &old).await?
+                }
+                None => vec![None; deltas.len()],
+            };
+            for (((token, (id, delta)), stored), stored_old) in
+                deltas.into_iter().zip(stored).zip(stored_old)
+            {
+                let old = match (&stored, &stored_old, &ring.previous) {
+                    (Some(bytes), _, _) => open_count(keys, table, &token, bytes)?,
+                    (None, Some(bytes), Some(prev)) => {
+                        let old_token = summary_token(prev, table, &id);
+                        ops.delete(table, old_token.to_vec());
+                        open_count(prev, table, &old_token, bytes)?
+                    }
+                    _ => 0,
                 };
                 let new = old as i64 + delta;
                 if new <= 0 {
                     ops.delete(table, token.to_vec());
                 } else {
                     let value = if table == CONVERSATIONS {
-                        sealed::seal(
+                        sealed::seal_with(
                             keys,
                             table,
                             &token,
@@ -200,9 +264,10 @@ impl<'a> Messages<'a> {
                                 id,
                                 message_count: new as u64,
                             },
+                            padded,
                         )?
                     } else {
-                        sealed::seal(
+                        sealed::seal_with(
                             keys,
                             table,
                             &token,
@@ -210,6 +275,7 @@ impl<'a> Messages<'a> {
                                 id,
                                 message_count: new as u64,
                             },
+                            padded,
                         )?
                     };
                     ops.put(table, token.to_vec(), value);
@@ -224,12 +290,30 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// [`Error::Corrupted`] if its record does not authenticate; [`Error::Backend`].
     pub async fn get(&self, id: &str) -> Result<Option<Message>, Error> {
-        let keys = &self.inner().keys;
-        let token = message_token(keys, id);
-        match self.inner().backend.get(MESSAGES, &token).await? {
-            Some(bytes) => Ok(Some(open_message(keys, &token, &bytes)?)),
-            None => Ok(None),
+        loop {
+            let ring = self.inner().keyring();
+            let found = self.get_with(&ring, id).await?;
+            // A miss under a stale keyring (a rotation began or ended meanwhile) is retried.
+            if found.is_some() || self.inner().keyring().epoch == ring.epoch {
+                return Ok(found.map(|(m, _)| m));
+            }
         }
+    }
+
+    /// Looks `id` up under the current token, then (during a rotation) the previous one.
+    async fn get_with(&self, ring: &Keyring, id: &str) -> Result<Option<Found>, Error> {
+        let backend = &self.inner().backend;
+        let token = message_token(&ring.current, id);
+        if let Some(bytes) = backend.get(MESSAGES, &token).await? {
+            return Ok(Some(open_any(ring, &token, &bytes)?));
+        }
+        if let Some(prev) = &ring.previous {
+            let token = message_token(prev, id);
+            if let Some(bytes) = backend.get(MESSAGES, &token).await? {
+                return Ok(Some(open_any(ring, &token, &bytes)?));
+            }
+        }
+        Ok(None)
     }
 
     /// The newest `limit` messages of conversation `conversation_id`, older than the message
@@ -244,8 +328,14 @@ impl<'a> Messages<'a> {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
-        let prefix = conversation_token(&self.inner().keys, conversation_id).to_vec();
-        self.query(MSG_BY_CONVERSATION, prefix, limit, before).await
+        let id = conversation_id.to_owned();
+        self.query(
+            MSG_BY_CONVERSATION,
+            move |k| conversation_token(k, &id).to_vec(),
+            limit,
+            before,
+        )
+        .await
     }
 
     /// The newest `limit` messages sent or received by peer `peer_id`, older than `before` if
@@ -259,8 +349,14 @@ impl<'a> Messages<'a> {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
-        let prefix = peer_token(&self.inner().keys, peer_id).to_vec();
-        self.query(MSG_BY_PEER, prefix, limit, before).await
+        let id = peer_id.to_owned();
+        self.query(
+            MSG_BY_PEER,
+            move |k| peer_token(k, &id).to_vec(),
+            limit,
+            before,
+        )
+        .await
     }
 
     /// The newest `limit` messages of the whole store, older than `before` if given.
@@ -268,63 +364,103 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// As [`Messages::by_conversation`].
     pub async fn recent(&self, limit: usize, before: Option<&str>) -> Result<Vec<Message>, Error> {
-        self.query(MSG_BY_TIME, Vec::new(), limit, before).await
+        self.query(MSG_BY_TIME, |_| Vec::new(), limit, before).await
     }
 
+    /// One page of `table` under the prefix `prefix(keys)` — of both key generations during a
+    /// rotation, merged in order — newest first.
     async fn query(
         &self,
         table: &'static str,
-        prefix: Vec<u8>,
+        prefix: impl Fn(&tresor_crypto::StoreKeys) -> Vec<u8>,
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let range = match before {
-            None => KeyRange::prefix(&prefix),
-            Some(id) => {
-                let cursor = self.get(id).await?.ok_or(Error::CursorNotFound)?;
-                let mut upper = prefix.clone();
-                upper.extend_from_slice(&order_key(position(&cursor)));
-                KeyRange::prefix_below(&prefix, upper)
-            }
+        let cursor = match before {
+            None => None,
+            Some(id) => Some(self.get(id).await?.ok_or(Error::CursorNotFound)?),
         };
-        if let Some(found) = self.read_page(table, range.clone(), limit).await? {
-            return Ok(found);
+        for _ in 0..3 {
+            let ring = self.inner().keyring();
+            let found = self
+                .read_page(&ring, table, &prefix, cursor.as_ref(), limit)
+                .await?;
+            if let Some(found) = found
+                && self.inner().keyring().epoch == ring.epoch
+            {
+                return Ok(found);
+            }
         }
-        // A record vanished between the index scan and the record read: a concurrent delete.
-        // Read again while holding the writer lock, which no write can interleave with.
+        // A record vanished between the index scan and the record read (a concurrent delete
+        // or a rotation batch), or the keys changed: read again while holding the writer
+        // lock, which no write can interleave with.
         let _writer = self.inner().writer.lock().await;
-        self.read_page(table, range, limit)
+        let ring = self.inner().keyring();
+        self.read_page(&ring, table, &prefix, cursor.as_ref(), limit)
             .await?
             .ok_or_else(|| Error::Corrupted(format!("index {table} points at a missing message")))
     }
 
-    /// One index scan and one batched record read; `None` if an index entry's record is gone.
+    /// Index scans (one per key generation) and one batched record read; `None` if an index
+    /// entry's record is gone.
     async fn read_page(
         &self,
+        ring: &Keyring,
         table: &'static str,
-        range: KeyRange,
+        prefix: &impl Fn(&tresor_crypto::StoreKeys) -> Vec<u8>,
+        cursor: Option<&Message>,
         limit: usize,
     ) -> Result<Option<Vec<Message>>, Error> {
         let inner = self.inner();
-        let entries = inner
-            .backend
-            .scan(table, range, Direction::Reverse, limit)
-            .await?;
-        let ids = entries
-            .iter()
-            .map(|(_, v)| token_value(v, table).map(|t| t.to_vec()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut prefixes = vec![prefix(&ring.current)];
+        if let Some(prev) = &ring.previous
+            && table != MSG_BY_TIME
+        {
+            prefixes.push(prefix(prev));
+        }
+        // (order key, full index key, message token), from every generation.
+        let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        for p in &prefixes {
+            let range = match cursor {
+                None => KeyRange::prefix(p),
+                Some(c) => {
+                    let mut upper = p.clone();
+                    upper.extend_from_slice(&order_key(position(c)));
+                    KeyRange::prefix_below(p, upper)
+                }
+            };
+            for (key, value) in inner
+                .backend
+                .scan(table, range, Direction::Reverse, limit)
+                .await?
+            {
+                let order = key.get(p.len()..).unwrap_or_default().to_vec();
+                let token = token_value(&value, table)?.to_vec();
+                entries.push((order, key, token));
+            }
+        }
+        if prefixes.len() > 1 {
+            entries.sort_by(|a, b| b.0.cmp(&a.0));
+            entries.truncate(limit);
+        }
+        let (index_keys, ids): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            entries.into_iter().map(|(_, key, id)| (key, id)).unzip();
         let records = inner.backend.get_many(MESSAGES, &ids).await?;
         let mut out = Vec::with_capacity(records.len());
-        for ((id, record), (index_key, _)) in ids.iter().zip(records).zip(&entries) {
+        for ((id, record), index_key) in ids.iter().zip(records).zip(&index_keys) {
             let Some(bytes) = record else { return Ok(None) };
-            let m = open_message(&inner.keys, id, &bytes)?;
+            let (m, previous) = open_any(ring, id, &bytes)?;
             // Index keys are not authenticated: check the entry is where this (authentic)
-            // record's entry belongs, so an altered index is an error, never a wrong answer.
-            let t = tokens(&inner.keys, &m);
+            // record's entry belongs (under the keys that opened it), so an altered index is
+            // an error, never a wrong answer.
+            let keys = match (&ring.previous, previous) {
+                (Some(prev), true) => prev,
+                _ => &ring.current,
+            };
+            let t = tokens(keys, &m);
             if !index_entries(&m, &t)
                 .iter()
                 .any(|(tb, key, _)| *tb == table && key == index_key)
@@ -344,29 +480,42 @@ impl<'a> Messages<'a> {
     /// [`Error::Backend`] if the delete cannot be committed; [`Error::Corrupted`].
     pub async fn delete(&self, id: &str) -> Result<bool, Error> {
         let inner = self.inner();
-        let keys = &inner.keys;
-        let _writer = inner.writer.lock().await;
-        let token = message_token(keys, id);
-        let Some(bytes) = inner.backend.get(MESSAGES, &token).await? else {
+        let mut writer = inner.writer.lock().await;
+        let ring = inner.keyring();
+        let Some((m, old)) = self.get_with(&ring, id).await? else {
             return Ok(false);
         };
-        let m = open_message(keys, &token, &bytes)?;
-        let t = tokens(keys, &m);
+        let gen_keys = match (&ring.previous, old) {
+            (Some(prev), true) => prev,
+            _ => &ring.current,
+        };
+        let t = tokens(gen_keys, &m);
         let mut ops = WriteBatch::new();
-        ops.delete(MESSAGES, token.to_vec());
+        ops.delete(MESSAGES, t.id.to_vec());
         for (table, key, _) in index_entries(&m, &t) {
             ops.delete(table, key);
         }
+        // Counts are kept under the current tokens (apply_count_deltas moves old summaries).
+        let t = tokens(&ring.current, &m);
         let mut conversations = Deltas::new();
         let mut peers = Deltas::new();
         bump(&mut conversations, t.conversation, &m.conversation_id, -1);
         for (token, pid) in t.peers.iter().zip(peer_ids(&m)) {
             bump(&mut peers, *token, pid, -1);
         }
-        self.apply_count_deltas(&mut ops, conversations, peers)
+        self.apply_count_deltas(&ring, &mut ops, conversations, peers)
             .await?;
-        inner.backend.commit(ops, inner.options.durability).await?;
+        inner.commit_locked(&mut writer, ops).await?;
         Ok(true)
+    }
+}
+
+/// The token of a conversation (`conversations`) or peer (`peers`) summary id.
+fn summary_token(keys: &tresor_crypto::StoreKeys, table: &str, id: &str) -> Token {
+    if table == CONVERSATIONS {
+        conversation_token(keys, id)
+    } else {
+        peer_token(keys, id)
     }
 }
 

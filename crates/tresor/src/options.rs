@@ -3,16 +3,38 @@
 use tresor_backend::Durability;
 use tresor_crypto::KdfParams;
 
+/// The default [`Options::seal_limit`]: 2^31 AES-GCM seals under one value key.
+///
+/// NIST SP 800-38D §8.3 requires that, with random 96-bit nonces, the total number of
+/// invocations of the authenticated encryption function under one key not exceed 2^32, which
+/// keeps the probability of a nonce collision below 2^-32. Rotating at half that bound leaves
+/// room for seals made by other copies of the same key (a store restored from a backup shares
+/// its data key) and for the seals of a rotation itself.
+pub const DEFAULT_SEAL_LIMIT: u64 = 1 << 31;
+
 /// Options for creating and using a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
-    /// KDF used when *creating* a store (an existing store keeps the parameters in its header).
-    /// Default: Argon2id at OWASP's minimum (m = 19 MiB, t = 2, p = 1).
+    /// KDF used when *creating* a store or *changing its passphrase* (an existing store keeps
+    /// the parameters in its header until then). Ignored for raw keys. Default: Argon2id at
+    /// OWASP's minimum (m = 19 MiB, t = 2, p = 1).
     pub kdf: KdfParams,
     /// Durability of every write. Default: [`Durability::Immediate`] (fsync before a save
     /// returns).
     pub durability: Durability,
+    /// When *creating* a store: pad every record to a Padmé length (`docs/FORMAT.md` 1.8,
+    /// format 2), so sealed sizes reveal less of the content's length. Persisted in the store
+    /// (`meta/padding`); ignored when opening. Default: off.
+    pub pad_records: bool,
+    /// Seals under one value key after which a key rotation starts by itself. Default:
+    /// [`DEFAULT_SEAL_LIMIT`] (2^31).
+    pub seal_limit: u64,
+    /// Whether key rotations run by themselves in a background task: one interrupted by a
+    /// crash resumes at open, and one starts when the seal count reaches
+    /// [`Options::seal_limit`]. Without it, rotations run only inside
+    /// [`crate::Tresor::rotate_key`] (and a backup finishes one in progress). Default: on.
+    pub background_rotation: bool,
 }
 
 impl Default for Options {
@@ -20,12 +42,15 @@ impl Default for Options {
         Self {
             kdf: KdfParams::default(),
             durability: Durability::Immediate,
+            pad_records: false,
+            seal_limit: DEFAULT_SEAL_LIMIT,
+            background_rotation: true,
         }
     }
 }
 
 impl Options {
-    /// Sets the KDF used when creating a store.
+    /// Sets the KDF used when creating a store or changing its passphrase.
     pub fn with_kdf(mut self, kdf: KdfParams) -> Self {
         self.kdf = kdf;
         self
@@ -34,6 +59,24 @@ impl Options {
     /// Sets the durability of writes.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Pads records of a new store to Padmé lengths ([`Options::pad_records`]).
+    pub fn with_padding(mut self, pad: bool) -> Self {
+        self.pad_records = pad;
+        self
+    }
+
+    /// Sets the seal count that starts a key rotation ([`Options::seal_limit`]).
+    pub fn with_seal_limit(mut self, limit: u64) -> Self {
+        self.seal_limit = limit;
+        self
+    }
+
+    /// Turns background rotation on or off ([`Options::background_rotation`]).
+    pub fn with_background_rotation(mut self, on: bool) -> Self {
+        self.background_rotation = on;
         self
     }
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tresor_backend::{Backend, Direction, KeyRange};
-use tresor_crypto::{KeyHeader, Passphrase};
+use tresor_crypto::KeyHeader;
 use tresor_redb::RedbBackend;
 use tresor_schema::catalog::{
     MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, meta_keys,
 };
 use tresor_schema::messages::open_message;
 
-use crate::{Error, Options, Tresor};
+use crate::{Error, Options, Secret, Tresor};
 
 /// What [`salvage`] recovered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,7 +33,7 @@ pub struct SalvageReport {
 const PAGE: usize = 1024;
 
 /// Copies every readable message of the (possibly damaged) store at `damaged` into a new store
-/// at `target`, protected by the same passphrase and KDF parameters, rebuilding indexes and
+/// at `target`, protected by the same passphrase (or raw key) and KDF parameters, rebuilding indexes and
 /// counters from the records. Message keys are gathered from the records table and from every
 /// index, so a damaged records page still lets the others be found. `damaged` is only read.
 ///
@@ -43,7 +43,7 @@ const PAGE: usize = 1024;
 pub async fn salvage(
     damaged: impl AsRef<Path>,
     target: impl AsRef<Path>,
-    passphrase: Passphrase,
+    secret: Secret,
 ) -> Result<(Tresor, SalvageReport), Error> {
     let target = target.as_ref();
     if target.exists() {
@@ -58,7 +58,7 @@ pub async fn salvage(
         .ok_or(Error::NotAStore)?;
     let header = KeyHeader::decode(&header_bytes)?;
     let kdf = header.kdf();
-    let pass = passphrase.clone();
+    let pass = secret.clone();
     let keys = tokio::task::spawn_blocking(move || header.unlock(&pass))
         .await??
         .store_keys();
@@ -99,7 +99,7 @@ pub async fn salvage(
     }
     report.candidates = candidates.len() as u64;
 
-    let store = Tresor::create_with(target, passphrase, Options::default().with_kdf(kdf)).await?;
+    let store = Tresor::create_with(target, secret, Options::default().with_kdf(kdf)).await?;
     let mut messages = Vec::new();
     for key in candidates {
         let found = source.get(MESSAGES, &key).await.ok().flatten();

@@ -1,15 +1,16 @@
 //! The store: create, open, unlock, stats.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::Mutex;
-use tresor_backend::{Backend, Durability, WriteBatch};
-use tresor_crypto::{KeyHeader, Passphrase, StoreKeys};
+use tresor_backend::{Backend, Durability};
+use tresor_crypto::Secret;
 use tresor_redb::RedbBackend;
 use tresor_schema::catalog::{self, META, meta_keys};
 use tresor_schema::{SchemaError, version};
 
+use crate::keys::{KeyState, Keyring};
 use crate::{Error, Messages, Options};
 
 /// Mutable state owned by the single writer.
@@ -17,6 +18,8 @@ use crate::{Error, Messages, Options};
 pub(crate) struct WriterState {
     /// Next message sequence number to assign.
     pub(crate) next_seq: u64,
+    /// The key header, KEK, DEK, seal count and rotation progress (`keys.rs`).
+    pub(crate) keys: KeyState,
     /// Set when a commit failed: the batch may or may not be on disk (a failed fsync is
     /// ambiguous), so `next_seq` must be read back from the store before the next write.
     pub(crate) stale: bool,
@@ -27,6 +30,11 @@ impl WriterState {
     pub(crate) async fn refresh(&mut self, backend: &dyn Backend) -> Result<(), Error> {
         if self.stale {
             self.next_seq = read_u64(backend, meta_keys::NEXT_SEQ).await?;
+            if let Some(b) = backend.get(META, meta_keys::SEAL_COUNT.as_bytes()).await?
+                && let Ok(b) = <[u8; 8]>::try_from(b.as_slice())
+            {
+                self.keys.seals = u64::from_le_bytes(b);
+            }
             self.stale = false;
         }
         Ok(())
@@ -35,11 +43,15 @@ impl WriterState {
 
 pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) keys: StoreKeys,
-    pub(crate) header: Vec<u8>,
+    /// The keys readers use: swapped (under the writer lock) when a rotation starts or ends.
+    pub(crate) keyring: std::sync::RwLock<Arc<Keyring>>,
     pub(crate) options: Options,
+    /// Whether records are padded (persisted in `meta/padding` when the store was created).
+    pub(crate) padded: bool,
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) path: Option<PathBuf>,
+    /// This store itself, for the background rotation task (which must not keep it open).
+    pub(crate) me: Weak<Inner>,
 }
 
 /// An open, unlocked store. Cheap to clone (shared handle); safe to use from many tasks.
@@ -75,14 +87,14 @@ pub struct Stats {
 }
 
 impl Tresor {
-    /// Creates a new store at `path` (a redb file) protected by `passphrase`, with default
-    /// [`Options`].
+    /// Creates a new store at `path` (a redb file) protected by `secret` (a passphrase, or a
+    /// [`crate::RawKey`]: `Secret::from(raw_key)`), with default [`Options`].
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] if `path` exists; [`Error::Backend`] if the file cannot be
     /// created; [`Error::Crypto`] if key generation fails.
-    pub async fn create(path: impl AsRef<Path>, passphrase: Passphrase) -> Result<Self, Error> {
-        Self::create_with(path, passphrase, Options::default()).await
+    pub async fn create(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
+        Self::create_with(path, secret, Options::default()).await
     }
 
     /// Creates a new store at `path` with `options`.
@@ -91,7 +103,7 @@ impl Tresor {
     /// As [`Tresor::create`].
     pub async fn create_with(
         path: impl AsRef<Path>,
-        passphrase: Passphrase,
+        secret: Secret,
         options: Options,
     ) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
@@ -100,18 +112,20 @@ impl Tresor {
         }
         let p = path.clone();
         let backend = tokio::task::spawn_blocking(move || RedbBackend::open(p)).await??;
-        Self::initialize(Arc::new(backend), passphrase, options, Some(path)).await
+        Self::initialize(Arc::new(backend), secret, options, Some(path)).await
     }
 
-    /// Opens the existing store at `path` with `passphrase`.
+    /// Opens the existing store at `path` with `secret` (its passphrase or raw key).
     ///
     /// # Errors
-    /// [`Error::NotFound`] if there is no file; [`Error::WrongPassphrase`];
+    /// [`Error::NotFound`] if there is no file; [`Error::WrongPassphrase`] (also for a wrong
+    /// raw key); [`Error::Crypto`] with `SecretKind` for a passphrase given to a raw-key store
+    /// or the other way round;
     /// [`Error::NotAStore`] for a database without a key header;
     /// [`Error::UnsupportedVersion`] for a store written by a newer tresor;
     /// [`Error::Backend`] (`Locked`, `Corrupted`, `Io`) if the file cannot be opened.
-    pub async fn open(path: impl AsRef<Path>, passphrase: Passphrase) -> Result<Self, Error> {
-        Self::open_with(path, passphrase, Options::default()).await
+    pub async fn open(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
+        Self::open_with(path, secret, Options::default()).await
     }
 
     /// Opens the existing store at `path` with `options` (its KDF is ignored: the store's
@@ -121,7 +135,7 @@ impl Tresor {
     /// As [`Tresor::open`].
     pub async fn open_with(
         path: impl AsRef<Path>,
-        passphrase: Passphrase,
+        secret: Secret,
         options: Options,
     ) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
@@ -130,22 +144,19 @@ impl Tresor {
         }
         let p = path.clone();
         let backend = tokio::task::spawn_blocking(move || RedbBackend::open_existing(p)).await??;
-        Self::unlock(Arc::new(backend), passphrase, options, Some(path)).await
+        Self::unlock(Arc::new(backend), secret, options, Some(path)).await
     }
 
     /// Opens the store at `path`, creating it if there is no file.
     ///
     /// # Errors
     /// As [`Tresor::open`] and [`Tresor::create`].
-    pub async fn open_or_create(
-        path: impl AsRef<Path>,
-        passphrase: Passphrase,
-    ) -> Result<Self, Error> {
+    pub async fn open_or_create(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
         let path = path.as_ref();
         if path.exists() {
-            Self::open(path, passphrase).await
+            Self::open(path, secret).await
         } else {
-            Self::create(path, passphrase).await
+            Self::create(path, secret).await
         }
     }
 
@@ -156,7 +167,7 @@ impl Tresor {
     /// As [`Tresor::open`].
     pub async fn with_backend(
         backend: impl Backend,
-        passphrase: Passphrase,
+        secret: Secret,
         options: Options,
     ) -> Result<Self, Error> {
         let backend: Arc<dyn Backend> = Arc::new(backend);
@@ -165,36 +176,26 @@ impl Tresor {
             .await?
             .is_some()
         {
-            Self::unlock(backend, passphrase, options, None).await
+            Self::unlock(backend, secret, options, None).await
         } else {
-            Self::initialize(backend, passphrase, options, None).await
+            Self::initialize(backend, secret, options, None).await
         }
     }
 
     async fn initialize(
         backend: Arc<dyn Backend>,
-        passphrase: Passphrase,
+        secret: Secret,
         options: Options,
         path: Option<PathBuf>,
     ) -> Result<Self, Error> {
-        let kdf = options.kdf;
-        let (header, dek) =
-            tokio::task::spawn_blocking(move || KeyHeader::create(&passphrase, kdf)).await??;
-        let header = header.encode();
-        let mut batch = WriteBatch::new();
-        batch.put(META, meta_keys::KEY_HEADER, header.clone());
-        batch.put(
-            META,
-            meta_keys::SCHEMA_VERSION,
-            version::encode(version::SCHEMA_VERSION).to_vec(),
-        );
-        batch.put(META, meta_keys::NEXT_SEQ, 0u64.to_le_bytes().to_vec());
-        backend.commit(batch, Durability::Immediate).await?;
+        let (batch, state, ring) = crate::keys::initialize(secret, &options).await?;
+        batch_put_schema(&backend, batch).await?;
         Ok(Self::from_parts(
             backend,
-            dek.store_keys(),
-            header,
+            ring,
+            state,
             options,
+            options.pad_records,
             0,
             path,
         ))
@@ -202,51 +203,45 @@ impl Tresor {
 
     async fn unlock(
         backend: Arc<dyn Backend>,
-        passphrase: Passphrase,
+        secret: Secret,
         options: Options,
         path: Option<PathBuf>,
     ) -> Result<Self, Error> {
-        let header_bytes = backend
-            .get(META, meta_keys::KEY_HEADER.as_bytes())
-            .await?
-            .ok_or(Error::NotAStore)?;
-        let header = KeyHeader::decode(&header_bytes)?;
-        let dek = tokio::task::spawn_blocking(move || header.unlock(&passphrase)).await??;
+        let (state, ring) = crate::keys::unlock(&*backend, secret, &options).await?;
         let found = backend
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
             .ok_or(Error::Corrupted("schema version missing".into()))?;
         version::check(version::decode(&found)?)?;
         let next_seq = read_u64(&*backend, meta_keys::NEXT_SEQ).await?;
-        Ok(Self::from_parts(
-            backend,
-            dek.store_keys(),
-            header_bytes,
-            options,
-            next_seq,
-            path,
-        ))
+        let padded = crate::keys::read_padding(&*backend).await?;
+        let store = Self::from_parts(backend, ring, state, options, padded, next_seq, path);
+        store.resume_rotation().await?;
+        Ok(store)
     }
 
     fn from_parts(
         backend: Arc<dyn Backend>,
-        keys: StoreKeys,
-        header: Vec<u8>,
+        ring: Keyring,
+        keys: KeyState,
         options: Options,
+        padded: bool,
         next_seq: u64,
         path: Option<PathBuf>,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 backend,
-                keys,
-                header,
+                keyring: std::sync::RwLock::new(Arc::new(ring)),
                 options,
+                padded,
                 writer: Mutex::new(WriterState {
                     next_seq,
+                    keys,
                     stale: false,
                 }),
                 path,
+                me: me.clone(),
             }),
         }
     }
@@ -282,7 +277,22 @@ impl Tresor {
     }
 }
 
-async fn read_u64(backend: &dyn Backend, key: &'static str) -> Result<u64, Error> {
+/// Commits the first batch of a new store: its key metadata plus schema version and sequence.
+async fn batch_put_schema(
+    backend: &Arc<dyn Backend>,
+    mut batch: tresor_backend::WriteBatch,
+) -> Result<(), Error> {
+    batch.put(
+        META,
+        meta_keys::SCHEMA_VERSION,
+        version::encode(version::SCHEMA_VERSION).to_vec(),
+    );
+    batch.put(META, meta_keys::NEXT_SEQ, 0u64.to_le_bytes().to_vec());
+    backend.commit(batch, Durability::Immediate).await?;
+    Ok(())
+}
+
+pub(crate) async fn read_u64(backend: &dyn Backend, key: &'static str) -> Result<u64, Error> {
     let bytes = backend
         .get(META, key.as_bytes())
         .await?

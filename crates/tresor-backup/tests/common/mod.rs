@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use tresor_backend::{Backend, Direction, Durability, KeyRange, MemoryBackend, WriteBatch};
-use tresor_crypto::{DataKey, KdfParams, KeyHeader, Passphrase, SealingKey, StoreKeys};
+use tresor_crypto::{DataKey, KdfParams, KeyHeader, SealingKey, Secret, StoreKeys};
 use tresor_schema::catalog::{self, CONVERSATIONS, MESSAGES, META, PEERS, TABLES, TableKind};
 use tresor_schema::messages::{
     conversation_token, index_entries, peer_ids, peer_token, seal_message, tokens,
@@ -21,8 +21,8 @@ pub type Dump = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
-pub fn passphrase() -> Passphrase {
-    Passphrase::from(PASSPHRASE)
+pub fn passphrase() -> Secret {
+    Secret::from(PASSPHRASE)
 }
 
 /// A store's key material: the encoded key header and the keys it unwraps to.
