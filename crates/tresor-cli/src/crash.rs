@@ -25,6 +25,14 @@ fn blake3_like(id: &str) -> u64 {
     })
 }
 
+/// The other passphrase of the pair the crash writer switches between: `P` ⇄ `P-alt`.
+pub fn alternate(passphrase: &str) -> String {
+    match passphrase.strip_suffix("-alt") {
+        Some(base) => base.to_owned(),
+        None => format!("{passphrase}-alt"),
+    }
+}
+
 /// xorshift64*: a deterministic PRNG, so a failing seed reproduces.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -58,6 +66,11 @@ pub struct Model {
     pub deleted: BTreeSet<String>,
     /// Batches begun but not acknowledged: each must be all-or-nothing.
     pub in_doubt: Vec<(bool, Vec<String>)>,
+    /// The passphrase the store must open with, when known (`None`: a change is in doubt,
+    /// either the old or the new one may open it, never both, never neither).
+    pub passphrase: Option<String>,
+    /// Passphrase changes and key rotations acknowledged.
+    pub key_changes: u64,
 }
 
 impl Model {
@@ -72,6 +85,16 @@ impl Model {
                         begun.insert(b.to_owned(), (false, parts.map(str::to_owned).collect()));
                     }
                 }
+                Some("begin-passwd") => {
+                    if let (Some(b), Some(p)) = (parts.next(), parts.next()) {
+                        begun.insert(b.to_owned(), (false, vec![format!("passwd:{p}")]));
+                    }
+                }
+                Some("begin-rekey") => {
+                    if let Some(b) = parts.next() {
+                        begun.insert(b.to_owned(), (false, vec!["rekey".to_owned()]));
+                    }
+                }
                 Some("begin-delete") => {
                     if let Some(b) = parts.next() {
                         begun.insert(b.to_owned(), (true, parts.map(str::to_owned).collect()));
@@ -79,6 +102,15 @@ impl Model {
                 }
                 Some("ack") => {
                     if let Some((delete, ids)) = parts.next().and_then(|b| begun.remove(b)) {
+                        if let Some(p) = ids.first().and_then(|i| i.strip_prefix("passwd:")) {
+                            self.passphrase = Some(p.to_owned());
+                            self.key_changes += 1;
+                            continue;
+                        }
+                        if ids.first().is_some_and(|i| i == "rekey") {
+                            self.key_changes += 1;
+                            continue;
+                        }
                         for id in ids {
                             if delete {
                                 self.present.remove(&id);
@@ -92,7 +124,15 @@ impl Model {
                 _ => {} // a line cut by the kill
             }
         }
-        self.in_doubt.extend(begun.into_values());
+        for (delete, ids) in begun.into_values() {
+            if ids.first().is_some_and(|i| i.starts_with("passwd:")) {
+                self.passphrase = None; // in doubt: settled by whichever opens
+            } else if ids.first().is_some_and(|i| i == "rekey") {
+                // An interrupted rotation resumes at the next open; nothing to settle.
+            } else {
+                self.in_doubt.push((delete, ids));
+            }
+        }
     }
 
     /// Checks the reopened store against the model; returns a description of each violation.
@@ -104,7 +144,14 @@ impl Model {
     pub async fn verify(&mut self, store: &Tresor) -> Result<Vec<String>, tresor::Error> {
         let mut problems = Vec::new();
         let m = store.messages();
-        for id in &self.present {
+        // An unacknowledged delete may or may not have happened: settled below.
+        let doubtful: BTreeSet<&String> = self
+            .in_doubt
+            .iter()
+            .filter(|(delete, _)| *delete)
+            .flat_map(|(_, ids)| ids)
+            .collect();
+        for id in self.present.iter().filter(|id| !doubtful.contains(id)) {
             match m.get(id).await? {
                 Some(got) if got.same_content(&message(id)) => {}
                 Some(_) => problems.push(format!("{id}: content differs")),

@@ -10,7 +10,27 @@ use std::time::Duration;
 use tresor::Tresor;
 use tresor_cli::crash::{Model, Rng};
 
-const PASS: &str = "crash test passphrase";
+const PASS: &str = "crash-test-passphrase"; // no spaces: logged on one line
+
+/// Opens the store, waiting out a `Locked` while the previous handle's background key
+/// rotation finishes its current batch and releases the file.
+async fn open_retrying(db: &std::path::Path, pass: &str) -> Result<Tresor, tresor::Error> {
+    for _ in 0..200 {
+        match Tresor::open(db, pass.into()).await {
+            Err(tresor::Error::Backend(tresor_backend_locked))
+                if is_locked(&tresor_backend_locked) =>
+            {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => return other,
+        }
+    }
+    Tresor::open(db, pass.into()).await
+}
+
+fn is_locked(e: &dyn std::fmt::Display) -> bool {
+    e.to_string().contains("locked")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
@@ -21,13 +41,17 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.redb");
     let mut model = Model::default();
+    let mut history: Vec<String> = Vec::new();
     let mut rng = Rng::new(0xC0FFEE);
     let (mut acked_total, mut kills) = (0usize, 0u64);
     for i in 0..iterations {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tresor-crash-writer"))
             .arg(&db)
             .arg(i.to_string())
-            .env("TRESOR_PASSPHRASE", PASS)
+            .env(
+                "TRESOR_PASSPHRASE",
+                model.passphrase.clone().unwrap_or_else(|| PASS.to_owned()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -58,19 +82,55 @@ async fn acknowledged_writes_survive_sigkill() {
         kills += 1;
         acked_total += log.lines().filter(|l| l.starts_with("ack ")).count();
         model.apply_log(&log);
-        let store = Tresor::open(&db, PASS.into())
-            .await
-            .expect("store reopens after SIGKILL");
+        // Exactly one of the two passphrases opens the store, and the acknowledged one if known.
+        let alt = tresor_cli::crash::alternate(PASS);
+        let with_main = open_retrying(&db, PASS).await.map(drop);
+        let with_alt = open_retrying(&db, &alt).await.map(drop);
+        let opened_with = match (with_main, with_alt) {
+            (Ok(()), Err(tresor::Error::WrongPassphrase)) => PASS.to_owned(),
+            (Err(tresor::Error::WrongPassphrase), Ok(())) => alt.clone(),
+            (a, b) => panic!(
+                "iteration {i}: exactly one passphrase must open: {:?} / {:?}",
+                a.err(),
+                b.err()
+            ),
+        };
+        let store = open_retrying(&db, &opened_with).await.unwrap();
+        if let Some(p) = &model.passphrase {
+            assert_eq!(
+                &opened_with, p,
+                "iteration {i}: the acknowledged passphrase opens"
+            );
+        }
+        model.passphrase = Some(opened_with);
         let problems = model.verify(&store).await.unwrap();
-        assert!(problems.is_empty(), "iteration {i}: {problems:?}");
+        let key_batches: Vec<String> = log
+            .lines()
+            .filter(|l| l.starts_with("begin-passwd") || l.starts_with("begin-rekey"))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
+        history.extend(
+            log.lines()
+                .filter(|l| {
+                    l.starts_with("begin-passwd")
+                        || l.starts_with("begin-rekey")
+                        || key_batches.iter().any(|b| *l == format!("ack {b}"))
+                })
+                .map(|l| format!("run {i}: {l}")),
+        );
+        assert!(
+            problems.is_empty(),
+            "iteration {i}: {problems:?}; key changes so far: {history:?}"
+        );
         let report = store.check().await.unwrap();
         assert!(report.is_clean(), "iteration {i}: {:?}", report.issues);
         drop(store);
     }
     println!(
-        "{kills} kills, {acked_total} acknowledged commits, {} messages verified present, {} deletes verified",
+        "{kills} kills, {acked_total} acknowledged commits, {} messages verified present, {} deletes verified, {} passphrase changes and key rotations",
         model.present.len(),
-        model.deleted.len()
+        model.deleted.len(),
+        model.key_changes
     );
     assert!(
         acked_total > 0,

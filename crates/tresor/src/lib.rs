@@ -57,7 +57,7 @@ pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary
 pub use salvage::{SalvageReport, salvage};
 pub use store::{Stats, Tresor};
 
-pub use tresor_backend::{Backend, Durability, MemoryBackend};
+pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
 pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_schema::Message;

@@ -290,14 +290,19 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// [`Error::Corrupted`] if its record does not authenticate; [`Error::Backend`].
     pub async fn get(&self, id: &str) -> Result<Option<Message>, Error> {
-        loop {
-            let ring = self.inner().keyring();
-            let found = self.get_with(&ring, id).await?;
-            // A miss under a stale keyring (a rotation began or ended meanwhile) is retried.
-            if found.is_some() || self.inner().keyring().epoch == ring.epoch {
-                return Ok(found.map(|(m, _)| m));
-            }
+        let ring = self.inner().keyring();
+        let found = self.get_with(&ring, id).await?;
+        if found.is_some()
+            || (ring.previous.is_none() && self.inner().keyring().epoch == ring.epoch)
+        {
+            return Ok(found.map(|(m, _)| m));
         }
+        // A miss during a rotation may be a record that a rotation step moved from its
+        // previous token to its new one between our two lookups (or a rotation began or ended
+        // meanwhile): look again while holding the writer lock, which every step takes.
+        let _writer = self.inner().writer.lock().await;
+        let ring = self.inner().keyring();
+        Ok(self.get_with(&ring, id).await?.map(|(m, _)| m))
     }
 
     /// Looks `id` up under the current token, then (during a rotation) the previous one.

@@ -2,9 +2,11 @@
 //! to a store until killed, reporting on stdout every batch it *begins* (before the commit) and
 //! every batch that was *acknowledged* (after the commit returned).
 //!
-//! Usage: `tresor-crash-writer DB SEED` with `TRESOR_PASSPHRASE` set. Lines:
-//! `begin B ID…` / `ack B` for saves, `begin-delete B ID` / `ack B` for deletes, where `B` is
-//! `SEED-N`. Message content is a pure function of the id ([`tresor_cli::crash::message`]), so
+//! Usage: `tresor-crash-writer DB SEED` with `TRESOR_PASSPHRASE` (no spaces) set to the store's
+//! passphrase or its alternate (see [`tresor_cli::crash::alternate`]); the writer opens with
+//! whichever works. Lines: `begin B ID…` / `ack B` for saves, `begin-delete B ID` / `ack B` for
+//! deletes, `begin-passwd B P` / `ack B` for a passphrase change to `P`, `begin-rekey B` /
+//! `ack B` for a key rotation, where `B` is `SEED-N`. Message content is a pure function of the id ([`tresor_cli::crash::message`]), so
 //! the checker can verify it exactly.
 
 use std::io::Write;
@@ -54,7 +56,23 @@ fn say(out: &Out, line: &str) {
 }
 
 async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
-    let store = Tresor::open_or_create(db, pass.into()).await?;
+    let alt = tresor_cli::crash::alternate(&pass);
+    // The previous handle's background key rotation may hold the file for one more batch.
+    let mut attempts = 0;
+    let first = loop {
+        match Tresor::open_or_create(db, pass.as_str().into()).await {
+            Err(tresor::Error::Backend(tresor::BackendError::Locked)) if attempts < 400 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => break other,
+        }
+    };
+    let (store, mut current) = match first {
+        Ok(s) => (s, pass),
+        Err(tresor::Error::WrongPassphrase) => (Tresor::open(db, alt.as_str().into()).await?, alt),
+        Err(e) => return Err(e),
+    };
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let mut rng = Rng::new(seed);
     let mut acked: Vec<String> = Vec::new();
@@ -80,6 +98,21 @@ async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
                 store.messages().save_batch(&msgs).await?;
                 say(&out, &format!("ack {batch_id}"));
                 acked.extend(ids);
+            }
+            // Rarely: change the passphrase to the alternate one, or rotate the data key.
+            9 if rng.below(8) == 0 => {
+                let next = tresor_cli::crash::alternate(&current);
+                say(&out, &format!("begin-passwd {batch_id} {next}"));
+                store
+                    .change_passphrase(current.as_str().into(), next.as_str().into())
+                    .await?;
+                say(&out, &format!("ack {batch_id}"));
+                current = next;
+            }
+            9 if rng.below(8) == 0 => {
+                say(&out, &format!("begin-rekey {batch_id}"));
+                store.rotate_key_with(64, |_| {}).await?;
+                say(&out, &format!("ack {batch_id}"));
             }
             // A delete of something this run acknowledged.
             7 if !acked.is_empty() => {
