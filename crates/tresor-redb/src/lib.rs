@@ -22,5 +22,8 @@
 
 mod backend;
 mod error;
+mod read;
+mod snapshot;
+mod writer;
 
 pub use backend::RedbBackend;
