@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use crate::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    Op, Snapshot, WriteBatch, validate_table_name,
+    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange, Op,
+    Snapshot, WriteBatch, validate_table_name,
 };
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;

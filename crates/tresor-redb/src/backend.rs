@@ -15,7 +15,7 @@ use tresor_backend::{
 use crate::error::{map_err, map_join, map_open_err, open_panicked, poisoned};
 use crate::read;
 use crate::snapshot::RedbSnapshot;
-use crate::writer::{Request, Writer, file_bytes};
+use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
 ///
@@ -46,6 +46,7 @@ struct Shared {
     /// takes the write side, waits for them); the writer thread holds it to begin a transaction.
     db: Arc<RwLock<Database>>,
     path: PathBuf,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for RedbBackend {
@@ -101,12 +102,18 @@ impl RedbBackend {
             .map_err(|_| open_panicked())?
             .map_err(map_open_err)?;
         let db = Arc::new(RwLock::new(db));
-        let writer = Writer::start(Arc::clone(&db), path.to_path_buf())?;
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::start(Context {
+            db: Arc::clone(&db),
+            path: path.to_path_buf(),
+            counters: Arc::clone(&counters),
+        })?;
         Ok(Self {
             shared: Arc::new(Shared {
                 writer,
                 db,
                 path: path.to_path_buf(),
+                counters,
             }),
         })
     }
@@ -114,6 +121,12 @@ impl RedbBackend {
     /// The path of the database file, as given to the open call.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// What the writer thread committed since the store was opened: batches, transactions
+    /// (groups), durable transactions. `batches / transactions` is the mean group size.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.shared.counters.get()
     }
 
     /// Runs `f` in a fresh read transaction on tokio's blocking pool, holding the read side of

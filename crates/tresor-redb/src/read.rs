@@ -3,8 +3,7 @@
 use std::ops::Bound;
 
 use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableTableMetadata, TableDefinition,
-    TableError, TableHandle,
+    ReadOnlyTable, ReadTransaction, ReadableTableMetadata, TableDefinition, TableError, TableHandle,
 };
 use tresor_backend::{BackendError, Direction, Entry, KeyRange};
 

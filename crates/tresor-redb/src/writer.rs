@@ -18,15 +18,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use redb::{CompactionError, Database, ReadableTable, TableHandle, WriteTransaction};
 use tokio::sync::oneshot;
-use tresor_backend::{
-    BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch,
-};
+use tresor_backend::{BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch};
 
 use crate::error::{map_err, map_io, poisoned};
 use crate::read::Def;
@@ -39,6 +38,43 @@ type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
 
 /// A reply channel.
 type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
+
+/// Counts of what the writer thread committed since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Batches committed (each caller's `commit` that succeeded).
+    pub batches: u64,
+    /// Write transactions committed: one per group (plus one per batch retried alone).
+    pub transactions: u64,
+    /// Of those, the transactions committed with an fsync (`Immediate`).
+    pub durable_transactions: u64,
+}
+
+/// The live counters behind [`WriterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    transactions: AtomicU64,
+    durable_transactions: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn get(&self) -> WriterStats {
+        WriterStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            durable_transactions: self.durable_transactions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the writer thread works on.
+pub(crate) struct Context {
+    pub(crate) db: Arc<RwLock<Database>>,
+    pub(crate) path: PathBuf,
+    pub(crate) counters: Arc<Counters>,
+}
 
 /// A request to the writer thread.
 pub(crate) enum Request {
@@ -67,15 +103,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread over `db`, whose file is `path`.
+    /// Starts the writer thread.
     ///
     /// # Errors
     /// [`BackendError::Io`] when the OS refuses a new thread.
-    pub(crate) fn start(db: Arc<RwLock<Database>>, path: PathBuf) -> Result<Self, BackendError> {
+    pub(crate) fn start(cx: Context) -> Result<Self, BackendError> {
         let (sender, receiver) = channel();
         let thread = std::thread::Builder::new()
             .name("tresor-redb-writer".into())
-            .spawn(move || run(&db, &path, &receiver))
+            .spawn(move || run(&cx, &receiver))
             .map_err(BackendError::Io)?;
         Ok(Self {
             sender: Some(sender),
@@ -108,7 +144,7 @@ impl Drop for Writer {
 }
 
 /// The thread's loop: one group at a time until every sender is gone.
-fn run(db: &RwLock<Database>, path: &PathBuf, receiver: &Receiver<Request>) {
+fn run(cx: &Context, receiver: &Receiver<Request>) {
     while let Ok(first) = receiver.recv() {
         let mut group = Vec::new();
         let mut compact = None;
@@ -140,22 +176,22 @@ fn run(db: &RwLock<Database>, path: &PathBuf, receiver: &Receiver<Request>) {
             }
         }
         if !group.is_empty() {
-            commit_group(db, group);
+            commit_group(cx, group);
         }
         if let Some(reply) = compact {
             // The caller may have given up waiting; the compaction happened anyway.
-            let _ = reply.send(compact_db(db, path));
+            let _ = reply.send(compact_db(&cx.db, &cx.path));
         }
     }
 }
 
 /// Commits `group`, answering every caller.
-fn commit_group(db: &RwLock<Database>, group: Vec<Pending>) {
+fn commit_group(cx: &Context, group: Vec<Pending>) {
     let durable = group
         .iter()
         .any(|p| !matches!(p.durability, Durability::Eventual));
     let batches: Vec<&WriteBatch> = group.iter().map(|p| &p.batch).collect();
-    match try_group(db, &batches, durable) {
+    match try_group(cx, &batches, durable) {
         Ok(outcomes) => {
             for (pending, outcome) in group.into_iter().zip(outcomes) {
                 // A caller that stopped waiting (its future was dropped) still had its batch
@@ -171,7 +207,7 @@ fn commit_group(db: &RwLock<Database>, group: Vec<Pending>) {
         Err(_) => {
             for pending in group {
                 let durable = !matches!(pending.durability, Durability::Eventual);
-                let outcome = try_group(db, &[&pending.batch], durable)
+                let outcome = try_group(cx, &[&pending.batch], durable)
                     .and_then(|mut outcomes| outcomes.pop().unwrap_or(Ok(())));
                 let _ = pending.reply.send(outcome);
             }
@@ -186,11 +222,16 @@ fn commit_group(db: &RwLock<Database>, group: Vec<Pending>) {
 /// # Errors
 /// Any other failure aborts the transaction: nothing of the group is applied.
 fn try_group(
-    db: &RwLock<Database>,
+    cx: &Context,
     batches: &[&WriteBatch],
     durable: bool,
 ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
-    let mut txn = db.read().map_err(poisoned)?.begin_write().map_err(map_err)?;
+    let mut txn = cx
+        .db
+        .read()
+        .map_err(poisoned)?
+        .begin_write()
+        .map_err(map_err)?;
     txn.set_durability(if durable {
         redb::Durability::Immediate
     } else {
@@ -213,6 +254,15 @@ fn try_group(
     }
     // On error the transaction is dropped, which aborts it.
     txn.commit().map_err(map_err)?;
+    let counters = &cx.counters;
+    let applied = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+    counters.batches.fetch_add(applied, Ordering::Relaxed);
+    counters.transactions.fetch_add(1, Ordering::Relaxed);
+    if durable {
+        counters
+            .durable_transactions
+            .fetch_add(1, Ordering::Relaxed);
+    }
     Ok(outcomes)
 }
 
@@ -329,4 +379,124 @@ fn compact_db(db: &RwLock<Database>, path: &PathBuf) -> Result<CompactReport, Ba
         }
     }
     Ok(CompactReport::new(Some(before), Some(file_bytes(path)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use redb::ReadableDatabase;
+
+    fn context() -> (tempfile::TempDir, Context) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let db = Database::create(&path).unwrap();
+        let cx = Context {
+            db: Arc::new(RwLock::new(db)),
+            path,
+            counters: Arc::default(),
+        };
+        (dir, cx)
+    }
+
+    fn put(key: u8, expect: Option<Expect>) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        if let Some(expect) = expect {
+            batch.expect("t", vec![key], expect);
+        }
+        batch.put("t", vec![key], vec![key]);
+        batch
+    }
+
+    /// Requests queued before the thread looks are committed as one group: one transaction,
+    /// one fsync; a batch whose condition fails is skipped, the others all apply.
+    #[test]
+    fn queued_commits_form_one_group_and_failures_stay_alone() {
+        let (_dir, cx) = context();
+        let counters = Arc::clone(&cx.counters);
+        let db = Arc::clone(&cx.db);
+        let (sender, receiver) = channel();
+        let mut answers = Vec::new();
+        for key in 0u8..64 {
+            let (reply, answer) = oneshot::channel();
+            // Every 8th batch expects its key present, which it is not: it fails alone.
+            let expect = (key % 8 == 7).then_some(Expect::Present);
+            let durability = if key % 2 == 0 {
+                Durability::Immediate
+            } else {
+                Durability::Eventual
+            };
+            sender
+                .send(Request::Commit {
+                    batch: put(key, expect),
+                    durability,
+                    reply,
+                })
+                .unwrap();
+            answers.push((key, answer));
+        }
+        drop(sender);
+        run(&cx, &receiver);
+        for (key, mut answer) in answers {
+            let outcome = answer.try_recv().unwrap();
+            if key % 8 == 7 {
+                assert!(
+                    matches!(outcome, Err(BackendError::ConditionFailed { index: 0, .. })),
+                    "{key}: {outcome:?}"
+                );
+            } else {
+                outcome.unwrap();
+            }
+        }
+        let stats = counters.get();
+        assert_eq!(stats.transactions, 1, "{stats:?}");
+        assert_eq!(stats.durable_transactions, 1);
+        assert_eq!(stats.batches, 56);
+        let db = db.read().unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(crate::read::len(&txn, "t").unwrap(), 56);
+        assert_eq!(crate::read::get(&txn, "t", &[7]).unwrap(), None);
+    }
+
+    /// A batch that redb refuses while applying (here: a put into a table of another key type,
+    /// as a foreign program could leave in the file) aborts the group, then every batch is
+    /// retried alone: the others still commit.
+    #[test]
+    fn a_batch_failing_mid_group_does_not_fail_the_others() {
+        let (_dir, cx) = context();
+        {
+            let db = cx.db.read().unwrap();
+            let txn = db.begin_write().unwrap();
+            let foreign: redb::TableDefinition<'_, u64, u64> =
+                redb::TableDefinition::new("foreign");
+            txn.open_table(foreign).unwrap().insert(1, 1).unwrap();
+            txn.commit().unwrap();
+        }
+        let (sender, receiver) = channel();
+        let mut answers = Vec::new();
+        for key in 0u8..4 {
+            let (reply, answer) = oneshot::channel();
+            let mut batch = put(key, None);
+            if key == 2 {
+                batch.put("foreign", vec![key], vec![key]);
+            }
+            sender
+                .send(Request::Commit {
+                    batch,
+                    durability: Durability::Eventual,
+                    reply,
+                })
+                .unwrap();
+            answers.push((key, answer));
+        }
+        drop(sender);
+        run(&cx, &receiver);
+        for (key, mut answer) in answers {
+            let outcome = answer.try_recv().unwrap();
+            assert_eq!(outcome.is_ok(), key != 2, "{key}: {outcome:?}");
+        }
+        let stats = cx.counters.get();
+        assert_eq!((stats.batches, stats.transactions), (3, 3), "{stats:?}");
+        assert_eq!(stats.durable_transactions, 0);
+    }
 }

@@ -74,7 +74,10 @@ pub async fn arbitrary_keys_order_as_bytes<B: Backend>(b: &B) {
             .await
             .unwrap();
         let expected = scan_map(&model, &range, direction, limit);
-        assert_eq!(got, expected, "round {round}: {range:?} {direction:?} {limit}");
+        assert_eq!(
+            got, expected,
+            "round {round}: {range:?} {direction:?} {limit}"
+        );
     }
 }
 
@@ -135,7 +138,12 @@ pub async fn range_bounds_of_every_kind<B: Backend>(b: &B) {
         start: Bound::Excluded(lo.clone()),
         end: Bound::Excluded(lo.clone()),
     };
-    assert!(b.scan("t", empty, Direction::Forward, 10).await.unwrap().is_empty());
+    assert!(
+        b.scan("t", empty, Direction::Forward, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The empty key and empty values are ordinary: stored, read, deleted, first in order, and
@@ -153,19 +161,22 @@ pub async fn empty_keys_and_values<B: Backend>(b: &B) {
         start: Bound::Unbounded,
         end: Bound::Included(Vec::new()),
     };
-    let got = b.scan("t", upto_empty, Direction::Forward, 10).await.unwrap();
+    let got = b
+        .scan("t", upto_empty, Direction::Forward, 10)
+        .await
+        .unwrap();
     assert_eq!(got, vec![(Vec::new(), Vec::new())]);
     let after_empty = KeyRange {
         start: Bound::Excluded(Vec::new()),
         end: Bound::Unbounded,
     };
-    let got = b.scan("t", after_empty, Direction::Forward, 10).await.unwrap();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].0, vec![0x00]);
-    let values = b
-        .get_many("t", &[Vec::new(), b"a".to_vec()])
+    let got = b
+        .scan("t", after_empty, Direction::Forward, 10)
         .await
         .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, vec![0x00]);
+    let values = b.get_many("t", &[Vec::new(), b"a".to_vec()]).await.unwrap();
     assert_eq!(values, vec![Some(Vec::new()), Some(b"x".to_vec())]);
     let mut batch = WriteBatch::new();
     batch.delete("t", Vec::new());

@@ -107,7 +107,54 @@ pub async fn compact_keeps_data<B: Backend>(b: &B) {
         .scan("t", KeyRange::all(), Direction::Forward, 1)
         .await
         .unwrap();
-    assert_eq!(first, vec![(1_900u32.to_be_bytes().to_vec(), vec![7u8; 500])]);
+    assert_eq!(
+        first,
+        vec![(1_900u32.to_be_bytes().to_vec(), vec![7u8; 500])]
+    );
     put_all(b, "t", &[(b"after", b"compaction")]).await;
     assert_eq!(b.len("t").await.unwrap(), 101);
+}
+
+/// While a slow commit (64 MiB, fsync) and a slow scan of it are in flight, other tasks of the
+/// same runtime keep running. Meant for a **current-thread** runtime, where one blocking call
+/// would stop every task: a ticker task must advance during each call. Not part of
+/// [`backend_conformance_tests!`](crate::backend_conformance_tests) (the memory backend works
+/// in place, without I/O to wait for); backends doing I/O run it from their own tests.
+pub async fn slow_calls_do_not_block_the_runtime<B: Backend>(b: &B) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let ticks = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (ticks, stop) = (Arc::clone(&ticks), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut batch = WriteBatch::new();
+    for i in 0u8..64 {
+        batch.put("big", vec![i], vec![i; 1 << 20]);
+    }
+    let before = ticks.load(Ordering::SeqCst);
+    b.commit(batch, Durability::Immediate).await.unwrap();
+    let during_commit = ticks.load(Ordering::SeqCst) - before;
+
+    let before = ticks.load(Ordering::SeqCst);
+    let all = b
+        .scan("big", KeyRange::all(), Direction::Forward, usize::MAX)
+        .await
+        .unwrap();
+    let during_scan = ticks.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::SeqCst);
+    ticker.await.unwrap();
+    assert_eq!(all.len(), 64);
+    assert!(
+        during_commit > 0,
+        "the runtime was blocked during the commit"
+    );
+    assert!(during_scan > 0, "the runtime was blocked during the scan");
 }

@@ -40,7 +40,10 @@ pub async fn snapshot_does_not_see_later_commits<B: Backend>(b: &B) {
     assert_eq!(b.len("t").await.unwrap(), 3);
     let later = b.snapshot().await.unwrap();
     assert_eq!(later.len("t").await.unwrap(), 3);
-    assert_eq!(later.get("new_table", b"k").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        later.get("new_table", b"k").await.unwrap(),
+        Some(b"v".to_vec())
+    );
     drop(snap);
     // Still usable after another snapshot of the same backend was dropped.
     assert_eq!(later.get("t", b"d").await.unwrap(), Some(b"4".to_vec()));
