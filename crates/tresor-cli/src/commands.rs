@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use tresor::{Message, Tresor};
+use tresor::{Message, Options, Tresor};
 
 use crate::cli::{Backup, Cli, Command, Import, MessagesArgs};
 use crate::{CliError, chitchat, passphrase};
@@ -15,17 +15,18 @@ use crate::{CliError, chitchat, passphrase};
 /// # Errors
 /// Any [`CliError`]; the binary prints it as one line and exits with status 1.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let options = Options::default().with_backend_kind(cli.backend.into());
     match cli.command {
         Command::Import(Import::Chitchat { file, batch_size }) => {
-            import_chitchat(&db(&cli.db)?, file, batch_size as usize, out).await
+            import_chitchat(&db(&cli.db)?, options, file, batch_size as usize, out).await
         }
-        Command::Messages(args) => messages(&db(&cli.db)?, args, out).await,
-        Command::Stats { json } => stats(&db(&cli.db)?, json, out).await,
+        Command::Messages(args) => messages(&db(&cli.db)?, options, args, out).await,
+        Command::Stats { json } => stats(&db(&cli.db)?, options, json, out).await,
         Command::Backup(Backup::Create { out: dir }) => {
-            backup_create(&db(&cli.db)?, &dir, out).await
+            backup_create(&db(&cli.db)?, options, &dir, out).await
         }
         Command::Backup(Backup::Verify { file }) => backup_verify(&file, out).await,
-        Command::Restore { file } => restore(&db(&cli.db)?, &file, out).await,
+        Command::Restore { file } => restore(&db(&cli.db)?, options, &file, out).await,
     }
 }
 
@@ -33,15 +34,16 @@ fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
     db.clone().ok_or(CliError::NoDb)
 }
 
-async fn open_existing(path: &Path) -> Result<Tresor, CliError> {
+async fn open_existing(path: &Path, options: Options) -> Result<Tresor, CliError> {
     if !path.exists() {
         return Err(CliError::NoStore(path.to_path_buf()));
     }
-    Ok(Tresor::open(path, passphrase::obtain(false)?).await?)
+    Ok(Tresor::open_with(path, passphrase::obtain(false)?, options).await?)
 }
 
 async fn import_chitchat(
     db: &Path,
+    options: Options,
     file: Option<PathBuf>,
     batch_size: usize,
     out: &mut dyn Write,
@@ -59,9 +61,9 @@ async fn import_chitchat(
     .map_err(|_| CliError::Task)??;
     let parsed = started.elapsed();
     let store = if db.exists() {
-        Tresor::open(db, passphrase::obtain(false)?).await?
+        Tresor::open_with(db, passphrase::obtain(false)?, options).await?
     } else {
-        Tresor::create(db, passphrase::obtain(true)?).await?
+        Tresor::create_with(db, passphrase::obtain(true)?, options).await?
     };
     let messages: Vec<Message> = conversations.into_iter().flat_map(|c| c.messages).collect();
     let total = messages.len() as u64;
@@ -127,8 +129,13 @@ fn format_time(ms: i64) -> String {
     )
 }
 
-async fn messages(db: &Path, args: MessagesArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn messages(
+    db: &Path,
+    options: Options,
+    args: MessagesArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, options).await?;
     let repo = store.messages();
     let before = args.before_id.as_deref();
     let sel = args.selector;
@@ -177,8 +184,13 @@ struct JsonStats {
     schema_version: u32,
 }
 
-async fn stats(db: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn stats(
+    db: &Path,
+    options: Options,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, options).await?;
     let s = store.stats().await?;
     let stats = JsonStats {
         messages: s.messages,
@@ -212,8 +224,13 @@ fn describe(s: &tresor::BackupSummary) -> String {
     )
 }
 
-async fn backup_create(db: &Path, dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_existing(db).await?;
+async fn backup_create(
+    db: &Path,
+    options: Options,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, options).await?;
     let started = Instant::now();
     let backup = store.backup_to_dir(dir).await?;
     writeln!(out, "backup written: {}", backup.path.display())?;
@@ -232,8 +249,14 @@ async fn backup_verify(file: &Path, out: &mut dyn Write) -> Result<(), CliError>
     Ok(())
 }
 
-async fn restore(db: &Path, file: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let (store, summary) = tresor::restore_backup(file, db, passphrase::obtain(false)?).await?;
+async fn restore(
+    db: &Path,
+    options: Options,
+    file: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let (store, summary) =
+        tresor::restore_backup_with(file, db, passphrase::obtain(false)?, options).await?;
     let stats = store.stats().await?;
     writeln!(out, "restored {} into {}", describe(&summary), db.display())?;
     writeln!(

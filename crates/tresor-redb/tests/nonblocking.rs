@@ -1,5 +1,5 @@
 //! No redb call blocks the async runtime: on a current-thread runtime, other tasks keep
-//! running while a 64 MiB durable commit and a scan of it are in flight.
+//! running while a 16 MiB durable commit and a scan of it are in flight.
 #![allow(clippy::unwrap_used)]
 
 #[tokio::test(flavor = "current_thread")]

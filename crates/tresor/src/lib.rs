@@ -1,7 +1,7 @@
 //! tresor: an encrypted, indexed, crash-safe storage engine for end-to-end-encrypted and
 //! peer-to-peer messengers.
 //!
-//! A [`Tresor`] is one store: a redb file (or any [`Backend`]) in which every value is sealed
+//! A [`Tresor`] is one store: a redb or SQLite file (or any [`Backend`]) in which every value is sealed
 //! with AES-256-GCM and every identifier in a key is a blinded token, unlocked by a passphrase.
 //!
 //! ```no_run
@@ -19,6 +19,7 @@
 //!
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
+//! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - [`Error`] (`error.rs`): every failure, typed.
@@ -33,18 +34,22 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod engine;
 mod error;
 mod messages;
 mod options;
 mod store;
 
-pub use backup::{BackupFile, restore_backup, verify_backup};
+pub use backup::{BackupFile, restore_backup, restore_backup_with, verify_backup};
+pub use engine::BackendKind;
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
 pub use options::Options;
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
+pub use tresor_redb::RedbBackend;
+pub use tresor_sqlite::SqliteBackend;
 pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase};
 pub use tresor_schema::Message;

@@ -3,6 +3,8 @@
 use tresor_backend::Durability;
 use tresor_crypto::KdfParams;
 
+use crate::BackendKind;
+
 /// Options for creating and using a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -13,6 +15,8 @@ pub struct Options {
     /// Durability of every write. Default: [`Durability::Immediate`] (fsync before a save
     /// returns).
     pub durability: Durability,
+    /// Storage engine of a store *created* at a path. Default: [`BackendKind::Redb`].
+    pub backend: BackendKind,
 }
 
 impl Default for Options {
@@ -20,6 +24,7 @@ impl Default for Options {
         Self {
             kdf: KdfParams::default(),
             durability: Durability::Immediate,
+            backend: BackendKind::Redb,
         }
     }
 }
@@ -28,6 +33,12 @@ impl Options {
     /// Sets the KDF used when creating a store.
     pub fn with_kdf(mut self, kdf: KdfParams) -> Self {
         self.kdf = kdf;
+        self
+    }
+
+    /// Sets the storage engine used when creating a store at a path.
+    pub fn with_backend_kind(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
         self
     }
 

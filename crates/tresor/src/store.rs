@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tresor_backend::{Backend, Durability, WriteBatch};
 use tresor_crypto::{KeyHeader, Passphrase, StoreKeys};
-use tresor_redb::RedbBackend;
 use tresor_schema::catalog::{self, META, meta_keys};
 use tresor_schema::{SchemaError, version};
 
@@ -71,7 +70,8 @@ impl Tresor {
         Self::create_with(path, passphrase, Options::default()).await
     }
 
-    /// Creates a new store at `path` with `options`.
+    /// Creates a new store at `path` with `options` (among them the storage engine,
+    /// [`Options::backend`]).
     ///
     /// # Errors
     /// As [`Tresor::create`].
@@ -84,9 +84,8 @@ impl Tresor {
         if path.exists() {
             return Err(Error::AlreadyExists(path));
         }
-        let p = path.clone();
-        let backend = tokio::task::spawn_blocking(move || RedbBackend::open(p)).await??;
-        Self::initialize(Arc::new(backend), passphrase, options, Some(path)).await
+        let backend = crate::engine::open(options.backend, path.clone(), true).await?;
+        Self::initialize(backend, passphrase, options, Some(path)).await
     }
 
     /// Opens the existing store at `path` with `passphrase`.
@@ -101,7 +100,7 @@ impl Tresor {
     }
 
     /// Opens the existing store at `path` with `options` (its KDF is ignored: the store's
-    /// header has its own).
+    /// header has its own; its backend is used only if the file's engine is not recognized).
     ///
     /// # Errors
     /// As [`Tresor::open`].
@@ -114,9 +113,8 @@ impl Tresor {
         if !path.exists() {
             return Err(Error::NotFound(path));
         }
-        let p = path.clone();
-        let backend = tokio::task::spawn_blocking(move || RedbBackend::open_existing(p)).await??;
-        Self::unlock(Arc::new(backend), passphrase, options, Some(path)).await
+        let backend = crate::engine::open(options.backend, path.clone(), false).await?;
+        Self::unlock(backend, passphrase, options, Some(path)).await
     }
 
     /// Opens the store at `path`, creating it if there is no file.

@@ -115,7 +115,7 @@ pub async fn compact_keeps_data<B: Backend>(b: &B) {
     assert_eq!(b.len("t").await.unwrap(), 101);
 }
 
-/// While a slow commit (64 MiB, fsync) and a slow scan of it are in flight, other tasks of the
+/// While a slow commit (16 MiB, fsync) and a slow scan of it are in flight, other tasks of the
 /// same runtime keep running. Meant for a **current-thread** runtime, where one blocking call
 /// would stop every task: a ticker task must advance during each call. Not part of
 /// [`backend_conformance_tests!`](crate::backend_conformance_tests) (the memory backend works
@@ -136,7 +136,7 @@ pub async fn slow_calls_do_not_block_the_runtime<B: Backend>(b: &B) {
         })
     };
     let mut batch = WriteBatch::new();
-    for i in 0u8..64 {
+    for i in 0u8..16 {
         batch.put("big", vec![i], vec![i; 1 << 20]);
     }
     let before = ticks.load(Ordering::SeqCst);
@@ -151,7 +151,7 @@ pub async fn slow_calls_do_not_block_the_runtime<B: Backend>(b: &B) {
     let during_scan = ticks.load(Ordering::SeqCst) - before;
     stop.store(true, Ordering::SeqCst);
     ticker.await.unwrap();
-    assert_eq!(all.len(), 64);
+    assert_eq!(all.len(), 16);
     assert!(
         during_commit > 0,
         "the runtime was blocked during the commit"
