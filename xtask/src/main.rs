@@ -6,6 +6,9 @@
 //!   bundled chitchat sample (or FILE, or with `--full` the whole corpus in `../shared/data`)
 //!   into a fresh encrypted store in `target/demo/`, queries it, backs it up, verifies and
 //!   restores the backup, printing every command and its output.
+//! - `cargo xtask bench-backend`: the backend layer's benchmark (`RedbBackend` through the
+//!   trait against raw redb, on the chitchat corpus), printing a Markdown table for
+//!   `docs/BENCHMARKS.md` ("Backend layer").
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,8 +19,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") => demo(&args[1..]),
+        Some("bench-backend") => run(
+            "bench-backend",
+            cargo().args(["bench", "-p", "tresor-redb", "--bench", "backend"]),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask <ci | demo [FILE] [--full] [--release]>");
+            eprintln!("usage: cargo xtask <ci | demo [FILE] [--full] [--release] | bench-backend>");
             return ExitCode::from(2);
         }
     };
