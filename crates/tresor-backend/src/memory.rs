@@ -216,14 +216,16 @@ impl Backend for MemoryBackend {
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
-        let mut stats = BackendStats::default();
-        stats.table_entries = self.with(|tables| {
+        let table_entries = self.with(|tables| {
             tables
                 .iter()
                 .map(|(name, t)| (name.clone(), t.len() as u64))
                 .collect()
         })?;
-        Ok(stats)
+        Ok(BackendStats {
+            file_bytes: None,
+            table_entries,
+        })
     }
 
     async fn compact(&self) -> Result<CompactReport, BackendError> {

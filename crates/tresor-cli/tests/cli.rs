@@ -422,7 +422,12 @@ fn backend_sqlite_creates_an_sqlite_store_that_answers_like_redb() {
     // A redb backup restores into an SQLite store.
     let out = ok(tresor(
         Some(&redb),
-        &["backup", "create", "--out", &dir.path().join("b").to_string_lossy()],
+        &[
+            "backup",
+            "create",
+            "--out",
+            &dir.path().join("b").to_string_lossy(),
+        ],
         Some(PASS),
     ));
     let backup = out
@@ -436,7 +441,11 @@ fn backend_sqlite_creates_an_sqlite_store_that_answers_like_redb() {
         &["--backend", "sqlite", "restore", &backup],
         Some(PASS),
     ));
-    assert!(std::fs::read(&restored).unwrap().starts_with(b"SQLite format 3\0"));
+    assert!(
+        std::fs::read(&restored)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
     assert_eq!(q(&restored), q(&redb));
     // An unknown engine is a usage error (status 2).
     let out = tresor(Some(&redb), &["--backend", "leveldb", "stats"], Some(PASS));

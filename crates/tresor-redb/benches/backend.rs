@@ -40,7 +40,11 @@ fn mix(mut x: u64) -> u64 {
 }
 
 fn token(domain: u64, n: u64) -> Vec<u8> {
-    [mix(domain ^ n).to_be_bytes(), mix(n.rotate_left(17) ^ domain).to_be_bytes()].concat()
+    [
+        mix(domain ^ n).to_be_bytes(),
+        mix(n.rotate_left(17) ^ domain).to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// (conversation number, body) of every corpus message, and where they came from.
@@ -185,7 +189,11 @@ async fn run() {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    eprintln!("{} messages, {} conversations from {source}", records.len(), conversations.len());
+    eprintln!(
+        "{} messages, {} conversations from {source}",
+        records.len(),
+        conversations.len()
+    );
     let dir = tempfile::tempdir().unwrap();
     let trait_store = RedbBackend::open(dir.path().join("trait.redb")).unwrap();
     let raw = Arc::new(Database::create(dir.path().join("raw.redb")).unwrap());
@@ -201,7 +209,10 @@ async fn run() {
     for range in &chunks {
         let batch = batch_of(&records[range.clone()]);
         let t = Instant::now();
-        trait_store.commit(batch, Durability::Immediate).await.unwrap();
+        trait_store
+            .commit(batch, Durability::Immediate)
+            .await
+            .unwrap();
         trait_load += t.elapsed();
         let t = Instant::now();
         raw_commit(&raw, &records[range.clone()], true);
@@ -219,7 +230,9 @@ async fn run() {
     );
 
     // Point get: 20,000 random message keys.
-    let picks: Vec<usize> = (0..20_000).map(|i| (mix(i as u64 + 7) % records.len() as u64) as usize).collect();
+    let picks: Vec<usize> = (0..20_000)
+        .map(|i| (mix(i as u64 + 7) % records.len() as u64) as usize)
+        .collect();
     let raw_get_t = per_op(picks.len(), |i| {
         assert!(raw_get(&raw, &records[picks[i]].key).is_some());
     });
@@ -257,7 +270,12 @@ async fn run() {
 
     // Range scan of 50: newest 50 index entries of a conversation (reverse, limit 50).
     let convs: Vec<Vec<u8>> = (0..5_000)
-        .map(|i| token(2, conversations[(mix(i as u64 + 3) % conversations.len() as u64) as usize]))
+        .map(|i| {
+            token(
+                2,
+                conversations[(mix(i as u64 + 3) % conversations.len() as u64) as usize],
+            )
+        })
         .collect();
     let raw_scan_t = per_op(convs.len(), |i| {
         assert!(!raw_scan(&raw, &convs[i], 50).is_empty());
@@ -313,7 +331,10 @@ async fn run() {
             "single durable write (1 writer)".into(),
             us(raw_single),
             us(trait_single),
-            format!("{:.2}×", trait_single.as_secs_f64() / raw_single.as_secs_f64()),
+            format!(
+                "{:.2}×",
+                trait_single.as_secs_f64() / raw_single.as_secs_f64()
+            ),
         ),
     );
 
@@ -379,7 +400,11 @@ async fn run() {
         ),
     );
 
-    println!("Data: {} messages, {} conversations, {source}.\n", records.len(), conversations.len());
+    println!(
+        "Data: {} messages, {} conversations, {source}.\n",
+        records.len(),
+        conversations.len()
+    );
     println!("| operation | raw redb | `Backend` trait (`RedbBackend`) | trait / raw |");
     println!("|---|---|---|---|");
     for (_, (op, raw, tr, ratio)) in rows {

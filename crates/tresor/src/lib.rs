@@ -48,11 +48,11 @@ pub use options::Options;
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
-pub use tresor_redb::RedbBackend;
-pub use tresor_sqlite::SqliteBackend;
 pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase};
+pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
