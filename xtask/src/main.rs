@@ -17,6 +17,9 @@
 //!   then checks it with the independent Python verifier `xtask/vectors/verify.py`
 //!   (installing `cryptography`, `argon2-cffi` and `blake3` with pip if they are missing) and
 //!   with the Rust vector tests.
+//! - `cargo xtask bench-backend`: the backend layer's benchmark (`RedbBackend` through the
+//!   trait against raw redb, on the chitchat corpus), printing a Markdown table for
+//!   `docs/BENCHMARKS.md` ("Backend layer").
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -60,9 +63,13 @@ fn main() -> ExitCode {
                 .env("TRESOR_FAULT_STRIDE", "1"),
         ),
         Some("vectors") => vectors(args.iter().any(|a| a == "--write")),
+        Some("bench-backend") => run(
+            "bench-backend",
+            cargo().args(["bench", "-p", "tresor-redb", "--bench", "backend"]),
+        ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write]>"
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write] | bench-backend>"
             );
             return ExitCode::from(2);
         }

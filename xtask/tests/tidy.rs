@@ -31,6 +31,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let mut m = BTreeMap::new();
     m.insert("tresor-backend", BTreeSet::new());
     m.insert("tresor-redb", ["tresor-backend"].into());
+    m.insert("tresor-sqlite", ["tresor-backend"].into());
     m.insert("tresor-crypto", BTreeSet::new());
     m.insert("tresor-schema", ["tresor-backend", "tresor-crypto"].into());
     m.insert(
@@ -42,6 +43,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         [
             "tresor-backend",
             "tresor-redb",
+            "tresor-sqlite",
             "tresor-crypto",
             "tresor-schema",
             "tresor-backup",

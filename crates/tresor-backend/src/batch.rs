@@ -44,10 +44,61 @@ impl Op {
     }
 }
 
-/// An ordered list of puts and deletes, possibly across several tables, committed atomically.
+/// What a [`Condition`] expects of the value stored under its key when the batch commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expect {
+    /// The key is absent (never written, or deleted).
+    Absent,
+    /// The key is present, whatever its value.
+    Present,
+    /// The key is present and holds exactly these bytes.
+    Value(Vec<u8>),
+}
+
+impl Expect {
+    /// Whether `current` (the stored value, `None` when absent) satisfies this expectation.
+    pub fn holds(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (Expect::Absent, None) => true,
+            (Expect::Present, Some(_)) => true,
+            (Expect::Value(want), Some(have)) => want.as_slice() == have,
+            _ => false,
+        }
+    }
+}
+
+/// A precondition of a [`WriteBatch`]: the state `key` of `table` must be in when the batch
+/// commits, checked inside the batch's own write transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// Table name.
+    pub table: String,
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// The expected state.
+    pub expect: Expect,
+}
+
+/// An ordered list of puts and deletes, possibly across several tables, committed atomically,
+/// with optional [`Condition`]s.
+///
+/// # Read-modify-write
+/// Conditions make a batch a *conditional write* (compare-and-set over any number of keys): a
+/// caller reads values (from the backend or a snapshot), builds the new values, and adds one
+/// condition per value read. At commit every condition is checked against the committed state,
+/// inside the same write transaction that applies the operations and before any of them; if one
+/// fails, the whole batch is rejected with [`crate::BackendError::ConditionFailed`] and nothing
+/// is written. The caller then re-reads and retries.
+///
+/// Isolation: backends have a single writer (one write transaction at a time, batches in a
+/// group applied one after the other), so committed conditional batches are **serializable**:
+/// the outcome equals running them one at a time in commit order, and a batch whose conditions
+/// cover every key it read acts as if its reads and writes were one atomic step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<Op>,
+    conditions: Vec<Condition>,
 }
 
 impl WriteBatch {
@@ -73,9 +124,39 @@ impl WriteBatch {
         });
     }
 
-    /// Appends every operation of `other`, after this batch's own.
+    /// Adds a condition: at commit, `key` of `table` must be as `expect` says, or the whole
+    /// batch is rejected with [`crate::BackendError::ConditionFailed`] whose `index` is the
+    /// position of this condition among the batch's conditions (0 for the first `expect`).
+    pub fn expect(&mut self, table: &str, key: impl Into<Vec<u8>>, expect: Expect) {
+        self.conditions.push(Condition {
+            table: table.to_owned(),
+            key: key.into(),
+            expect,
+        });
+    }
+
+    /// Appends every operation and condition of `other`, after this batch's own.
     pub fn extend(&mut self, other: WriteBatch) {
         self.ops.extend(other.ops);
+        self.conditions.extend(other.conditions);
+    }
+
+    /// The conditions, in the order they were added.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// Every table name the batch names, in operations and conditions.
+    pub fn table_names(&self) -> impl Iterator<Item = &str> {
+        self.ops
+            .iter()
+            .map(Op::table)
+            .chain(self.conditions.iter().map(|c| c.table.as_str()))
+    }
+
+    /// Consumes the batch, returning its conditions and operations.
+    pub fn into_parts(self) -> (Vec<Condition>, Vec<Op>) {
+        (self.conditions, self.ops)
     }
 
     /// The operations, in the order they will be applied.
@@ -88,13 +169,44 @@ impl WriteBatch {
         self.ops
     }
 
-    /// Number of operations.
+    /// Number of operations (conditions not counted).
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
-    /// Whether the batch has no operation.
+    /// Whether the batch has neither operation nor condition (committing it does nothing).
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.conditions.is_empty()
+    }
+
+    /// Checks every table name of the batch, then every condition against `current`, which
+    /// reads the committed value of a key (`None` when absent).
+    ///
+    /// # Errors
+    /// [`crate::BackendError::InvalidTableName`] for a bad name (checked first, for all),
+    /// [`crate::BackendError::ConditionFailed`] for the first failing condition, or the error
+    /// of `current`.
+    pub fn check<F>(&self, mut current: F) -> Result<(), crate::BackendError>
+    where
+        F: FnMut(&str, &[u8], &Expect) -> Result<bool, crate::BackendError>,
+    {
+        self.validate()?;
+        for (index, c) in self.conditions.iter().enumerate() {
+            if !current(&c.table, &c.key, &c.expect)? {
+                return Err(crate::BackendError::ConditionFailed {
+                    table: c.table.clone(),
+                    index,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every table name the batch names.
+    ///
+    /// # Errors
+    /// [`crate::BackendError::InvalidTableName`] for the first bad name.
+    pub fn validate(&self) -> Result<(), crate::BackendError> {
+        self.table_names().try_for_each(crate::validate_table_name)
     }
 }

@@ -23,6 +23,22 @@ pub enum BackendError {
     /// A key or value is larger than the backend accepts.
     #[error("value too large: {0} bytes")]
     ValueTooLarge(usize),
+    /// A condition of the batch did not hold ([`crate::WriteBatch::expect`]); nothing of the
+    /// batch was written. Re-read and retry.
+    #[error("condition {index} of the batch failed (table {table})")]
+    ConditionFailed {
+        /// Table of the failing condition.
+        table: String,
+        /// Position of the failing condition among the batch's conditions, from 0.
+        index: usize,
+    },
+    /// The operation cannot run now because of other activity (compaction while a snapshot or
+    /// read is alive); nothing was changed. Retry later.
+    #[error("store is busy: {0}")]
+    Busy(String),
+    /// The operation is not offered by this backend.
+    #[error("not supported by this backend: {0}")]
+    Unsupported(&'static str),
     /// The store was closed, or its worker thread ended.
     #[error("store is closed")]
     Closed,

@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use crate::{
-    Backend, BackendError, BackendStats, Direction, Durability, Entry, KeyRange, WriteBatch,
+    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
+    Snapshot, WriteBatch,
 };
 
 /// Which operations a [`Fault`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FaultPoint {
-    /// Every read call (`get`, `get_many`, `scan`, `len`, `tables`, `stats`).
+    /// Every read call (`get`, `get_many`, `scan`, `snapshot`, `len`, `tables`, `stats`).
     Read,
-    /// Every commit, failing before anything is applied (a write error).
+    /// Every commit (and compaction), failing before anything is applied (a write error).
     Write,
     /// Every `Immediate` commit, failing *after* the batch was applied: the data is there but
     /// the caller is told the sync failed (the ambiguous outcome of a failed fsync).
@@ -131,6 +132,17 @@ impl<B: Backend + Clone> Backend for FaultBackend<B> {
             self.trip(FaultPoint::Sync)?;
         }
         Ok(())
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
+        // Taking the view counts as a read; reads through it are not faulted.
+        self.trip(FaultPoint::Read)?;
+        self.inner.snapshot().await
+    }
+
+    async fn compact(&self) -> Result<CompactReport, BackendError> {
+        self.trip(FaultPoint::Write)?;
+        self.inner.compact().await
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {

@@ -11,12 +11,17 @@
 //! - Keys are compared as unsigned byte strings (lexicographic, shorter prefix first), exactly as
 //!   `[u8]`'s `Ord`. Upper layers encode order-carrying fields big-endian to rely on this.
 //! - A committed batch is applied entirely or not at all; a reader never observes half a batch.
+//!   Its [`Condition`]s are checked in the same write transaction, before its operations.
+//! - A [`Snapshot`] sees every batch committed before it and none after, across all tables.
 //! - Every backend passes the conformance suite in [`testing`] (feature `testing`), run from the
 //!   backend crate's own tests with [`backend_conformance_tests!`].
 //!
 //! # Code map
 //! - [`Backend`]: the async trait.
-//! - [`WriteBatch`], [`Op`], [`KeyRange`], [`Direction`], [`Durability`]: its vocabulary.
+//! - [`WriteBatch`], [`Op`], [`Condition`], [`Expect`], [`KeyRange`], [`Direction`],
+//!   [`Durability`]: its vocabulary (`batch.rs`, `range.rs`).
+//! - [`Snapshot`] (`snapshot.rs`): consistent read views.
+//! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
 //! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
 #![forbid(unsafe_code)]
@@ -28,28 +33,24 @@ mod error;
 mod fault;
 mod memory;
 mod range;
+mod snapshot;
+mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use batch::{Durability, Op, WriteBatch};
+pub use batch::{Condition, Durability, Expect, Op, WriteBatch};
 pub use error::BackendError;
 #[cfg(feature = "testing")]
 pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};
 pub use memory::MemoryBackend;
 pub use range::{Direction, KeyRange};
+pub use snapshot::Snapshot;
+pub use stats::{BackendStats, CompactReport};
 
 use async_trait::async_trait;
 
 /// A key-value pair as returned by a scan: `(key, value)`, both owned byte strings.
 pub type Entry = (Vec<u8>, Vec<u8>);
-
-/// Statistics a backend reports about its storage as a whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BackendStats {
-    /// Size of the backing file(s) on disk in bytes; `None` for backends without a file (memory).
-    pub file_bytes: Option<u64>,
-}
 
 /// An ordered, transactional key-value store of named tables.
 ///
@@ -95,17 +96,30 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError>;
 
-    /// Applies every operation of `batch` atomically, in order (a later operation on the same
-    /// key wins), then makes it as durable as `durability` asks before returning.
+    /// Checks the conditions of `batch`, then applies every operation of it atomically, in
+    /// order (a later operation on the same key wins), then makes it as durable as `durability`
+    /// asks before returning.
     ///
-    /// An empty batch is a no-op that succeeds.
+    /// An empty batch is a no-op that succeeds. Concurrent commits may be grouped into one
+    /// engine transaction (and one fsync); each caller still gets its own outcome, and a batch
+    /// that fails never makes another fail.
     ///
     /// # Errors
-    /// [`BackendError`] when the batch could not be committed; in that case none of it is
-    /// visible, now or after a restart.
+    /// - [`BackendError::InvalidTableName`] for a bad table name in an operation or condition.
+    /// - [`BackendError::ConditionFailed`] when a condition does not hold.
+    /// - Any other [`BackendError`] when the batch could not be committed.
+    ///
+    /// On any error none of the batch is visible, now or after a restart.
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError>;
 
-    /// Number of entries in `table` (0 for a table that was never written).
+    /// Takes a consistent read view of every table: see [`Snapshot`].
+    ///
+    /// # Errors
+    /// [`BackendError`] when the store cannot be read (I/O, closed store).
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError>;
+
+    /// Number of entries in `table` (0 for a table that was never written), without scanning
+    /// the table.
     ///
     /// # Errors
     /// As [`Backend::get`].
@@ -117,11 +131,19 @@ pub trait Backend: Send + Sync + 'static {
     /// As [`Backend::get`].
     async fn tables(&self) -> Result<Vec<String>, BackendError>;
 
-    /// Storage-wide statistics.
+    /// Storage-wide statistics: file size and per-table entry counts.
     ///
     /// # Errors
     /// As [`Backend::get`].
     async fn stats(&self) -> Result<BackendStats, BackendError>;
+
+    /// Rewrites the storage to give free space back to the file system, and makes every
+    /// earlier commit durable. Writes wait while it runs.
+    ///
+    /// # Errors
+    /// [`BackendError::Busy`] while a [`Snapshot`] (or another read) is alive, with nothing
+    /// changed; any other [`BackendError`] on an I/O failure.
+    async fn compact(&self) -> Result<CompactReport, BackendError>;
 }
 
 /// Checks a table name against the rule of [`Backend`]: 1 to 64 bytes of `[a-z0-9_]`.

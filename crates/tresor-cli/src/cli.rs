@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// tresor: an encrypted, indexed store for chat history.
 ///
@@ -11,16 +11,44 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tresor", version, about, long_about = None)]
 pub struct Cli {
-    /// Path of the store file (a redb database).
+    /// Path of the store file (a redb or SQLite database).
     #[arg(long, global = true, value_name = "PATH", env = "TRESOR_DB")]
     pub db: Option<PathBuf>,
     /// Unlock with the raw key in this file (32 bytes, or 64 hex digits) instead of a
     /// passphrase. A store created with a key file opens only with it (or after `passwd`).
     #[arg(long, global = true, value_name = "PATH", env = "TRESOR_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+    /// Storage engine of a store created by this command (import, restore). An existing
+    /// store is opened with the engine its file header names.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Engine::Redb,
+        env = "TRESOR_BACKEND"
+    )]
+    pub backend: Engine,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The storage engines `--backend` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// One redb file.
+    Redb,
+    /// One SQLite file (WAL mode).
+    Sqlite,
+}
+
+impl From<Engine> for tresor::BackendKind {
+    fn from(engine: Engine) -> Self {
+        match engine {
+            Engine::Redb => tresor::BackendKind::Redb,
+            Engine::Sqlite => tresor::BackendKind::Sqlite,
+        }
+    }
 }
 
 /// The subcommands.

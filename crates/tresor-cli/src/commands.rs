@@ -16,13 +16,15 @@ use crate::{CliError, chitchat, passphrase};
 /// Any [`CliError`]; the binary prints it as one line and exits with status 1.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let key = cli.key_file.as_deref();
+    // The engine of a store this command creates; an existing store's comes from its file.
+    let options = Options::default().with_backend_kind(cli.backend.into());
     match cli.command {
         Command::Import(Import::Chitchat {
             file,
             batch_size,
             pad_records,
         }) => {
-            let options = Options::default().with_padding(pad_records);
+            let options = options.with_padding(pad_records);
             import_chitchat(&db(&cli.db)?, key, file, batch_size as usize, options, out).await
         }
         Command::Messages(args) => messages(&db(&cli.db)?, key, args, out).await,
@@ -31,7 +33,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             backup_create(&db(&cli.db)?, key, &dir, out).await
         }
         Command::Backup(Backup::Verify { file }) => backup_verify(&file, key, out).await,
-        Command::Restore { file } => restore(&db(&cli.db)?, key, &file, out).await,
+        Command::Restore { file } => restore(&db(&cli.db)?, key, options, &file, out).await,
         Command::Info { json } => info(&db(&cli.db)?, key, json, out).await,
         Command::Passwd { new_key_file } => {
             passwd(&db(&cli.db)?, key, new_key_file.as_deref(), out).await
@@ -271,11 +273,12 @@ async fn backup_verify(
 async fn restore(
     db: &Path,
     key: Option<&Path>,
+    options: Options,
     file: &Path,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let (store, summary) =
-        tresor::restore_backup(file, db, passphrase::secret(key, false)?).await?;
+        tresor::restore_backup_with(file, db, passphrase::secret(key, false)?, options).await?;
     let stats = store.stats().await?;
     writeln!(out, "restored {} into {}", describe(&summary), db.display())?;
     writeln!(

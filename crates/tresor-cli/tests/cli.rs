@@ -423,3 +423,60 @@ fn check_repair_and_salvage_from_the_command_line() {
     assert_eq!(stats(&target)["messages"], 9511);
     ok(tresor(Some(&target), &["check"], Some(PASS)));
 }
+
+#[test]
+fn backend_sqlite_creates_an_sqlite_store_that_answers_like_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = imported_sample(dir.path());
+    let sqlite = dir.path().join("chat.sqlite");
+    ok(tresor(
+        Some(&sqlite),
+        &["--backend", "sqlite", "import", "chitchat"],
+        Some(PASS),
+    ));
+    let head = std::fs::read(&sqlite).unwrap();
+    assert!(head.starts_with(b"SQLite format 3\0"), "an SQLite file");
+    // The engine of an existing store comes from its file: no --backend needed.
+    let q = |d: &Path| {
+        ok(tresor(
+            Some(d),
+            &["messages", "--recent", "--limit", "50", "--json"],
+            Some(PASS),
+        ))
+    };
+    assert_eq!(q(&redb), q(&sqlite));
+    assert_eq!(stats(&sqlite)["messages"], stats(&redb)["messages"]);
+
+    // A redb backup restores into an SQLite store.
+    let out = ok(tresor(
+        Some(&redb),
+        &[
+            "backup",
+            "create",
+            "--out",
+            &dir.path().join("b").to_string_lossy(),
+        ],
+        Some(PASS),
+    ));
+    let backup = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written: "))
+        .unwrap()
+        .to_owned();
+    let restored = dir.path().join("restored.sqlite");
+    ok(tresor(
+        Some(&restored),
+        &["--backend", "sqlite", "restore", &backup],
+        Some(PASS),
+    ));
+    assert!(
+        std::fs::read(&restored)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+    assert_eq!(q(&restored), q(&redb));
+    // An unknown engine is a usage error (status 2).
+    let out = tresor(Some(&redb), &["--backend", "leveldb", "stats"], Some(PASS));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: redb, sqlite"));
+}

@@ -1,37 +1,31 @@
 //! [`RedbBackend`]: opening a redb file and the [`Backend`] implementation over it.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
-    TableDefinition, TableError, TableHandle, WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, Direction, Durability, Entry, KeyRange, Op, WriteBatch,
-    validate_table_name,
+    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
+    Snapshot, WriteBatch, validate_table_name,
 };
 
-use crate::error::{map_err, map_io, map_join, map_open_err, open_panicked};
-
-/// The redb type of every backend table: byte-string keys to byte-string values, so that keys
-/// sort as unsigned byte strings.
-type Def<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
-
-/// A read-only view of one backend table.
-type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
-
-/// A writable view of one backend table inside a write transaction.
-type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+use crate::error::{map_err, map_join, map_open_err, open_panicked, poisoned};
+use crate::read;
+use crate::snapshot::RedbSnapshot;
+use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
 ///
 /// Cloning is cheap and shares the open database. The file is closed (and any pending
-/// [`Durability::Eventual`] commit made durable) when the last clone is dropped.
+/// [`Durability::Eventual`] commit made durable) when the last clone is dropped; that drop
+/// waits for the writer thread to finish the commits already queued.
+///
+/// Writes go through one writer thread that merges concurrent commits into one redb write
+/// transaction and one fsync (*group commit*, see the crate documentation). Reads run on
+/// tokio's blocking pool, each in its own read transaction.
 ///
 /// While a `RedbBackend` is alive the file is locked: opening the same path again, from this
 /// process or another, fails with [`BackendError::Locked`]. The lock is released when the last
@@ -41,21 +35,31 @@ type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
 /// call returns [`BackendError::Engine`].
 #[derive(Clone)]
 pub struct RedbBackend {
-    db: Arc<Database>,
-    path: Arc<PathBuf>,
+    shared: Arc<Shared>,
+}
+
+/// What the clones share. Field order matters: the writer (which joins its thread) drops before
+/// the database handle.
+struct Shared {
+    writer: Writer,
+    /// The database. Readers hold the read side for the whole of a call (so compaction, which
+    /// takes the write side, waits for them); the writer thread holds it to begin a transaction.
+    db: Arc<RwLock<Database>>,
+    path: PathBuf,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbBackend")
-            .field("path", &self.path)
+            .field("path", &self.shared.path)
             .finish_non_exhaustive()
     }
 }
 
 impl RedbBackend {
     /// Opens the redb database at `path`, creating the file (and an empty database in it) if it
-    /// does not exist. The parent directory must exist.
+    /// does not exist. The parent directory must exist. Starts the writer thread.
     ///
     /// Blocks the calling thread on file I/O (and on recovery, after a crash); from async code,
     /// call it inside `tokio::task::spawn_blocking`.
@@ -67,7 +71,8 @@ impl RedbBackend {
     ///   damaged so that redb fails (or panics) while opening it. Damage in pages the open does
     ///   not read is only found by the reads that reach them.
     /// - [`BackendError::DiskFull`] when there is no room to create or recover the database.
-    /// - [`BackendError::Io`] on any other OS error (a missing parent directory, permissions).
+    /// - [`BackendError::Io`] on any other OS error (a missing parent directory, permissions,
+    ///   no thread available).
     /// - [`BackendError::Engine`] for any other refusal of redb (an old file format, say).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
         Self::open_with(path.as_ref(), |path| Database::create(path))
@@ -96,125 +101,61 @@ impl RedbBackend {
         let db = std::panic::catch_unwind(|| open(path))
             .map_err(|_| open_panicked())?
             .map_err(map_open_err)?;
+        let db = Arc::new(RwLock::new(db));
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::start(Context {
+            db: Arc::clone(&db),
+            path: path.to_path_buf(),
+            counters: Arc::clone(&counters),
+        })?;
         Ok(Self {
-            db: Arc::new(db),
-            path: Arc::new(path.to_path_buf()),
+            shared: Arc::new(Shared {
+                writer,
+                db,
+                path: path.to_path_buf(),
+                counters,
+            }),
         })
     }
 
     /// The path of the database file, as given to the open call.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
-    /// Runs `f` with the database on tokio's blocking pool.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, BackendError>
+    /// What the writer thread committed since the store was opened: batches, transactions
+    /// (groups), durable transactions. `batches / transactions` is the mean group size.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.shared.counters.get()
+    }
+
+    /// Runs `f` in a fresh read transaction on tokio's blocking pool, holding the read side of
+    /// the database lock for the whole call.
+    async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, BackendError> + Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, BackendError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(map_join)?
-    }
-}
-
-/// Opens `table` for reading in `txn`; `None` when it was never written.
-fn open_read(txn: &ReadTransaction, table: &str) -> Result<Option<ReadTable>, BackendError> {
-    match txn.open_table(Def::new(table)) {
-        Ok(t) => Ok(Some(t)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(err) => Err(map_err(err)),
-    }
-}
-
-/// Begins a read transaction and opens `table` in it; `None` when the table was never written.
-fn read_table(db: &Database, table: &str) -> Result<Option<ReadTable>, BackendError> {
-    let txn = db.begin_read().map_err(map_err)?;
-    // The table keeps its transaction alive until it is dropped.
-    open_read(&txn, table)
-}
-
-/// Borrows the bound's bytes as a slice.
-fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    bound.as_ref().map(Vec::as_slice)
-}
-
-/// Copies up to `limit` entries of a redb range iterator.
-fn collect_entries<'a, I>(iter: I, limit: usize) -> Result<Vec<Entry>, BackendError>
-where
-    I: Iterator<
-        Item = Result<
-            (
-                redb::AccessGuard<'a, &'static [u8]>,
-                redb::AccessGuard<'a, &'static [u8]>,
-            ),
-            redb::StorageError,
-        >,
-    >,
-{
-    iter.take(limit)
-        .map(|item| {
-            let (k, v) = item.map_err(map_err)?;
-            Ok((k.value().to_vec(), v.value().to_vec()))
+        let db = Arc::clone(&self.shared.db);
+        tokio::task::spawn_blocking(move || {
+            let db = db.read().map_err(poisoned)?;
+            let txn = db.begin_read().map_err(map_err)?;
+            f(&txn)
         })
-        .collect()
-}
-
-/// Applies every operation of `ops` inside `txn`, opening each table once.
-///
-/// A delete in a table that does not exist (and that no earlier put of the batch created) is
-/// skipped rather than creating an empty table, so that [`Backend::tables`] lists only tables
-/// that hold or have held entries.
-fn apply_ops(txn: &WriteTransaction, ops: Vec<Op>) -> Result<(), BackendError> {
-    let mut open: HashMap<String, WriteTable<'_>> = HashMap::new();
-    // Names of the tables that existed before the batch, listed on the first delete that needs it.
-    let mut existing: Option<HashSet<String>> = None;
-    for op in ops {
-        match op {
-            Op::Put { table, key, value } => {
-                writable(txn, &mut open, table)?
-                    .insert(key.as_slice(), value.as_slice())
-                    .map_err(map_err)?;
-            }
-            Op::Delete { table, key } => {
-                if !open.contains_key(&table) {
-                    let existing = match &mut existing {
-                        Some(names) => names,
-                        none => none.insert(
-                            txn.list_tables()
-                                .map_err(map_err)?
-                                .map(|handle| handle.name().to_owned())
-                                .collect(),
-                        ),
-                    };
-                    if !existing.contains(&table) {
-                        continue;
-                    }
-                }
-                writable(txn, &mut open, table)?
-                    .remove(key.as_slice())
-                    .map_err(map_err)?;
-            }
-        }
+        .await
+        .map_err(map_join)?
     }
-    Ok(())
-}
 
-/// The open table `name` of `open`, opening (or creating) it in `txn` on first use.
-fn writable<'o, 'txn>(
-    txn: &'txn WriteTransaction,
-    open: &'o mut HashMap<String, WriteTable<'txn>>,
-    name: String,
-) -> Result<&'o mut WriteTable<'txn>, BackendError> {
-    use std::collections::hash_map::Entry as Slot;
-    match open.entry(name) {
-        Slot::Occupied(slot) => Ok(slot.into_mut()),
-        Slot::Vacant(slot) => {
-            let table = txn.open_table(Def::new(slot.key())).map_err(map_err)?;
-            Ok(slot.insert(table))
-        }
+    /// Sends `request` (built around a reply channel) to the writer thread and waits for the
+    /// answer without blocking the async runtime.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, BackendError>>) -> Request,
+    ) -> Result<T, BackendError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.writer.send(request(reply))?;
+        // The writer always answers unless it died (a panic inside redb).
+        answer.await.map_err(|_| BackendError::Closed)?
     }
 }
 
@@ -222,16 +163,8 @@ fn writable<'o, 'txn>(
 impl Backend for RedbBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         validate_table_name(table)?;
-        let table = table.to_owned();
-        let key = key.to_vec();
-        self.blocking(move |db| {
-            let Some(t) = read_table(db, &table)? else {
-                return Ok(None);
-            };
-            let value = t.get(key.as_slice()).map_err(map_err)?;
-            Ok(value.map(|v| v.value().to_vec()))
-        })
-        .await
+        let (table, key) = (table.to_owned(), key.to_vec());
+        self.read(move |txn| read::get(txn, &table, &key)).await
     }
 
     async fn get_many(
@@ -243,20 +176,9 @@ impl Backend for RedbBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let table = table.to_owned();
-        let keys = keys.to_vec();
-        self.blocking(move |db| {
-            let Some(t) = read_table(db, &table)? else {
-                return Ok(vec![None; keys.len()]);
-            };
-            keys.iter()
-                .map(|key| {
-                    let value = t.get(key.as_slice()).map_err(map_err)?;
-                    Ok(value.map(|v| v.value().to_vec()))
-                })
-                .collect()
-        })
-        .await
+        let (table, keys) = (table.to_owned(), keys.to_vec());
+        self.read(move |txn| read::get_many(txn, &table, &keys))
+            .await
     }
 
     async fn scan(
@@ -267,81 +189,59 @@ impl Backend for RedbBackend {
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
         validate_table_name(table)?;
-        // Answered without a transaction. (redb 4.6 itself returns no entry for an inverted
-        // range rather than panicking, but that is not documented, so it is not relied on.)
         if limit == 0 || range.is_empty() {
             return Ok(Vec::new());
         }
         let table = table.to_owned();
-        self.blocking(move |db| {
-            let Some(t) = read_table(db, &table)? else {
-                return Ok(Vec::new());
-            };
-            let bounds = (as_slice(&range.start), as_slice(&range.end));
-            let iter = t.range::<&[u8]>(bounds).map_err(map_err)?;
-            match direction {
-                Direction::Forward => collect_entries(iter, limit),
-                Direction::Reverse => collect_entries(iter.rev(), limit),
-            }
+        self.read(move |txn| read::scan(txn, &table, &range, direction, limit))
+            .await
+    }
+
+    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.ask(|reply| Request::Commit {
+            batch,
+            durability,
+            reply,
         })
         .await
     }
 
-    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        for op in batch.ops() {
-            validate_table_name(op.table())?;
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let durability = match durability {
-            Durability::Eventual => redb::Durability::None,
-            // `Immediate`, and any level added later: the strongest is never wrong.
-            _ => redb::Durability::Immediate,
-        };
-        self.blocking(move |db| {
-            let mut txn = db.begin_write().map_err(map_err)?;
-            txn.set_durability(durability).map_err(map_err)?;
-            // On error the transaction is dropped, which aborts it: nothing is applied.
-            apply_ops(&txn, batch.into_ops())?;
-            txn.commit().map_err(map_err)
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
+        let db = Arc::clone(&self.shared.db);
+        let txn = tokio::task::spawn_blocking(move || {
+            db.read().map_err(poisoned)?.begin_read().map_err(map_err)
         })
         .await
+        .map_err(map_join)??;
+        Ok(Box::new(RedbSnapshot::new(txn)))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
         validate_table_name(table)?;
         let table = table.to_owned();
-        self.blocking(move |db| match read_table(db, &table)? {
-            Some(t) => t.len().map_err(map_err),
-            None => Ok(0),
-        })
-        .await
+        self.read(move |txn| read::len(txn, &table)).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.blocking(|db| {
-            let txn = db.begin_read().map_err(map_err)?;
-            let mut names: Vec<String> = txn
-                .list_tables()
-                .map_err(map_err)?
-                .map(|handle| handle.name().to_owned())
-                .collect();
-            names.sort_unstable();
-            Ok(names)
-        })
-        .await
+        self.read(read::tables).await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
-        let path = Arc::clone(&self.path);
-        let file_bytes = tokio::task::spawn_blocking(move || std::fs::metadata(path.as_path()))
-            .await
-            .map_err(map_join)?
-            .map_err(map_io)?
-            .len();
+        let path = self.shared.path.clone();
+        let (table_entries, file_bytes) = self
+            .read(move |txn| Ok((read::table_entries(txn)?, file_bytes(&path)?)))
+            .await?;
         let mut stats = BackendStats::default();
         stats.file_bytes = Some(file_bytes);
+        stats.table_entries = table_entries;
         Ok(stats)
+    }
+
+    async fn compact(&self) -> Result<CompactReport, BackendError> {
+        self.ask(|reply| Request::Compact { reply }).await
     }
 }

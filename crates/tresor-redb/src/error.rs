@@ -40,6 +40,11 @@ pub(crate) fn open_panicked() -> BackendError {
     BackendError::Corrupted("redb panicked while opening the file: it is damaged".into())
 }
 
+/// The error of a poisoned database lock: a thread panicked while holding it (inside redb).
+pub(crate) fn poisoned<T>(_: T) -> BackendError {
+    BackendError::Engine("the database lock is poisoned (a redb call panicked)".into())
+}
+
 /// Maps an OS I/O error: a full disk or quota becomes [`BackendError::DiskFull`].
 pub(crate) fn map_io(err: io::Error) -> BackendError {
     match err.kind() {

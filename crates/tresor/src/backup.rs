@@ -7,7 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tresor_backup::BackupSummary;
 use tresor_crypto::Secret;
-use tresor_redb::RedbBackend;
 
 use crate::error::io;
 use crate::{Error, Options, Tresor};
@@ -125,6 +124,20 @@ pub async fn restore_backup(
     new_store: impl AsRef<Path>,
     secret: Secret,
 ) -> Result<(Tresor, BackupSummary), Error> {
+    restore_backup_with(backup, new_store, secret, Options::default()).await
+}
+
+/// As [`restore_backup`], with `options` for the new store (its storage engine,
+/// [`Options::backend`], and durability).
+///
+/// # Errors
+/// As [`restore_backup`].
+pub async fn restore_backup_with(
+    backup: impl AsRef<Path>,
+    new_store: impl AsRef<Path>,
+    secret: Secret,
+    options: Options,
+) -> Result<(Tresor, BackupSummary), Error> {
     let backup = backup.as_ref();
     let target = new_store.as_ref().to_path_buf();
     if target.exists() {
@@ -144,9 +157,8 @@ pub async fn restore_backup(
     let temp = dir.join(format!(".{file_name}.restore-{tag}"));
 
     let result = async {
-        let t = temp.clone();
-        let backend = tokio::task::spawn_blocking(move || RedbBackend::open(t)).await??;
-        let summary = tresor_backup::restore(BufReader::new(file), &secret, &backend).await?;
+        let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
+        let summary = tresor_backup::restore(BufReader::new(file), &secret, &*backend).await?;
         // Close the database before it becomes visible under its final name.
         tokio::task::spawn_blocking(move || drop(backend)).await?;
         // hard_link fails if the target appeared meanwhile: never overwrite a store.
@@ -164,9 +176,15 @@ pub async fn restore_backup(
     }
     .await;
     let _ = std::fs::remove_file(&temp);
+    // SQLite removes its log files when it closes cleanly; these are for a failed restore.
+    for suffix in ["-wal", "-shm"] {
+        let mut side = temp.clone().into_os_string();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
     let summary = result?;
     sync_dir(&dir);
-    let store = Tresor::open_with(&target, secret, Options::default()).await?;
+    let store = Tresor::open_with(&target, secret, options).await?;
     let resealed: u64 = tresor_schema::catalog::TABLES
         .iter()
         .filter(|t| t.kind == tresor_schema::catalog::TableKind::Sealed)

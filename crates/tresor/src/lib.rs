@@ -1,7 +1,7 @@
 //! tresor: an encrypted, indexed, crash-safe storage engine for end-to-end-encrypted and
 //! peer-to-peer messengers.
 //!
-//! A [`Tresor`] is one store: a redb file (or any [`Backend`]) in which every value is sealed
+//! A [`Tresor`] is one store: a redb or SQLite file (or any [`Backend`]) in which every value is sealed
 //! with AES-256-GCM and every identifier in a key is a blinded token, unlocked by a passphrase.
 //!
 //! ```no_run
@@ -19,6 +19,7 @@
 //!
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
+//! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
@@ -39,6 +40,7 @@
 
 mod backup;
 mod check;
+mod engine;
 mod error;
 mod keys;
 mod messages;
@@ -47,8 +49,9 @@ mod rotation;
 mod salvage;
 mod store;
 
-pub use backup::{BackupFile, restore_backup, verify_backup};
+pub use backup::{BackupFile, restore_backup, restore_backup_with, verify_backup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
+pub use engine::BackendKind;
 pub use error::Error;
 pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
@@ -60,7 +63,9 @@ pub use store::{Stats, Tresor};
 pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
 pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
+pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,8 @@
 use tresor_backend::Durability;
 use tresor_crypto::KdfParams;
 
+use crate::BackendKind;
+
 /// The default [`Options::seal_limit`]: 2^31 AES-GCM seals under one value key.
 ///
 /// NIST SP 800-38D §8.3 requires that, with random 96-bit nonces, the total number of
@@ -35,6 +37,8 @@ pub struct Options {
     /// [`Options::seal_limit`]. Without it, rotations run only inside
     /// [`crate::Tresor::rotate_key`] (and a backup finishes one in progress). Default: on.
     pub background_rotation: bool,
+    /// Storage engine of a store *created* at a path. Default: [`BackendKind::Redb`].
+    pub backend: BackendKind,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             pad_records: false,
             seal_limit: DEFAULT_SEAL_LIMIT,
             background_rotation: true,
+            backend: BackendKind::Redb,
         }
     }
 }
@@ -53,6 +58,12 @@ impl Options {
     /// Sets the KDF used when creating a store or changing its passphrase.
     pub fn with_kdf(mut self, kdf: KdfParams) -> Self {
         self.kdf = kdf;
+        self
+    }
+
+    /// Sets the storage engine used when creating a store at a path.
+    pub fn with_backend_kind(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
         self
     }
 

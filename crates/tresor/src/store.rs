@@ -6,7 +6,6 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Mutex;
 use tresor_backend::{Backend, Durability};
 use tresor_crypto::Secret;
-use tresor_redb::RedbBackend;
 use tresor_schema::catalog::{self, META, meta_keys};
 use tresor_schema::{SchemaError, version};
 
@@ -97,7 +96,8 @@ impl Tresor {
         Self::create_with(path, secret, Options::default()).await
     }
 
-    /// Creates a new store at `path` with `options`.
+    /// Creates a new store at `path` with `options` (among them the storage engine,
+    /// [`Options::backend`]).
     ///
     /// # Errors
     /// As [`Tresor::create`].
@@ -110,9 +110,8 @@ impl Tresor {
         if path.exists() {
             return Err(Error::AlreadyExists(path));
         }
-        let p = path.clone();
-        let backend = tokio::task::spawn_blocking(move || RedbBackend::open(p)).await??;
-        Self::initialize(Arc::new(backend), secret, options, Some(path)).await
+        let backend = crate::engine::open(options.backend, path.clone(), true).await?;
+        Self::initialize(backend, secret, options, Some(path)).await
     }
 
     /// Opens the existing store at `path` with `secret` (its passphrase or raw key).
@@ -129,7 +128,7 @@ impl Tresor {
     }
 
     /// Opens the existing store at `path` with `options` (its KDF is ignored: the store's
-    /// header has its own).
+    /// header has its own; its backend is used only if the file's engine is not recognized).
     ///
     /// # Errors
     /// As [`Tresor::open`].
@@ -142,9 +141,8 @@ impl Tresor {
         if !path.exists() {
             return Err(Error::NotFound(path));
         }
-        let p = path.clone();
-        let backend = tokio::task::spawn_blocking(move || RedbBackend::open_existing(p)).await??;
-        Self::unlock(Arc::new(backend), secret, options, Some(path)).await
+        let backend = crate::engine::open(options.backend, path.clone(), false).await?;
+        Self::unlock(backend, secret, options, Some(path)).await
     }
 
     /// Opens the store at `path`, creating it if there is no file.

@@ -437,6 +437,12 @@ impl Backend for Failing {
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         self.inner.stats().await
     }
+    async fn snapshot(&self) -> Result<Box<dyn tresor_backend::Snapshot>, BackendError> {
+        self.inner.snapshot().await
+    }
+    async fn compact(&self) -> Result<tresor_backend::CompactReport, BackendError> {
+        self.inner.compact().await
+    }
 }
 
 #[tokio::test]

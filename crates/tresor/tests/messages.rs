@@ -1,6 +1,9 @@
-//! Behaviour of the message repository: order, cursors, updates, deletes, counts.
+//! Behaviour of the message repository: order, cursors, updates, deletes, counts. Every case
+//! taking a `store` runs on every backend (memory, redb, SQLite): see `on_every_backend!` at
+//! the end.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -9,9 +12,7 @@ use common::{PASS, ids, memory_store, msg};
 use proptest::prelude::*;
 use tresor::{Error, MemoryBackend, Message, Options, Tresor};
 
-#[tokio::test]
-async fn newest_first_with_ties_in_insertion_order() {
-    let store = memory_store().await;
+async fn newest_first_with_ties_in_insertion_order(store: Tresor) {
     let m = store.messages();
     m.save_batch(&[
         msg("a", "c", "alice", Some("bob"), 1_000, "first"),
@@ -29,9 +30,7 @@ async fn newest_first_with_ties_in_insertion_order() {
     assert_eq!(ids(&m.recent(2, None).await.unwrap()), ["d", "b"]);
 }
 
-#[tokio::test]
-async fn queries_by_conversation_peer_and_time() {
-    let store = memory_store().await;
+async fn queries_by_conversation_peer_and_time(store: Tresor) {
     let m = store.messages();
     m.save_batch(&[
         msg("1", "c1", "alice", Some("bob"), 10, "x"),
@@ -80,9 +79,7 @@ async fn queries_by_conversation_peer_and_time() {
     );
 }
 
-#[tokio::test]
-async fn a_message_to_oneself_is_listed_once_for_that_peer() {
-    let store = memory_store().await;
+async fn a_message_to_oneself_is_listed_once_for_that_peer(store: Tresor) {
     let m = store.messages();
     m.save(&msg(
         "n",
@@ -98,9 +95,7 @@ async fn a_message_to_oneself_is_listed_once_for_that_peer() {
     assert_eq!(store.stats().await.unwrap().peers, 1);
 }
 
-#[tokio::test]
-async fn cursor_pages_never_skip_or_repeat() {
-    let store = memory_store().await;
+async fn cursor_pages_never_skip_or_repeat(store: Tresor) {
     let m = store.messages();
     // 50 messages, many sharing a timestamp, saved in a scrambled order.
     let batch: Vec<Message> = (0..50)
@@ -140,16 +135,12 @@ async fn cursor_pages_never_skip_or_repeat() {
     assert_eq!(unique.len(), 50);
 }
 
-#[tokio::test]
-async fn unknown_cursor_is_a_typed_error() {
-    let store = memory_store().await;
+async fn unknown_cursor_is_a_typed_error(store: Tresor) {
     let err = store.messages().recent(5, Some("ghost")).await.unwrap_err();
     assert!(matches!(err, Error::CursorNotFound), "{err:?}");
 }
 
-#[tokio::test]
-async fn saving_the_same_batch_twice_changes_nothing() {
-    let store = memory_store().await;
+async fn saving_the_same_batch_twice_changes_nothing(store: Tresor) {
     let m = store.messages();
     let batch = vec![
         msg("1", "c", "a", Some("b"), 1, "x"),
@@ -171,9 +162,7 @@ async fn saving_the_same_batch_twice_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn an_edited_message_moves_in_every_index_and_keeps_its_seq() {
-    let store = memory_store().await;
+async fn an_edited_message_moves_in_every_index_and_keeps_its_seq(store: Tresor) {
     let m = store.messages();
     m.save(&msg("1", "c1", "a", Some("b"), 10, "x"))
         .await
@@ -208,9 +197,7 @@ async fn an_edited_message_moves_in_every_index_and_keeps_its_seq() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_with_a_repeated_id_keeps_the_last() {
-    let store = memory_store().await;
+async fn a_batch_with_a_repeated_id_keeps_the_last(store: Tresor) {
     let m = store.messages();
     let s = m
         .save_batch(&[
@@ -225,9 +212,7 @@ async fn a_batch_with_a_repeated_id_keeps_the_last() {
     assert_eq!(store.stats().await.unwrap().messages, 1);
 }
 
-#[tokio::test]
-async fn delete_removes_record_index_entries_and_counts() {
-    let store = memory_store().await;
+async fn delete_removes_record_index_entries_and_counts(store: Tresor) {
     let m = store.messages();
     m.save_batch(&[
         msg("1", "c1", "a", Some("b"), 1, "x"),
@@ -249,9 +234,7 @@ async fn delete_removes_record_index_entries_and_counts() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_writers_get_unique_sequence_numbers() {
-    let store = memory_store().await;
+async fn concurrent_writers_get_unique_sequence_numbers(store: Tresor) {
     let mut tasks = Vec::new();
     for w in 0..8 {
         let store = store.clone();
@@ -345,3 +328,16 @@ proptest! {
         });
     }
 }
+
+on_every_backend!(
+    newest_first_with_ties_in_insertion_order,
+    queries_by_conversation_peer_and_time,
+    a_message_to_oneself_is_listed_once_for_that_peer,
+    cursor_pages_never_skip_or_repeat,
+    unknown_cursor_is_a_typed_error,
+    saving_the_same_batch_twice_changes_nothing,
+    an_edited_message_moves_in_every_index_and_keeps_its_seq,
+    a_batch_with_a_repeated_id_keeps_the_last,
+    delete_removes_record_index_entries_and_counts,
+    concurrent_writers_get_unique_sequence_numbers,
+);

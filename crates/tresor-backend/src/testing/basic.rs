@@ -1,31 +1,15 @@
-//! The conformance suite every [`Backend`] must pass (feature `testing`).
-//!
-//! Each case is a plain `async fn` taking the backend under test. A backend crate runs them all,
-//! one `#[tokio::test]` per case, with [`backend_conformance_tests!`](crate::backend_conformance_tests):
-//!
-//! ```text
-//! // in crates/my-backend/tests/conformance.rs
-//! tresor_backend::backend_conformance_tests!({
-//!     let dir = tempfile::tempdir().unwrap();
-//!     let backend = MyBackend::open(dir.path().join("store")).unwrap();
-//!     (backend, dir) // the second element is kept alive for the test's duration
-//! });
-//! ```
-//!
-//! The suite checks the backend against [`crate::MemoryBackend`]'s semantics, including a
-//! randomized model test against a `BTreeMap`.
-#![allow(clippy::unwrap_used)] // test code: a panic is the failure report.
+//! The basic cases: reads, writes, deletes, scans, the model test.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::{Backend, BackendError, Direction, Durability, KeyRange, WriteBatch};
 
-fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (k.to_vec(), v.to_vec())
 }
 
-async fn put_all<B: Backend>(b: &B, table: &str, entries: &[(&[u8], &[u8])]) {
+pub(crate) async fn put_all<B: Backend>(b: &B, table: &str, entries: &[(&[u8], &[u8])]) {
     let mut batch = WriteBatch::new();
     for (k, v) in entries {
         batch.put(table, *k, *v);
@@ -270,12 +254,20 @@ pub async fn get_many_in_request_order<B: Backend>(b: &B) {
     );
 }
 
-/// Values of 1 MiB and keys of 1 KiB round-trip intact.
+/// Values of 16 MiB and keys of 1 KiB round-trip intact, beside small ones.
 pub async fn large_values_round_trip<B: Backend>(b: &B) {
-    let value: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let value: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let key = vec![0xAB; 1024];
-    put_all(b, "t", &[(&key, &value)]).await;
-    assert_eq!(b.get("t", &key).await.unwrap(), Some(value));
+    put_all(b, "t", &[(&key, &value), (b"small", b"s")]).await;
+    assert_eq!(b.get("t", &key).await.unwrap(), Some(value.clone()));
+    assert_eq!(b.get("t", b"small").await.unwrap(), Some(b"s".to_vec()));
+    let all = b
+        .scan("t", KeyRange::all(), Direction::Forward, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, b"small".to_vec());
+    assert_eq!(all[1].1, value);
 }
 
 /// `Eventual` commits are visible to readers as soon as the commit returns.
@@ -368,41 +360,4 @@ pub async fn matches_btreemap_model<B: Backend>(b: &B) {
         .unwrap();
     let expected: Vec<_> = model.into_iter().collect();
     assert_eq!(all, expected);
-}
-
-/// Expands to one `#[tokio::test]` per conformance case, each running against a fresh backend.
-///
-/// `$factory` is an expression evaluated inside each (async) test that yields
-/// `(backend, guard)`: the backend under test, which must be `Clone`, and any value to keep alive
-/// until the test ends (a temporary directory, say; `()` if none). The calling crate needs
-/// `tokio` (features `rt-multi-thread`, `macros`) as a dev-dependency.
-#[macro_export]
-macro_rules! backend_conformance_tests {
-    ($factory:expr) => {
-        $crate::backend_conformance_tests!(@cases $factory;
-            missing_key_reads_none,
-            put_then_get,
-            last_write_wins,
-            delete_removes,
-            batch_spans_tables,
-            empty_batch_is_noop,
-            invalid_batch_applies_nothing,
-            scan_orders_bytes,
-            scan_respects_bounds,
-            get_many_in_request_order,
-            large_values_round_trip,
-            eventual_commits_are_visible,
-            concurrent_commits_all_apply,
-            matches_btreemap_model,
-        );
-    };
-    (@cases $factory:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (backend, _guard) = $factory;
-                $crate::testing::$case(&backend).await;
-            }
-        )*
-    };
 }

@@ -1,0 +1,502 @@
+//! The writer thread: group commit and compaction.
+//!
+//! Every write of a [`crate::RedbBackend`] goes through one dedicated thread fed by a channel.
+//! The thread takes the first waiting request, then every request already queued behind it (up
+//! to [`MAX_GROUP`]), and commits the whole group in **one** redb write transaction with **one**
+//! fsync: the group is durable (`redb::Durability::Immediate`) if any of its batches asked for
+//! [`Durability::Immediate`], otherwise it is committed without fsync. Each caller is answered
+//! only after the group's commit returned, so an `Immediate` caller is answered after its data
+//! is durable. Requests arriving during a commit wait for the next group: a commit waits at most
+//! for the in-flight fsync plus its own.
+//!
+//! Batches of a group are applied one after the other; each batch's conditions are checked,
+//! inside the group transaction, against the state left by the batches before it, and a batch
+//! whose condition fails is skipped (its caller gets `ConditionFailed`) without affecting the
+//! others. If applying a batch fails for another reason (a value redb refuses, an I/O error), or
+//! the group's commit fails, the group transaction is aborted and each of its batches is retried
+//! alone, so a failing batch never fails the others.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use redb::{CompactionError, Database, ReadableTable, TableHandle, WriteTransaction};
+use tokio::sync::oneshot;
+use tresor_backend::{BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch};
+
+use crate::error::{map_err, map_io, poisoned};
+use crate::read::Def;
+
+/// Most batches merged into one write transaction.
+pub(crate) const MAX_GROUP: usize = 512;
+
+/// A writable view of one backend table inside a write transaction.
+type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+
+/// A reply channel.
+type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
+
+/// Counts of what the writer thread committed since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Batches committed (each caller's `commit` that succeeded).
+    pub batches: u64,
+    /// Write transactions committed: one per group (plus one per batch retried alone).
+    pub transactions: u64,
+    /// Of those, the transactions committed with an fsync (`Immediate`).
+    pub durable_transactions: u64,
+}
+
+/// The live counters behind [`WriterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    transactions: AtomicU64,
+    durable_transactions: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn get(&self) -> WriterStats {
+        WriterStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            durable_transactions: self.durable_transactions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the writer thread works on.
+pub(crate) struct Context {
+    pub(crate) db: Arc<RwLock<Database>>,
+    pub(crate) path: PathBuf,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// A request to the writer thread.
+pub(crate) enum Request {
+    /// Commit a batch (already validated) and answer once done.
+    Commit {
+        batch: WriteBatch,
+        durability: Durability,
+        reply: Reply<()>,
+    },
+    /// Compact the database.
+    Compact { reply: Reply<CompactReport> },
+}
+
+/// One batch of a group, waiting for its outcome.
+struct Pending {
+    batch: WriteBatch,
+    durability: Durability,
+    reply: Reply<()>,
+}
+
+/// The handle of the writer thread: dropping it closes the channel and waits for the thread to
+/// finish the requests already queued.
+pub(crate) struct Writer {
+    sender: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread.
+    ///
+    /// # Errors
+    /// [`BackendError::Io`] when the OS refuses a new thread.
+    pub(crate) fn start(cx: Context) -> Result<Self, BackendError> {
+        let (sender, receiver) = channel();
+        let thread = std::thread::Builder::new()
+            .name("tresor-redb-writer".into())
+            .spawn(move || run(&cx, &receiver))
+            .map_err(BackendError::Io)?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `request`.
+    ///
+    /// # Errors
+    /// [`BackendError::Closed`] when the thread has ended.
+    pub(crate) fn send(&self, request: Request) -> Result<(), BackendError> {
+        self.sender
+            .as_ref()
+            .ok_or(BackendError::Closed)?
+            .send(request)
+            .map_err(|_| BackendError::Closed)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            // The thread ends once the queue is drained; a panic of it was already reported to
+            // the callers as `Closed`.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread's loop: one group at a time until every sender is gone.
+fn run(cx: &Context, receiver: &Receiver<Request>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = Vec::new();
+        let mut compact = None;
+        match first {
+            Request::Commit {
+                batch,
+                durability,
+                reply,
+            } => group.push(Pending {
+                batch,
+                durability,
+                reply,
+            }),
+            Request::Compact { reply } => compact = Some(reply),
+        }
+        while compact.is_none() && group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(Request::Commit {
+                    batch,
+                    durability,
+                    reply,
+                }) => group.push(Pending {
+                    batch,
+                    durability,
+                    reply,
+                }),
+                Ok(Request::Compact { reply }) => compact = Some(reply),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_group(cx, group);
+        }
+        if let Some(reply) = compact {
+            // The caller may have given up waiting; the compaction happened anyway.
+            let _ = reply.send(compact_db(&cx.db, &cx.path));
+        }
+    }
+}
+
+/// Commits `group`, answering every caller.
+fn commit_group(cx: &Context, group: Vec<Pending>) {
+    let durable = group
+        .iter()
+        .any(|p| !matches!(p.durability, Durability::Eventual));
+    let batches: Vec<&WriteBatch> = group.iter().map(|p| &p.batch).collect();
+    match try_group(cx, &batches, durable) {
+        Ok(outcomes) => {
+            for (pending, outcome) in group.into_iter().zip(outcomes) {
+                // A caller that stopped waiting (its future was dropped) still had its batch
+                // committed; there is nobody to tell.
+                let _ = pending.reply.send(outcome);
+            }
+        }
+        Err(err) if group.len() == 1 => {
+            if let Some(pending) = group.into_iter().next() {
+                let _ = pending.reply.send(Err(err));
+            }
+        }
+        Err(_) => {
+            for pending in group {
+                let durable = !matches!(pending.durability, Durability::Eventual);
+                let outcome = try_group(cx, &[&pending.batch], durable)
+                    .and_then(|mut outcomes| outcomes.pop().unwrap_or(Ok(())));
+                let _ = pending.reply.send(outcome);
+            }
+        }
+    }
+}
+
+/// Applies `batches` in one write transaction and commits it (with fsync when `durable`).
+///
+/// Returns one outcome per batch: `Ok` or `ConditionFailed` (that batch was skipped).
+///
+/// # Errors
+/// Any other failure aborts the transaction: nothing of the group is applied.
+fn try_group(
+    cx: &Context,
+    batches: &[&WriteBatch],
+    durable: bool,
+) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+    let mut txn = cx
+        .db
+        .read()
+        .map_err(poisoned)?
+        .begin_write()
+        .map_err(map_err)?;
+    txn.set_durability(if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    })
+    .map_err(map_err)?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    {
+        let mut tables = GroupTables::new(&txn);
+        for batch in batches {
+            match tables.check(batch.conditions()) {
+                Ok(()) => {
+                    tables.apply(batch.ops())?;
+                    outcomes.push(Ok(()));
+                }
+                Err(err @ BackendError::ConditionFailed { .. }) => outcomes.push(Err(err)),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    // On error the transaction is dropped, which aborts it.
+    txn.commit().map_err(map_err)?;
+    let counters = &cx.counters;
+    let applied = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+    counters.batches.fetch_add(applied, Ordering::Relaxed);
+    counters.transactions.fetch_add(1, Ordering::Relaxed);
+    if durable {
+        counters
+            .durable_transactions
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(outcomes)
+}
+
+/// The tables of one write transaction, each opened once.
+struct GroupTables<'txn> {
+    txn: &'txn WriteTransaction,
+    open: HashMap<String, WriteTable<'txn>>,
+    /// Names of the tables that existed before the transaction, listed on first need.
+    existing: Option<HashSet<String>>,
+}
+
+impl<'txn> GroupTables<'txn> {
+    fn new(txn: &'txn WriteTransaction) -> Self {
+        Self {
+            txn,
+            open: HashMap::new(),
+            existing: None,
+        }
+    }
+
+    /// Whether `table` exists: opened in this transaction or present before it.
+    fn exists(&mut self, table: &str) -> Result<bool, BackendError> {
+        if self.open.contains_key(table) {
+            return Ok(true);
+        }
+        let existing = match &mut self.existing {
+            Some(names) => names,
+            none => none.insert(
+                self.txn
+                    .list_tables()
+                    .map_err(map_err)?
+                    .map(|handle| handle.name().to_owned())
+                    .collect(),
+            ),
+        };
+        Ok(existing.contains(table))
+    }
+
+    /// The open table `name`, opening (or creating) it on first use.
+    fn writable(&mut self, name: &str) -> Result<&mut WriteTable<'txn>, BackendError> {
+        if !self.open.contains_key(name) {
+            let table = self.txn.open_table(Def::new(name)).map_err(map_err)?;
+            self.open.insert(name.to_owned(), table);
+        }
+        self.open
+            .get_mut(name)
+            .ok_or_else(|| BackendError::Engine("table vanished from the open set".into()))
+    }
+
+    /// Checks `conditions` against the transaction's current state, without creating tables.
+    fn check(&mut self, conditions: &[Condition]) -> Result<(), BackendError> {
+        for (index, c) in conditions.iter().enumerate() {
+            let holds = if self.exists(&c.table)? {
+                let table = self.writable(&c.table)?;
+                let value = table.get(c.key.as_slice()).map_err(map_err)?;
+                c.expect.holds(value.as_ref().map(|v| v.value()))
+            } else {
+                matches!(c.expect, Expect::Absent)
+            };
+            if !holds {
+                return Err(BackendError::ConditionFailed {
+                    table: c.table.clone(),
+                    index,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` in order. A delete in a table that does not exist (and that no earlier put
+    /// created) is skipped rather than creating an empty table, so that `tables()` lists only
+    /// tables that hold or have held entries.
+    fn apply(&mut self, ops: &[Op]) -> Result<(), BackendError> {
+        for op in ops {
+            match op {
+                Op::Put { table, key, value } => {
+                    self.writable(table)?
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(map_err)?;
+                }
+                Op::Delete { table, key } => {
+                    if self.exists(table)? {
+                        self.writable(table)?
+                            .remove(key.as_slice())
+                            .map_err(map_err)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Size of the file at `path`, bytes.
+pub(crate) fn file_bytes(path: &PathBuf) -> Result<u64, BackendError> {
+    Ok(std::fs::metadata(path).map_err(map_io)?.len())
+}
+
+/// Compacts the database: waits for in-flight reads (they hold the lock's read side), then
+/// runs redb's compaction, which refuses while a snapshot (a live read transaction) exists.
+fn compact_db(db: &RwLock<Database>, path: &PathBuf) -> Result<CompactReport, BackendError> {
+    let before = file_bytes(path)?;
+    {
+        let mut db = db.write().map_err(poisoned)?;
+        match db.compact() {
+            Ok(_) => {}
+            Err(CompactionError::Storage(err)) => return Err(map_err(err)),
+            // A live read transaction (a snapshot) or savepoint: nothing was changed.
+            Err(_) => {
+                return Err(BackendError::Busy(
+                    "a snapshot is alive; compaction needs none".into(),
+                ));
+            }
+        }
+    }
+    Ok(CompactReport::new(Some(before), Some(file_bytes(path)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use redb::ReadableDatabase;
+
+    fn context() -> (tempfile::TempDir, Context) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let db = Database::create(&path).unwrap();
+        let cx = Context {
+            db: Arc::new(RwLock::new(db)),
+            path,
+            counters: Arc::default(),
+        };
+        (dir, cx)
+    }
+
+    fn put(key: u8, expect: Option<Expect>) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        if let Some(expect) = expect {
+            batch.expect("t", vec![key], expect);
+        }
+        batch.put("t", vec![key], vec![key]);
+        batch
+    }
+
+    /// Requests queued before the thread looks are committed as one group: one transaction,
+    /// one fsync; a batch whose condition fails is skipped, the others all apply.
+    #[test]
+    fn queued_commits_form_one_group_and_failures_stay_alone() {
+        let (_dir, cx) = context();
+        let counters = Arc::clone(&cx.counters);
+        let db = Arc::clone(&cx.db);
+        let (sender, receiver) = channel();
+        let mut answers = Vec::new();
+        for key in 0u8..64 {
+            let (reply, answer) = oneshot::channel();
+            // Every 8th batch expects its key present, which it is not: it fails alone.
+            let expect = (key % 8 == 7).then_some(Expect::Present);
+            let durability = if key % 2 == 0 {
+                Durability::Immediate
+            } else {
+                Durability::Eventual
+            };
+            sender
+                .send(Request::Commit {
+                    batch: put(key, expect),
+                    durability,
+                    reply,
+                })
+                .unwrap();
+            answers.push((key, answer));
+        }
+        drop(sender);
+        run(&cx, &receiver);
+        for (key, mut answer) in answers {
+            let outcome = answer.try_recv().unwrap();
+            if key % 8 == 7 {
+                assert!(
+                    matches!(outcome, Err(BackendError::ConditionFailed { index: 0, .. })),
+                    "{key}: {outcome:?}"
+                );
+            } else {
+                outcome.unwrap();
+            }
+        }
+        let stats = counters.get();
+        assert_eq!(stats.transactions, 1, "{stats:?}");
+        assert_eq!(stats.durable_transactions, 1);
+        assert_eq!(stats.batches, 56);
+        let db = db.read().unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(crate::read::len(&txn, "t").unwrap(), 56);
+        assert_eq!(crate::read::get(&txn, "t", &[7]).unwrap(), None);
+    }
+
+    /// A batch that redb refuses while applying (here: a put into a table of another key type,
+    /// as a foreign program could leave in the file) aborts the group, then every batch is
+    /// retried alone: the others still commit.
+    #[test]
+    fn a_batch_failing_mid_group_does_not_fail_the_others() {
+        let (_dir, cx) = context();
+        {
+            let db = cx.db.read().unwrap();
+            let txn = db.begin_write().unwrap();
+            let foreign: redb::TableDefinition<'_, u64, u64> =
+                redb::TableDefinition::new("foreign");
+            txn.open_table(foreign).unwrap().insert(1, 1).unwrap();
+            txn.commit().unwrap();
+        }
+        let (sender, receiver) = channel();
+        let mut answers = Vec::new();
+        for key in 0u8..4 {
+            let (reply, answer) = oneshot::channel();
+            let mut batch = put(key, None);
+            if key == 2 {
+                batch.put("foreign", vec![key], vec![key]);
+            }
+            sender
+                .send(Request::Commit {
+                    batch,
+                    durability: Durability::Eventual,
+                    reply,
+                })
+                .unwrap();
+            answers.push((key, answer));
+        }
+        drop(sender);
+        run(&cx, &receiver);
+        for (key, mut answer) in answers {
+            let outcome = answer.try_recv().unwrap();
+            assert_eq!(outcome.is_ok(), key != 2, "{key}: {outcome:?}");
+        }
+        let stats = cx.counters.get();
+        assert_eq!((stats.batches, stats.transactions), (3, 3), "{stats:?}");
+        assert_eq!(stats.durable_transactions, 0);
+    }
+}
