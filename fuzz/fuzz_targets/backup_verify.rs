@@ -4,11 +4,14 @@
 //! refused, and raw fuzz bytes fed straight to the reader must never panic.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tresor_backend::{Durability, MemoryBackend, WriteBatch};
-use tresor_crypto::{DataKey, KdfParams, KeyHeader, Passphrase, SealingKey};
+use tresor_crypto::{DataKey, Passphrase};
 use tresor_schema::Message;
 use tresor_schema::catalog::{META, MESSAGES, meta_keys};
 use tresor_schema::messages::{index_entries, seal_message, tokens};
@@ -16,26 +19,10 @@ use tresor_schema::version;
 
 const PASS: &str = "fuzz";
 
-/// A valid key header with Argon2id m = 8 KiB, t = 1 (accepted when opening, derives in µs).
+/// The cheap key header of every run (built once).
 fn cheap_header() -> &'static (Vec<u8>, DataKey) {
     static H: OnceLock<(Vec<u8>, DataKey)> = OnceLock::new();
-    H.get_or_init(|| {
-        let kdf = KdfParams::Argon2id { memory_kib: 8, iterations: 1, parallelism: 1 };
-        let salt = [3u8; 16];
-        let mut prefix = vec![1u8, 1];
-        for v in [8u32, 1, 1] {
-            prefix.extend_from_slice(&v.to_le_bytes());
-        }
-        prefix.extend_from_slice(&salt);
-        let kek = SealingKey::new(&kdf.derive_kek(&Passphrase::from(PASS), &salt).expect("kdf"));
-        let dek = DataKey::generate().expect("rng");
-        let mut aad = b"tresor/v1/dek".to_vec();
-        aad.extend_from_slice(&prefix);
-        let mut header = prefix;
-        header.extend_from_slice(&kek.seal(&aad, dek.expose()).expect("seal"));
-        KeyHeader::decode(&header).expect("valid header");
-        (header, dek)
-    })
+    H.get_or_init(|| common::cheap_header(PASS, [3u8; 16]))
 }
 
 fn backup_of(bodies: &[u8]) -> Vec<u8> {

@@ -4,30 +4,20 @@
 //! The store uses a cheap key header (Argon2id m = 8 KiB, t = 1) so a reopen costs µs.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use tresor::{MemoryBackend, Message, Options, Tresor};
 use tresor_backend::{Backend, Durability, WriteBatch};
-use tresor_crypto::{DataKey, KdfParams, Passphrase, SealingKey};
 use tresor_schema::catalog::{META, meta_keys};
 
 const PASS: &str = "fuzz";
 
 fn cheap_store_backend() -> MemoryBackend {
-    let kdf = KdfParams::Argon2id { memory_kib: 8, iterations: 1, parallelism: 1 };
-    let salt = [5u8; 16];
-    let mut prefix = vec![1u8, 1];
-    for v in [8u32, 1, 1] {
-        prefix.extend_from_slice(&v.to_le_bytes());
-    }
-    prefix.extend_from_slice(&salt);
-    let kek = SealingKey::new(&kdf.derive_kek(&Passphrase::from(PASS), &salt).expect("kdf"));
-    let dek = DataKey::generate().expect("rng");
-    let mut aad = b"tresor/v1/dek".to_vec();
-    aad.extend_from_slice(&prefix);
-    let mut header = prefix;
-    header.extend_from_slice(&kek.seal(&aad, dek.expose()).expect("seal"));
+    let (header, _) = common::cheap_header(PASS, [5u8; 16]);
     let backend = MemoryBackend::new();
     let mut batch = WriteBatch::new();
     batch.put(META, meta_keys::KEY_HEADER, header);

@@ -46,6 +46,21 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
+/// A progress bar of `total` `unit`s on stderr when it is a terminal, else a hidden one.
+fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let template =
+        format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
     db.clone().ok_or(CliError::NoDb)
 }
@@ -84,17 +99,7 @@ async fn import_chitchat(
     };
     let messages: Vec<Message> = conversations.into_iter().flat_map(|c| c.messages).collect();
     let total = messages.len() as u64;
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} messages ({per_sec})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(total, "messages");
     let repo = store.messages();
     let (mut inserted, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
     for chunk in messages.chunks(batch_size) {
@@ -515,17 +520,7 @@ async fn rekey(
     .await?;
     let stats = store.stats().await?;
     let total = stats.messages + stats.conversations + stats.peers;
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records ({per_sec})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(total, "records");
     let started = Instant::now();
     let summary = store
         .rotate_key_with(batch_size, |step| bar.inc(step.examined))
