@@ -5,6 +5,7 @@
 //! ```text
 //! tresor-bench run --system tresor|redb|sqlite|sqlcipher --data corpus:PATH|sample:N --dir DIR
 //! tresor-bench scale --system tresor|redb --data ... --dir DIR --points 258145,1000000
+//! tresor-bench facade --data ...   (tresor over the in-memory backend: the facade's own cost)
 //! tresor-bench plan --dir DIR        (sqlite builds: the query plans of W3 and W4)
 //! ```
 //!
@@ -63,6 +64,15 @@ fn real_main() -> Result<(), String> {
                 s if s == sys_sqlite::NAME => sys_sqlite::run(&data, &dir),
                 other => return Err(format!("this build cannot run system {other:?}")),
             };
+            println!(
+                "{}",
+                serde_json::to_string(&result).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        "facade" => {
+            let data = data()?;
+            let result = sys_tresor::facade(&data);
             println!(
                 "{}",
                 serde_json::to_string(&result).map_err(|e| e.to_string())?

@@ -165,3 +165,71 @@ pub fn compact(path: &Path) -> u64 {
     drop(db);
     file_size(path)
 }
+
+/// Rates of the facade alone: tresor over the in-memory backend (no I/O, no thread hop), so
+/// what it measures is the facade's own CPU cost (tokens, sealing, encoding, index entries).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FacadeResult {
+    /// W1: messages per second (batches of 1,000).
+    pub w1_per_s: f64,
+    /// W3: point gets per second.
+    pub w3_per_s: f64,
+    /// W4: pages per second.
+    pub w4_per_s: f64,
+    /// W5: messages per second, walking `recent` pages of 1,000.
+    pub w5_per_s: f64,
+}
+
+/// Runs W1, W3, W4 and W5 on tresor over [`tresor::MemoryBackend`].
+pub fn facade(data: &Data) -> FacadeResult {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let store = Tresor::with_backend(
+            tresor::MemoryBackend::new(),
+            PASS.into(),
+            tresor::Options::default(),
+        )
+        .await
+        .expect("store on memory backend");
+        let messages = store.messages();
+        let mut r = FacadeResult::default();
+        let t = Instant::now();
+        for batch in data.messages.chunks(W1_BATCH) {
+            messages.save_batch(batch).await.expect("W1 batch");
+        }
+        r.w1_per_s = data.messages.len() as f64 / secs(t);
+        let t = Instant::now();
+        for &i in &data.w3 {
+            let m = messages.get(&data.messages[i].id).await.expect("W3 get");
+            assert!(m.is_some(), "W3: message missing");
+        }
+        r.w3_per_s = data.w3.len() as f64 / secs(t);
+        let t = Instant::now();
+        for &c in &data.w4 {
+            let page = messages
+                .by_conversation(&data.conversations[c].id, W4_LIMIT, None)
+                .await
+                .expect("W4 page");
+            std::hint::black_box(page);
+        }
+        r.w4_per_s = data.w4.len() as f64 / secs(t);
+        let t = Instant::now();
+        let mut scanned = 0usize;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = messages
+                .recent(1_000, cursor.as_deref())
+                .await
+                .expect("W5 page");
+            scanned += page.len();
+            match page.last() {
+                Some(m) => cursor = Some(m.id.clone()),
+                None => break,
+            }
+        }
+        r.w5_per_s = scanned as f64 / secs(t);
+        r
+    })
+}
