@@ -10,9 +10,9 @@
 //! Communication with PURBs", PETS 2019) with a floor of [`PAD_MIN`] bytes. See
 //! `docs/FORMAT.md`.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::SchemaError;
+use crate::{Message, SchemaError};
 
 /// The record format written by this code.
 pub const RECORD_FORMAT: u8 = 1;
@@ -106,6 +106,55 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SchemaError> {
     Ok(value)
 }
 
+/// A [`Message`] borrowing its strings from the encoded bytes: the same serde data model (and
+/// so the same bincode bytes) with `&str` in place of `String`, which bincode decodes without
+/// the zero-filled intermediate buffer it uses for an owned `String`.
+#[derive(Deserialize)]
+struct MessageRef<'a> {
+    id: &'a str,
+    conversation_id: &'a str,
+    sender: &'a str,
+    #[serde(borrow)]
+    recipient: Option<&'a str>,
+    timestamp_ms: i64,
+    body: &'a str,
+    seq: u64,
+}
+
+/// Decodes a [`Message`] written by [`encode`]: the same result as `decode::<Message>` (the
+/// same value, or an error where it errs), about twice as fast. The hot path of every read.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_message(bytes: &[u8]) -> Result<Message, SchemaError> {
+    let Some((&format, payload)) = bytes.split_first() else {
+        return Err(SchemaError::EmptyRecord);
+    };
+    // The owned decode counts string bytes against DECODE_LIMIT; a payload within the limit
+    // cannot hold more string bytes than that, so only larger payloads need the owned path.
+    if format != RECORD_FORMAT || payload.len() > DECODE_LIMIT {
+        return decode(bytes);
+    }
+    let (m, used): (MessageRef<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(payload, config())
+            .map_err(|e| SchemaError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(SchemaError::Decode(format!(
+            "{} trailing bytes",
+            payload.len() - used
+        )));
+    }
+    Ok(Message {
+        id: m.id.to_owned(),
+        conversation_id: m.conversation_id.to_owned(),
+        sender: m.sender.to_owned(),
+        recipient: m.recipient.map(str::to_owned),
+        timestamp_ms: m.timestamp_ms,
+        body: m.body.to_owned(),
+        seq: m.seq,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +193,44 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode::<Message>(&bytes);
+            let _ = decode_message(&bytes);
+        }
+
+        /// The fast message decoder agrees with the generic one on valid records…
+        #[test]
+        fn decode_message_agrees_on_records(m in arb_message(), extra in any::<bool>()) {
+            let mut bytes = encode(&m).unwrap();
+            if extra {
+                bytes.push(0);
+            }
+            let fast = decode_message(&bytes);
+            let generic = decode::<Message>(&bytes);
+            prop_assert_eq!(fast.is_ok(), generic.is_ok());
+            prop_assert_eq!(fast.ok(), generic.ok());
+        }
+
+        /// …on damaged ones (truncated, bytes flipped: bad lengths, invalid UTF-8)…
+        #[test]
+        fn decode_message_agrees_on_damage(
+            m in arb_message(), cut in 0usize..1000, flip in 0usize..1000, mask in 1u8..=255,
+        ) {
+            let mut bytes = encode(&m).unwrap();
+            let i = flip % bytes.len();
+            bytes[i] ^= mask;
+            bytes.truncate(1 + cut % bytes.len());
+            let fast = decode_message(&bytes);
+            let generic = decode::<Message>(&bytes);
+            prop_assert_eq!(fast.is_ok(), generic.is_ok());
+            prop_assert_eq!(fast.ok(), generic.ok());
+        }
+
+        /// …and on arbitrary bytes.
+        #[test]
+        fn decode_message_agrees_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let fast = decode_message(&bytes);
+            let generic = decode::<Message>(&bytes);
+            prop_assert_eq!(fast.is_ok(), generic.is_ok());
+            prop_assert_eq!(fast.ok(), generic.ok());
         }
 
         #[test]

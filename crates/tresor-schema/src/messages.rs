@@ -135,7 +135,7 @@ pub fn seal_message_with(
 /// # Errors
 /// As [`crate::sealed::open`].
 pub fn open_message(keys: &StoreKeys, token: &[u8], sealed: &[u8]) -> Result<Message, SchemaError> {
-    crate::sealed::open(keys, MESSAGES, token, sealed)
+    crate::codec::decode_message(&crate::sealed::open_bytes(keys, MESSAGES, token, sealed)?)
 }
 
 #[cfg(test)]
