@@ -101,6 +101,9 @@ impl Tresor {
     ///
     /// # Errors
     /// As [`Tresor::create`].
+    ///
+    /// The store is created atomically (a temporary file linked into place once initialized),
+    /// then opened: creation runs the KDF twice.
     pub async fn create_with(
         path: impl AsRef<Path>,
         secret: Secret,
@@ -110,8 +113,51 @@ impl Tresor {
         if path.exists() {
             return Err(Error::AlreadyExists(path));
         }
-        let backend = crate::engine::open(options.backend, path.clone(), true).await?;
-        Self::initialize(backend, secret, options, Some(path)).await
+        // Created atomically: initialized (key header, schema version) in a temporary file
+        // beside `path`, closed, then linked into place. A crash meanwhile leaves no file at
+        // `path` (a half-created store would open as `NotAStore` forever; found by the crash
+        // test).
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut tag = [0u8; 6];
+        tresor_crypto::random_bytes(&mut tag)?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let name = path
+            .file_name()
+            .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+        let temp = dir.join(format!(".{name}.creating-{tag}"));
+        let created = async {
+            let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
+            let store =
+                Self::initialize(backend, secret.clone(), options, Some(temp.clone())).await?;
+            // Close the database (on the blocking pool: closing syncs) before linking it.
+            tokio::task::spawn_blocking(move || drop(store)).await?;
+            std::fs::hard_link(&temp, &path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::AlreadyExists(path.clone())
+                } else {
+                    Error::Io {
+                        context: format!("link {}", path.display()),
+                        source: e,
+                    }
+                }
+            })?;
+            if let Ok(d) = std::fs::File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let _ = std::fs::remove_file(&temp);
+        for suffix in ["-wal", "-shm"] {
+            let mut side = temp.clone().into_os_string();
+            side.push(suffix);
+            let _ = std::fs::remove_file(side);
+        }
+        created?;
+        Self::open_with(&path, secret, options).await
     }
 
     /// Opens the existing store at `path` with `secret` (its passphrase or raw key).
