@@ -20,7 +20,8 @@
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
-//! - `backup.rs`: backups to a file, verify, restore into a new store.
+//! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
+//! - `schedule.rs`: [`Tresor::schedule_backups`]: automatic backups with retention.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
 //! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
 //! - [`Error`] (`error.rs`): every failure, typed.
@@ -40,9 +41,13 @@ mod error;
 mod messages;
 mod options;
 mod salvage;
+mod schedule;
 mod store;
 
-pub use backup::{BackupFile, restore_backup, verify_backup};
+pub use backup::{
+    BackupFile, open_repository, restore_backup, restore_from_repository, verify_backup,
+};
+pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
@@ -51,7 +56,13 @@ pub use salvage::{SalvageReport, salvage};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
-pub use tresor_backup::BackupSummary;
+pub use tresor_backup::retention::{Span, UNLIMITED};
+pub use tresor_backup::target::{DirTarget, ErasureRepair, ErasureTarget, ObjectInfo};
+pub use tresor_backup::{
+    BackupError, BackupInfo, BackupOptions, BackupReport, BackupSummary, BackupTarget, Decision,
+    ForgetReport, NoProgress, Progress, PruneReport, Repository, RetentionPolicy, TargetError,
+    VerifyReport, open_url,
+};
 pub use tresor_crypto::{KdfParams, Passphrase};
 pub use tresor_schema::Message;
 

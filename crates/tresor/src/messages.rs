@@ -160,6 +160,7 @@ impl<'a> Messages<'a> {
             return Err(e.into());
         }
         writer.next_seq = next_seq;
+        inner.note_writes(summary.inserted + summary.updated);
         Ok(summary)
     }
 
@@ -366,6 +367,7 @@ impl<'a> Messages<'a> {
         self.apply_count_deltas(&mut ops, conversations, peers)
             .await?;
         inner.backend.commit(ops, inner.options.durability).await?;
+        inner.note_writes(1);
         Ok(true)
     }
 }

@@ -35,11 +35,26 @@ impl WriterState {
 
 pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) keys: StoreKeys,
+    pub(crate) keys: Arc<StoreKeys>,
     pub(crate) header: Vec<u8>,
     pub(crate) options: Options,
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) path: Option<PathBuf>,
+    /// Messages written or deleted since the store was opened (for write-triggered backups).
+    pub(crate) writes: std::sync::atomic::AtomicU64,
+    /// Signalled after every committed write.
+    pub(crate) wrote: tokio::sync::Notify,
+}
+
+impl Inner {
+    /// Counts `n` written or deleted messages and wakes write-triggered backups.
+    pub(crate) fn note_writes(&self, n: u64) {
+        if n > 0 {
+            self.writes
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            self.wrote.notify_waiters();
+        }
+    }
 }
 
 /// An open, unlocked store. Cheap to clone (shared handle); safe to use from many tasks.
@@ -239,7 +254,7 @@ impl Tresor {
         Self {
             inner: Arc::new(Inner {
                 backend,
-                keys,
+                keys: Arc::new(keys),
                 header,
                 options,
                 writer: Mutex::new(WriterState {
@@ -247,6 +262,8 @@ impl Tresor {
                     stale: false,
                 }),
                 path,
+                writes: std::sync::atomic::AtomicU64::new(0),
+                wrote: tokio::sync::Notify::new(),
             }),
         }
     }
