@@ -57,7 +57,9 @@ pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};
 pub use tresor_backup::retention::{Span, UNLIMITED};
-pub use tresor_backup::target::{DirTarget, ErasureRepair, ErasureTarget, ObjectInfo};
+pub use tresor_backup::target::{
+    DirTarget, ErasureRepair, ErasureTarget, ObjectInfo, open_erasure_url,
+};
 pub use tresor_backup::{
     BackupError, BackupInfo, BackupOptions, BackupReport, BackupSummary, BackupTarget, Decision,
     ForgetReport, NoProgress, Progress, PruneReport, Repository, RetentionPolicy, TargetError,

@@ -148,7 +148,31 @@ pub fn open_url(url: &str) -> Result<Arc<dyn BackupTarget>, TargetError> {
             return Err(invalid("built without the s3 feature"));
         }
     }
-    if let Some(rest) = url.strip_prefix("ec:") {
+    if url.starts_with("ec:") {
+        return open_erasure_url(url).map(|t| Arc::new(t) as Arc<dyn BackupTarget>);
+    }
+    if url.contains("://") {
+        return Err(invalid("unknown scheme (use dir:, s3:// or ec:)"));
+    }
+    if url.is_empty() {
+        return Err(invalid("empty target"));
+    }
+    Ok(Arc::new(DirTarget::new(url)))
+}
+
+/// Opens an erasure-coded set from `ec:K+M:T1,T2,…` (see [`open_url`]).
+///
+/// # Errors
+/// [`TargetError::InvalidUrl`] for a malformed string or an invalid shape.
+pub fn open_erasure_url(url: &str) -> Result<ErasureTarget, TargetError> {
+    let invalid = |reason: &str| TargetError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(rest) = url.strip_prefix("ec:") else {
+        return Err(invalid("expected ec:K+M:T1,T2,…"));
+    };
+    {
         let (shape, list) = rest
             .split_once(':')
             .ok_or_else(|| invalid("expected ec:K+M:T1,T2,…"))?;
@@ -164,17 +188,8 @@ pub fn open_url(url: &str) -> Result<Arc<dyn BackupTarget>, TargetError> {
             }
             targets.push(open_url(part)?);
         }
-        return ErasureTarget::new(k, m, targets)
-            .map(|t| Arc::new(t) as Arc<dyn BackupTarget>)
-            .map_err(|e| invalid(&e.to_string()));
+        ErasureTarget::new(k, m, targets).map_err(|e| invalid(&e.to_string()))
     }
-    if url.contains("://") {
-        return Err(invalid("unknown scheme (use dir:, s3:// or ec:)"));
-    }
-    if url.is_empty() {
-        return Err(invalid("empty target"));
-    }
-    Ok(Arc::new(DirTarget::new(url)))
 }
 
 #[cfg(test)]

@@ -53,6 +53,37 @@ impl S3Target {
         })
     }
 
+    /// A target on `bucket` under `prefix` with explicit settings (no environment): the
+    /// service's `endpoint` URL (path-style requests; `http://` allowed), its `region`, and
+    /// the access key.
+    ///
+    /// # Errors
+    /// [`TargetError::ObjectStore`] if the configuration is rejected.
+    pub fn with_credentials(
+        bucket: &str,
+        prefix: &str,
+        endpoint: &str,
+        region: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Result<Self, TargetError> {
+        let store = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false)
+            .with_region(region)
+            .with_access_key_id(access_key_id)
+            .with_secret_access_key(secret_access_key)
+            .build()
+            .map_err(os_err)?;
+        Ok(Self {
+            store: Arc::new(store),
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+
     fn path(&self, name: &str) -> Result<Path, TargetError> {
         check_name(name)?;
         Ok(Path::from(self.full(name)))
