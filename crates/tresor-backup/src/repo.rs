@@ -514,7 +514,7 @@ impl Repository {
             schema_version: version::SCHEMA_VERSION,
             tresor_version: env!("CARGO_PKG_VERSION").to_owned(),
             description: options.description.clone(),
-            key_header,
+            key_header: key_header.clone(),
             source_tables,
             stream_entries: check.entries(),
             stream_bytes: sink.stream_bytes,

@@ -2,7 +2,7 @@
 //! write, and reassembly across chunk boundaries on read.
 
 use tresor_crypto::StoreKeys;
-use tresor_schema::catalog::{MESSAGES, META, TABLES};
+use tresor_schema::catalog::TABLES;
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{message_token, position};
 use tresor_schema::{Message, codec};
@@ -232,9 +232,6 @@ impl StreamParser {
         }
     }
 }
-
-/// The catalog tables a stream carries (the others are rebuilt by a restore).
-pub(crate) const STREAM_TABLES: [&str; 2] = [META, MESSAGES];
 
 #[cfg(test)]
 mod tests {

