@@ -141,6 +141,7 @@ pub enum Backup {
     },
     /// List the backups of a repository, oldest first.
     List {
+        /// The repository.
         #[command(flatten)]
         target: TargetArg,
         /// Print one JSON object per backup.
@@ -165,6 +166,7 @@ pub enum Backup {
     },
     /// Forget backups by restic's retention rules: a backup is kept if any rule keeps it.
     Forget {
+        /// The repository.
         #[command(flatten)]
         target: TargetArg,
         /// Keep the N newest backups.
@@ -197,6 +199,7 @@ pub enum Backup {
     },
     /// Delete the chunks no backup references (refused while a backup holds the lock).
     Prune {
+        /// The repository.
         #[command(flatten)]
         target: TargetArg,
         /// Print one JSON object.
@@ -205,6 +208,7 @@ pub enum Backup {
     },
     /// Rebuild the missing or corrupt shards of an erasure-coded repository (ec:K+M:…).
     Repair {
+        /// The repository.
         #[command(flatten)]
         target: TargetArg,
         /// Print one JSON object.

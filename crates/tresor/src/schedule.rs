@@ -180,6 +180,9 @@ async fn wait_for_writes(store: &Tresor, threshold: Option<u64>, since: u64) {
     };
     loop {
         let notified = store.inner.wrote.notified();
+        tokio::pin!(notified);
+        // Registered before the count is read, so a write in between is not missed.
+        notified.as_mut().enable();
         let writes = store.inner.writes.load(Ordering::Relaxed);
         if writes.saturating_sub(since) >= threshold.max(1) {
             return;
