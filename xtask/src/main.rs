@@ -204,7 +204,14 @@ fn demo(args: &[String]) -> Result<(), String> {
     tresor(&["messages", "--peer", sender, "--limit", "3"])?;
     let backups = dir.join("backups");
     let target = format!("dir:{}", backups.display());
-    let created = tresor(&["backup", "create", "--target", &target, "--description", "demo"])?;
+    let created = tresor(&[
+        "backup",
+        "create",
+        "--target",
+        &target,
+        "--description",
+        "demo",
+    ])?;
     if !created.starts_with("backup written: ") {
         return Err("backup create printed no id".into());
     }
@@ -352,9 +359,12 @@ fn write_subset(
 }
 
 fn message_count(conversation: &serde_json::Value) -> u64 {
-    conversation["messages"]
-        .as_array()
-        .map_or(0, |turns| turns.iter().map(|t| t.as_array().map_or(0, Vec::len) as u64).sum())
+    conversation["messages"].as_array().map_or(0, |turns| {
+        turns
+            .iter()
+            .map(|t| t.as_array().map_or(0, Vec::len) as u64)
+            .sum()
+    })
 }
 
 fn newest_timestamp(conversation: &serde_json::Value) -> String {
@@ -412,24 +422,51 @@ fn bench_backup() -> Result<(), String> {
         newest.insert(k.clone());
     }
     // Scenario B: every 100th conversation (in id order) arrives: spread over time.
-    let spread: std::collections::HashSet<String> =
-        corpus.keys().step_by(100).cloned().collect();
+    let spread: std::collections::HashSet<String> = corpus.keys().step_by(100).cloned().collect();
 
     let mut rows = Vec::new();
-    for (name, drop) in [("newest 1% of messages", &newest), ("every 100th conversation", &spread)] {
+    for (name, drop) in [
+        ("newest 1% of messages", &newest),
+        ("every 100th conversation", &spread),
+    ] {
         let sub = dir.join("base.json");
         let left_out = write_subset(&corpus, drop, &sub)?;
         let db = dir.join(format!("{}.redb", rows.len()));
         let repo = dir.join(format!("repo-{}", rows.len()));
         let target = format!("dir:{}", repo.display());
         eprintln!("==> {name}: import {} messages", total - left_out);
-        cli(&bin, Some(&db), &["import", "chitchat", &sub.to_string_lossy()], pass)?;
-        let first = json_of(&cli(&bin, Some(&db), &["backup", "create", "--target", &target, "--json"], pass)?)?;
+        cli(
+            &bin,
+            Some(&db),
+            &["import", "chitchat", &sub.to_string_lossy()],
+            pass,
+        )?;
+        let first = json_of(&cli(
+            &bin,
+            Some(&db),
+            &["backup", "create", "--target", &target, "--json"],
+            pass,
+        )?)?;
         eprintln!("==> {name}: import the remaining {left_out} messages");
-        cli(&bin, Some(&db), &["import", "chitchat", &corpus_path.to_string_lossy()], pass)?;
-        let second = json_of(&cli(&bin, Some(&db), &["backup", "create", "--target", &target, "--json"], pass)?)?;
+        cli(
+            &bin,
+            Some(&db),
+            &["import", "chitchat", &corpus_path.to_string_lossy()],
+            pass,
+        )?;
+        let second = json_of(&cli(
+            &bin,
+            Some(&db),
+            &["backup", "create", "--target", &target, "--json"],
+            pass,
+        )?)?;
         let restored = dir.join(format!("restored-{}.redb", rows.len()));
-        let restore = json_of(&cli(&bin, Some(&restored), &["restore", "--target", &target, "latest", "--json"], pass)?)?;
+        let restore = json_of(&cli(
+            &bin,
+            Some(&restored),
+            &["restore", "--target", &target, "latest", "--json"],
+            pass,
+        )?)?;
         rows.push((name, left_out, first, second, restore, db));
     }
 
@@ -440,18 +477,29 @@ fn bench_backup() -> Result<(), String> {
         .arg("-c")
         .arg(format!(
             "tar -cf - -C {} {} | zstd -q -3 -c | wc -c",
-            full_db.parent().map_or(".".into(), |p| p.display().to_string()),
-            full_db.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned())
+            full_db
+                .parent()
+                .map_or(".".into(), |p| p.display().to_string()),
+            full_db
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned())
         ))
         .output()
         .map_err(|e| format!("tar | zstd: {e}"))?;
     let tar_seconds = started.elapsed().as_secs_f64();
-    let tar_bytes: f64 = String::from_utf8_lossy(&tar.stdout).trim().parse().unwrap_or(0.0);
+    let tar_bytes: f64 = String::from_utf8_lossy(&tar.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
     let restic = Command::new("restic").arg("version").output().is_ok();
 
     let g = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
-    println!("Corpus: {total} messages (chitchat), store file of the full corpus; release build, `dir:` target on the same disk.\n");
-    println!("| scenario | store MB | 1st backup: s | MB/s | written MB | peak RSS MB | +1%: new messages | 2nd backup: s | written MB | % of 1st | restore: s | MB/s | peak RSS MB |");
+    println!(
+        "Corpus: {total} messages (chitchat), store file of the full corpus; release build, `dir:` target on the same disk.\n"
+    );
+    println!(
+        "| scenario | store MB | 1st backup: s | MB/s | written MB | peak RSS MB | +1%: new messages | 2nd backup: s | written MB | % of 1st | restore: s | MB/s | peak RSS MB |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, left_out, first, second, restore, _) in &rows {
         let store = g(second, "store_bytes");
@@ -478,6 +526,13 @@ fn bench_backup() -> Result<(), String> {
         mb(tar_bytes),
         mb(store) / tar_seconds.max(1e-9)
     );
-    println!("restic: {}", if restic { "installed (not run by this task)" } else { "not installed on this machine" });
+    println!(
+        "restic: {}",
+        if restic {
+            "installed (not run by this task)"
+        } else {
+            "not installed on this machine"
+        }
+    );
     Ok(())
 }

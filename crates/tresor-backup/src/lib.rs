@@ -70,14 +70,14 @@ pub mod target;
 mod writer;
 
 pub use error::{BackupError, TargetError};
+pub use reader::verify;
 pub use repo::{
     BackupInfo, BackupOptions, BackupReport, ForgetReport, NoProgress, Progress, PruneReport,
     Repository, VerifyReport,
 };
+pub use restore::restore;
 pub use retention::{Decision, RetentionPolicy, Span};
 pub use target::{BackupTarget, open_url};
-pub use reader::verify;
-pub use restore::restore;
 pub use writer::create;
 #[doc(hidden)]
 pub use writer::create_with_chunk_target;

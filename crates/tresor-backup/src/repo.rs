@@ -22,7 +22,7 @@ use crate::repo_format::{
     Manifest, REPO_ID_LEN, RepoKeys, STALE_LOCK_MS, chunk_name, hex, manifest_name, unhex,
 };
 use crate::retention::{self, Decision, RetentionPolicy};
-use crate::stream::{Chunker, STREAM_META, STREAM_MESSAGES, StreamCheck, StreamParser};
+use crate::stream::{Chunker, STREAM_MESSAGES, STREAM_META, StreamCheck, StreamParser};
 use crate::target::BackupTarget;
 use crate::{BackupError, BackupSummary};
 
@@ -549,11 +549,7 @@ impl Repository {
     async fn manifests(&self) -> Result<Vec<(String, Manifest, u64)>, BackupError> {
         let mut out = Vec::new();
         for object in self.target.list("manifests/").await? {
-            let Some(id) = object
-                .name
-                .strip_prefix("manifests/")
-                .and_then(unhex::<16>)
-            else {
+            let Some(id) = object.name.strip_prefix("manifests/").and_then(unhex::<16>) else {
                 continue;
             };
             out.push(self.manifest(&id).await?);
@@ -624,7 +620,12 @@ impl Repository {
         &self,
         manifest: &Manifest,
         progress: &dyn Progress,
-        mut each: impl FnMut(u8, &[u8], &[u8], Option<tresor_schema::Message>) -> Result<(), BackupError>
+        mut each: impl FnMut(
+            u8,
+            &[u8],
+            &[u8],
+            Option<tresor_schema::Message>,
+        ) -> Result<(), BackupError>
         + Send,
         mut after_chunk: impl AsyncBatch,
     ) -> Result<(u64, u64), BackupError> {
@@ -848,11 +849,12 @@ impl Repository {
                 sink,
             )
             .await?;
-        let rest = std::mem::take(&mut *batch.lock().map_err(|_| {
-            BackupError::MalformedStream {
-                reason: "internal lock poisoned",
-            }
-        })?);
+        let rest =
+            std::mem::take(
+                &mut *batch.lock().map_err(|_| BackupError::MalformedStream {
+                    reason: "internal lock poisoned",
+                })?,
+            );
         target.commit(rest, Durability::Eventual).await?;
         rebuild_counters(target, &self.store_keys).await?;
         let mut tables = Vec::with_capacity(TABLES.len());
@@ -1057,9 +1059,12 @@ struct BackendBatch<'a> {
 impl AsyncBatch for BackendBatch<'_> {
     async fn flush(&mut self, _last: bool) -> Result<(), BackupError> {
         let batch = {
-            let mut b = self.batch.lock().map_err(|_| BackupError::MalformedStream {
-                reason: "internal lock poisoned",
-            })?;
+            let mut b = self
+                .batch
+                .lock()
+                .map_err(|_| BackupError::MalformedStream {
+                    reason: "internal lock poisoned",
+                })?;
             std::mem::take(&mut *b)
         };
         if !batch.is_empty() {
@@ -1130,12 +1135,13 @@ async fn put_counter(
     (prefix, count, message_token): ([u8; 16], u64, Vec<u8>),
     batch: &mut WriteBatch,
 ) -> Result<(), BackupError> {
-    let record = target
-        .get(MESSAGES, &message_token)
-        .await?
-        .ok_or(BackupError::MalformedStream {
-            reason: "rebuilt index points at no record",
-        })?;
+    let record =
+        target
+            .get(MESSAGES, &message_token)
+            .await?
+            .ok_or(BackupError::MalformedStream {
+                reason: "rebuilt index points at no record",
+            })?;
     let m = open_message(keys, &message_token, &record).map_err(BackupError::Schema)?;
     let value = if counters == CONVERSATIONS {
         if conversation_token(keys, &m.conversation_id) != prefix {

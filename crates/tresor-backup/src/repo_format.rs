@@ -142,7 +142,9 @@ impl Config {
         if bytes.len() < CONFIG_FIXED_LEN {
             return Err(malformed("config is truncated"));
         }
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let mut repo_id = [0u8; REPO_ID_LEN];
         repo_id.copy_from_slice(&bytes[9..25]);
         let chunking = Chunking {
@@ -307,7 +309,11 @@ impl Manifest {
     }
 
     /// Encodes and seals the manifest into its object bytes.
-    pub fn seal(&self, keys: &RepoKeys, repo_id: &[u8; REPO_ID_LEN]) -> Result<Vec<u8>, BackupError> {
+    pub fn seal(
+        &self,
+        keys: &RepoKeys,
+        repo_id: &[u8; REPO_ID_LEN],
+    ) -> Result<Vec<u8>, BackupError> {
         let mut p = Vec::with_capacity(256 + self.chunks.len() * (CHUNK_ID_LEN + 4));
         p.extend_from_slice(&self.schema_version.to_le_bytes());
         let version = self.tresor_version.as_bytes();
@@ -333,10 +339,11 @@ impl Manifest {
             p.extend_from_slice(&v.to_le_bytes());
         }
         p.extend_from_slice(&self.digest);
-        let count = u32::try_from(self.chunks.len()).map_err(|_| BackupError::MalformedManifest {
-            backup: hex(&self.backup_id),
-            reason: "too many chunks",
-        })?;
+        let count =
+            u32::try_from(self.chunks.len()).map_err(|_| BackupError::MalformedManifest {
+                backup: hex(&self.backup_id),
+                reason: "too many chunks",
+            })?;
         p.extend_from_slice(&count.to_le_bytes());
         for c in &self.chunks {
             p.extend_from_slice(&c.id);
@@ -354,7 +361,10 @@ impl Manifest {
 
     /// Reads only the plaintext header of a manifest object: `(backup id, created_ms)`.
     pub fn peek(bytes: &[u8]) -> Option<([u8; 16], i64)> {
-        if bytes.len() < MANIFEST_HEADER_LEN || bytes[..8] != MANIFEST_MAGIC || bytes[8] != REPO_VERSION {
+        if bytes.len() < MANIFEST_HEADER_LEN
+            || bytes[..8] != MANIFEST_MAGIC
+            || bytes[8] != REPO_VERSION
+        {
             return None;
         }
         let mut id = [0u8; 16];
@@ -398,14 +408,16 @@ impl Manifest {
         let truncated = "manifest plaintext is truncated";
         let schema_version = r.u32().ok_or_else(|| malformed(truncated))?;
         let vlen = usize::from(r.u8().ok_or_else(|| malformed(truncated))?);
-        let tresor_version = String::from_utf8(r.take(vlen).ok_or_else(|| malformed(truncated))?.to_vec())
-            .map_err(|_| malformed("tresor version is not UTF-8"))?;
+        let tresor_version =
+            String::from_utf8(r.take(vlen).ok_or_else(|| malformed(truncated))?.to_vec())
+                .map_err(|_| malformed("tresor version is not UTF-8"))?;
         let dlen = usize::from(r.u16().ok_or_else(|| malformed(truncated))?);
         if dlen > MAX_DESCRIPTION_LEN {
             return Err(malformed("description too long"));
         }
-        let description = String::from_utf8(r.take(dlen).ok_or_else(|| malformed(truncated))?.to_vec())
-            .map_err(|_| malformed("description is not UTF-8"))?;
+        let description =
+            String::from_utf8(r.take(dlen).ok_or_else(|| malformed(truncated))?.to_vec())
+                .map_err(|_| malformed("description is not UTF-8"))?;
         let klen = usize::from(r.u16().ok_or_else(|| malformed(truncated))?);
         if !(1..=MAX_KEY_HEADER_LEN).contains(&klen) {
             return Err(malformed("key header length out of range"));
@@ -438,7 +450,9 @@ impl Manifest {
         }
         let sum: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
         if sum != stream_bytes {
-            return Err(malformed("chunk lengths do not add up to the stream length"));
+            return Err(malformed(
+                "chunk lengths do not add up to the stream length",
+            ));
         }
         Ok(Manifest {
             backup_id,
@@ -489,10 +503,14 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
 }
 
@@ -532,7 +550,10 @@ mod tests {
         tampered[30] ^= 1;
         let (t, mac) = Config::decode(&tampered).unwrap_or((c.clone(), [0; 32]));
         assert!(t.check_mac(&k, &mac).is_err());
-        assert!(matches!(Config::decode(b"nope"), Err(BackupError::NotARepository)));
+        assert!(matches!(
+            Config::decode(b"nope"),
+            Err(BackupError::NotARepository)
+        ));
         assert!(Config::decode(&bytes[..50]).is_err());
     }
 
@@ -568,8 +589,14 @@ mod tests {
             added_chunks: 2,
             digest: [6; 32],
             chunks: vec![
-                ChunkRef { id: [1; 32], len: 3 },
-                ChunkRef { id: [2; 32], len: 4 },
+                ChunkRef {
+                    id: [1; 32],
+                    len: 3,
+                },
+                ChunkRef {
+                    id: [2; 32],
+                    len: 4,
+                },
             ],
         };
         let bytes = m.seal(&k, &id).unwrap();

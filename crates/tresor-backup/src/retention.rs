@@ -40,7 +40,8 @@ impl Span {
     /// # Errors
     /// [`BackupError::InvalidPolicy`] for anything else.
     pub fn parse(s: &str) -> Result<Span, BackupError> {
-        let bad = || BackupError::InvalidPolicy(format!("invalid duration {s:?} (use e.g. 1y5m7d2h)"));
+        let bad =
+            || BackupError::InvalidPolicy(format!("invalid duration {s:?} (use e.g. 1y5m7d2h)"));
         let mut span = Span::default();
         let mut number = String::new();
         let mut any = false;
@@ -245,7 +246,7 @@ pub fn apply(
         ));
     }
     let mut sorted: Vec<&(String, i64)> = backups.iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|b| std::cmp::Reverse(b.1));
     let latest = sorted
         .iter()
         .map(|b| b.1)

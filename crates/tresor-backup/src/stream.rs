@@ -8,10 +8,10 @@ use tresor_schema::messages::{message_token, position};
 use tresor_schema::{Message, codec};
 use zeroize::Zeroizing;
 
+use crate::BackupError;
 use crate::check::{Expect, Invalid, Tally};
 use crate::format::MAX_CHUNK_PLAINTEXT;
 use crate::repo_format::Chunking;
-use crate::BackupError;
 
 /// Table index of `meta` in the stream (its catalog index).
 pub(crate) const STREAM_META: u8 = 0;
@@ -244,7 +244,9 @@ mod tests {
         let mut data = Vec::new();
         let mut x: u64 = 1;
         for _ in 0..900_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             data.push((x >> 33) as u8);
         }
         let c = DEFAULT_CHUNKING;
@@ -289,7 +291,8 @@ mod tests {
             assert_eq!(got, entries);
         }
         let mut p = StreamParser::new();
-        p.feed(&stream[..stream.len() - 1], |_, _, _| Ok(())).unwrap();
+        p.feed(&stream[..stream.len() - 1], |_, _, _| Ok(()))
+            .unwrap();
         assert!(p.finish().is_err());
         let mut huge = vec![0u8];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());

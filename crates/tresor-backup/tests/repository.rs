@@ -62,7 +62,11 @@ async fn round_trip_on_a_new_device_with_the_passphrase_alone() {
     let dir = tempfile::tempdir().unwrap();
     let r = repo(dir_target(dir.path()), &k).await;
     let report = r
-        .backup(&source, &BackupOptions::with_description("first"), &NoProgress)
+        .backup(
+            &source,
+            &BackupOptions::with_description("first"),
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert!(report.info.chunks > 5, "{:?}", report.info);
@@ -78,7 +82,10 @@ async fn round_trip_on_a_new_device_with_the_passphrase_alone() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0], report.info);
     let restored = MemoryBackend::new();
-    let summary = fresh.restore("latest", &restored, &NoProgress).await.unwrap();
+    let summary = fresh
+        .restore("latest", &restored, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(summary.table_entries("messages"), 300);
     // Every table equal, the derived ones rebuilt from the records.
     assert_eq!(dump(&restored, &k.keys).await, dump(&source, &k.keys).await);
@@ -132,8 +139,14 @@ async fn a_store_that_grew_little_writes_little_and_both_backups_restore() {
         .await
         .unwrap();
     assert_eq!(third.info.added_chunks, 0);
-    assert_eq!(restore_dump(&r, &first.id, &k).await, dump(&small, &k.keys).await);
-    assert_eq!(restore_dump(&r, "latest", &k).await, dump(&grown, &k.keys).await);
+    assert_eq!(
+        restore_dump(&r, &first.id, &k).await,
+        dump(&small, &k.keys).await
+    );
+    assert_eq!(
+        restore_dump(&r, "latest", &k).await,
+        dump(&grown, &k.keys).await
+    );
     assert!(matches!(
         r.find("zz").await,
         Err(BackupError::BackupNotFound(_))
@@ -196,7 +209,9 @@ impl ManifestEditor {
 }
 
 async fn verify_err(dir: &std::path::Path) -> BackupError {
-    let r = Repository::open(dir_target(dir), &passphrase()).await.unwrap();
+    let r = Repository::open(dir_target(dir), &passphrase())
+        .await
+        .unwrap();
     let err = r.verify(None, None, &NoProgress).await.unwrap_err();
     // Restoring the damaged backup fails too (the damage may be in either backup).
     let mut failed = 0;
@@ -253,18 +268,27 @@ async fn tampering_is_detected() {
     let mut bytes = std::fs::read(chunk).unwrap();
     bytes[20] ^= 0x10;
     std::fs::write(chunk, bytes).unwrap();
-    assert!(matches!(verify_err(&d).await, BackupError::CorruptChunk { .. }));
+    assert!(matches!(
+        verify_err(&d).await,
+        BackupError::CorruptChunk { .. }
+    ));
 
     // A chunk stored under another chunk's name (its AAD binds its id).
     let d = fresh("swap");
     let chunks = files(&d, "chunks");
     std::fs::copy(&chunks[0], &chunks[1]).unwrap();
-    assert!(matches!(verify_err(&d).await, BackupError::CorruptChunk { .. }));
+    assert!(matches!(
+        verify_err(&d).await,
+        BackupError::CorruptChunk { .. }
+    ));
 
     // A missing chunk.
     let d = fresh("missing");
     std::fs::remove_file(&files(&d, "chunks")[2]).unwrap();
-    assert!(matches!(verify_err(&d).await, BackupError::MissingChunk { .. }));
+    assert!(matches!(
+        verify_err(&d).await,
+        BackupError::MissingChunk { .. }
+    ));
 
     // A manifest renamed to another backup id, truncated, or with a flipped clear byte.
     let d = fresh("rename");
@@ -310,20 +334,18 @@ async fn tampering_is_detected() {
     let fc = files(&foreign, "chunks")[0].clone();
     let target = files(&d, "chunks")[0].clone();
     std::fs::copy(&fc, &target).unwrap();
-    assert!(matches!(verify_err(&d).await, BackupError::CorruptChunk { .. }));
+    assert!(matches!(
+        verify_err(&d).await,
+        BackupError::CorruptChunk { .. }
+    ));
 
     // Re-sealed manifests (as someone holding the key could): reordered, truncated, and
     // spliced chunk lists are caught by the stream checks and the digest.
     let bytes = std::fs::read(&latest_manifest).unwrap();
     let (header, before, list) = editor.open(&bytes);
     assert!(list.len() > 4);
-    let other_bytes = std::fs::read(
-        manifests
-            .iter()
-            .find(|p| **p != latest_manifest)
-            .unwrap(),
-    )
-    .unwrap();
+    let other_bytes =
+        std::fs::read(manifests.iter().find(|p| **p != latest_manifest).unwrap()).unwrap();
     let (_, _, other_list) = editor.open(&other_bytes);
     let edits: Vec<(&str, Vec<[u8; 36]>)> = vec![
         ("reordered", {
@@ -345,7 +367,9 @@ async fn tampering_is_detected() {
     ];
     for (name, edited) in edits {
         let d = fresh(name);
-        let target = d.join("manifests").join(latest_manifest.file_name().unwrap());
+        let target = d
+            .join("manifests")
+            .join(latest_manifest.file_name().unwrap());
         std::fs::write(&target, editor.seal(&header, &before, &edited)).unwrap();
         let err = verify_err(&d).await;
         assert!(
@@ -361,7 +385,9 @@ async fn tampering_is_detected() {
     }
     // Sanity: the untouched copy verifies, and the editor round-trips.
     let d = fresh("untouched");
-    let target = d.join("manifests").join(latest_manifest.file_name().unwrap());
+    let target = d
+        .join("manifests")
+        .join(latest_manifest.file_name().unwrap());
     std::fs::write(&target, editor.seal(&header, &before, &list)).unwrap();
     Repository::open(dir_target(&d), &passphrase())
         .await
@@ -392,8 +418,12 @@ async fn config_is_bound_to_its_store() {
     repo(dir_target(dir.path()), &k).await;
     // Another store's keys fail the config's MAC.
     assert!(matches!(
-        Repository::open_or_init(dir_target(dir.path()), store_keys(&other), &other.key_header)
-            .await,
+        Repository::open_or_init(
+            dir_target(dir.path()),
+            store_keys(&other),
+            &other.key_header
+        )
+        .await,
         Err(BackupError::ConfigAuthentication)
     ));
     // A modified config fails too.
@@ -421,11 +451,17 @@ async fn forget_then_prune_frees_chunks_and_respects_locks() {
     let newest = r.backup(&b, &options, &NoProgress).await.unwrap().info;
     let before = files(dir.path(), "chunks").len();
 
-    let dry = r.forget(&RetentionPolicy::keep_last(1), true).await.unwrap();
+    let dry = r
+        .forget(&RetentionPolicy::keep_last(1), true)
+        .await
+        .unwrap();
     assert!(!dry.applied);
     assert_eq!(dry.decisions.iter().filter(|d| !d.keep).count(), 1);
     assert_eq!(r.list().await.unwrap().len(), 2);
-    let done = r.forget(&RetentionPolicy::keep_last(1), false).await.unwrap();
+    let done = r
+        .forget(&RetentionPolicy::keep_last(1), false)
+        .await
+        .unwrap();
     assert!(done.applied);
     assert_eq!(r.list().await.unwrap()[0].id, newest.id);
     let v = r.verify(None, None, &NoProgress).await.unwrap();
@@ -433,18 +469,24 @@ async fn forget_then_prune_frees_chunks_and_respects_locks() {
 
     // A fresh backup lock blocks prune; a stale one (written long ago) does not.
     let t = dir_target(dir.path());
-    t.put("locks/backup-0000000000000000", now_ms().to_le_bytes().to_vec())
-        .await
-        .unwrap();
+    t.put(
+        "locks/backup-0000000000000000",
+        now_ms().to_le_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         r.prune().await,
         Err(BackupError::RepositoryLocked { .. })
     ));
     assert_eq!(files(dir.path(), "chunks").len(), before);
     // …and a prune lock blocks a backup.
-    t.put("locks/prune-0000000000000000", now_ms().to_le_bytes().to_vec())
-        .await
-        .unwrap();
+    t.put(
+        "locks/prune-0000000000000000",
+        now_ms().to_le_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         r.backup(&a, &BackupOptions::default(), &NoProgress).await,
         Err(BackupError::RepositoryLocked { .. })
@@ -454,12 +496,18 @@ async fn forget_then_prune_frees_chunks_and_respects_locks() {
         .await
         .unwrap();
     let pruned = r.prune().await.unwrap();
-    assert_eq!(pruned.chunks_deleted as usize, before - newest.chunks as usize);
+    assert_eq!(
+        pruned.chunks_deleted as usize,
+        before - newest.chunks as usize
+    );
     assert_eq!(files(dir.path(), "chunks").len(), newest.chunks as usize);
     assert_eq!(files(dir.path(), "locks").len(), 1); // only the stale one remains
     let v = r.verify(None, None, &NoProgress).await.unwrap();
     assert_eq!(v.unreferenced_chunks, 0);
-    assert_eq!(restore_dump(&r, "latest", &k).await, dump(&b, &k.keys).await);
+    assert_eq!(
+        restore_dump(&r, "latest", &k).await,
+        dump(&b, &k.keys).await
+    );
     // Subset verification reads about the asked fraction.
     let s = r.verify(None, Some(1.0), &NoProgress).await.unwrap();
     assert_eq!(s.chunks_read, s.chunks_referenced);
@@ -505,10 +553,16 @@ async fn erasure_coded_repository_survives_m_lost_targets() {
         .await
         .unwrap();
     r.verify(None, None, &NoProgress).await.unwrap();
-    assert_eq!(restore_dump(&r, "latest", &k).await, dump(&source, &k.keys).await);
+    assert_eq!(
+        restore_dump(&r, "latest", &k).await,
+        dump(&source, &k.keys).await
+    );
     // Repair rebuilds both targets' shards; then any two targets suffice.
     let ec = tresor_backup::target::open_erasure_url(&url).unwrap();
-    let report = ec.repair(&["config", "manifests/", "chunks/"]).await.unwrap();
+    let report = ec
+        .repair(&["config", "manifests/", "chunks/"])
+        .await
+        .unwrap();
     assert!(report.shards_rewritten > 0);
     assert!(report.unrecoverable.is_empty());
     std::fs::remove_dir_all(dir.path().join("t1")).unwrap();
@@ -516,7 +570,10 @@ async fn erasure_coded_repository_survives_m_lost_targets() {
     let r = Repository::open(tresor_backup::open_url(&url).unwrap(), &passphrase())
         .await
         .unwrap();
-    assert_eq!(restore_dump(&r, "latest", &k).await, dump(&source, &k.keys).await);
+    assert_eq!(
+        restore_dump(&r, "latest", &k).await,
+        dump(&source, &k.keys).await
+    );
     let _: Option<&ErasureTarget> = None;
     let _ = Zeroizing::new(0u8);
 }
@@ -527,12 +584,20 @@ async fn the_repository_reveals_no_plaintext() {
     let source = build_store(&k, 100, 40).await;
     let dir = tempfile::tempdir().unwrap();
     let r = repo(dir_target(dir.path()), &k).await;
-    r.backup(&source, &BackupOptions::with_description("secret-description"), &NoProgress)
-        .await
-        .unwrap();
+    r.backup(
+        &source,
+        &BackupOptions::with_description("secret-description"),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     let needles: Vec<String> = (0..100)
         .map(|i| format!("msg-{i}"))
-        .chain(["conv-1".into(), "peer-2".into(), "secret-description".into()])
+        .chain([
+            "conv-1".into(),
+            "peer-2".into(),
+            "secret-description".into(),
+        ])
         .collect();
     for sub in ["", "chunks", "manifests"] {
         for f in files(dir.path(), sub) {

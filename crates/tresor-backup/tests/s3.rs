@@ -154,7 +154,9 @@ api_bind_addr = "127.0.0.1:{admin}"
         garage.cli(&["layout", "apply", "--version", "1"]);
         garage.cli(&["bucket", "create", BUCKET]);
         garage.cli(&["key", "import", "--yes", "-n", "tresor", KEY_ID, SECRET]);
-        garage.cli(&["bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_ID]);
+        garage.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_ID,
+        ]);
         garage
     }
 
@@ -225,7 +227,10 @@ async fn repository_on_a_real_s3_server() {
     assert_eq!(fresh.list().await.unwrap().len(), 2);
     fresh.verify(None, None, &NoProgress).await.unwrap();
     let restored = MemoryBackend::new();
-    fresh.restore("latest", &restored, &NoProgress).await.unwrap();
+    fresh
+        .restore("latest", &restored, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(dump(&restored, &k.keys).await, dump(&b, &k.keys).await);
     fresh
         .forget(&RetentionPolicy::keep_last(1), false)

@@ -127,7 +127,12 @@ pub enum Backup {
     /// written.
     Create {
         /// The repository (dir:PATH, s3://BUCKET/PREFIX, ec:K+M:T1,T2,…).
-        #[arg(long, value_name = "URL", env = "TRESOR_TARGET", conflicts_with = "out")]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "TRESOR_TARGET",
+            conflicts_with = "out"
+        )]
         target: Option<String>,
         /// Shorthand for --target dir:DIR.
         #[arg(long, value_name = "DIR")]

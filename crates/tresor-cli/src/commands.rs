@@ -550,7 +550,10 @@ async fn backup_forget(
         if dry_run {
             writeln!(out, "dry run: would forget {forgotten} backups")?;
         } else {
-            writeln!(out, "forgot {forgotten} backups (run `backup prune` to free their chunks)")?;
+            writeln!(
+                out,
+                "forgot {forgotten} backups (run `backup prune` to free their chunks)"
+            )?;
         }
     }
     Ok(())

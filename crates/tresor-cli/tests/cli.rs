@@ -266,7 +266,15 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
     let target = format!("dir:{}", repo.display());
     let created = ok(tresor(
         Some(&db),
-        &["backup", "create", "--target", &target, "--description", "first", "--json"],
+        &[
+            "backup",
+            "create",
+            "--target",
+            &target,
+            "--description",
+            "first",
+            "--json",
+        ],
         Some(PASS),
     ));
     let first = &json_lines(&created)[0];
@@ -287,18 +295,36 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
     )));
     assert_eq!(list.len(), 2);
     // verify needs no store.
-    let verified = ok(tresor(None, &["backup", "verify", "--target", &target], Some(PASS)));
-    assert!(verified.starts_with("backup ok: 2 backups, 2 streams"), "{verified}");
+    let verified = ok(tresor(
+        None,
+        &["backup", "verify", "--target", &target],
+        Some(PASS),
+    ));
+    assert!(
+        verified.starts_with("backup ok: 2 backups, 2 streams"),
+        "{verified}"
+    );
     let subset = json_lines(&ok(tresor(
         None,
-        &["backup", "verify", "--target", &target, "--subset", "0.5", "--json"],
+        &[
+            "backup", "verify", "--target", &target, "--subset", "0.5", "--json",
+        ],
         Some(PASS),
     )))[0]
         .clone();
     assert_eq!(subset["streams_checked"], 0);
     let dry = json_lines(&ok(tresor(
         None,
-        &["backup", "forget", "--target", &target, "--keep-last", "1", "--dry-run", "--json"],
+        &[
+            "backup",
+            "forget",
+            "--target",
+            &target,
+            "--keep-last",
+            "1",
+            "--dry-run",
+            "--json",
+        ],
         Some(PASS),
     )));
     assert_eq!(dry.iter().filter(|d| d["keep"] == false).count(), 1);
@@ -316,7 +342,11 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
         &["backup", "forget", "--target", &target, "--keep-last", "1"],
         Some(PASS),
     ));
-    let pruned = ok(tresor(None, &["backup", "prune", "--target", &target], Some(PASS)));
+    let pruned = ok(tresor(
+        None,
+        &["backup", "prune", "--target", &target],
+        Some(PASS),
+    ));
     assert!(pruned.starts_with("pruned 0 of"), "{pruned}"); // the two backups shared all chunks
     fails_with(
         tresor(None, &["backup", "forget", "--target", &target], Some(PASS)),
@@ -345,7 +375,11 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
     }
     // Restoring again onto the existing store is refused and leaves it intact.
     fails_with(
-        tresor(Some(&restored), &["restore", "--target", &target, "latest"], Some(PASS)),
+        tresor(
+            Some(&restored),
+            &["restore", "--target", &target, "latest"],
+            Some(PASS),
+        ),
         "already exists",
     );
     assert_eq!(stats(&restored)["messages"], 9511);
@@ -364,7 +398,11 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
     );
     let from_bad = dir.path().join("from-bad.redb");
     fails_with(
-        tresor(Some(&from_bad), &["restore", "--target", &target, "latest"], Some(PASS)),
+        tresor(
+            Some(&from_bad),
+            &["restore", "--target", &target, "latest"],
+            Some(PASS),
+        ),
         "corrupt",
     );
     assert!(!from_bad.exists());
@@ -376,7 +414,11 @@ fn backup_list_verify_forget_prune_restore_from_the_command_line() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     fails_with(
-        tresor(None, &["backup", "verify", "--target", &target], Some("wrong")),
+        tresor(
+            None,
+            &["backup", "verify", "--target", &target],
+            Some("wrong"),
+        ),
         "wrong passphrase",
     );
     fails_with(
@@ -393,7 +435,11 @@ fn version_1_backup_files_still_verify_and_restore() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let file = rt.block_on(async {
         let store = tresor::Tresor::open(&db, PASS.into()).await.unwrap();
-        store.backup_to_dir(dir.path().join("v1")).await.unwrap().path
+        store
+            .backup_to_dir(dir.path().join("v1"))
+            .await
+            .unwrap()
+            .path
     });
     let file = file.to_string_lossy().into_owned();
     let verified = ok(tresor(None, &["backup", "verify", &file], Some(PASS)));
@@ -407,7 +453,11 @@ fn version_1_backup_files_still_verify_and_restore() {
     let bad = dir.path().join("bad.tbk");
     std::fs::write(&bad, &bytes).unwrap();
     fails_with(
-        tresor(None, &["backup", "verify", &bad.to_string_lossy()], Some(PASS)),
+        tresor(
+            None,
+            &["backup", "verify", &bad.to_string_lossy()],
+            Some(PASS),
+        ),
         "backup",
     );
 }

@@ -97,10 +97,7 @@ impl Tresor {
     /// failure).
     pub async fn repository(&self, target: Arc<dyn BackupTarget>) -> Result<Repository, Error> {
         let inner = &self.inner;
-        Ok(
-            Repository::open_or_init(target, Arc::clone(&inner.keys), &inner.header)
-                .await?,
-        )
+        Ok(Repository::open_or_init(target, Arc::clone(&inner.keys), &inner.header).await?)
     }
 
     /// Backs the store up into the repository on `target` (created if missing): only chunks
@@ -254,8 +251,7 @@ async fn restore_into<'a>(
 
     let result = async {
         let t = temp.clone();
-        let backend =
-            Arc::new(tokio::task::spawn_blocking(move || RedbBackend::open(t)).await??);
+        let backend = Arc::new(tokio::task::spawn_blocking(move || RedbBackend::open(t)).await??);
         let summary = fill(Arc::clone(&backend)).await;
         // Close the database before it becomes visible under its final name (the future
         // that held the other handle has completed and been dropped).

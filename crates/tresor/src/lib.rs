@@ -47,12 +47,12 @@ mod store;
 pub use backup::{
     BackupFile, open_repository, restore_backup, restore_from_repository, verify_backup,
 };
-pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use error::Error;
 pub use messages::{Messages, SaveSummary};
 pub use options::Options;
 pub use salvage::{SalvageReport, salvage};
+pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, Durability, MemoryBackend};

@@ -50,14 +50,22 @@ async fn backup_restore_gives_the_same_answers() {
     let store = Tresor::create(dir.path().join("a.redb"), PASS.into())
         .await
         .unwrap();
-    store.messages().save_batch(&batch(0..10_000)).await.unwrap();
+    store
+        .messages()
+        .save_batch(&batch(0..10_000))
+        .await
+        .unwrap();
     store.messages().delete("m17").await.unwrap();
     let repo_dir = dir.path().join("repo");
     let first = store
         .backup_to_target(target(&repo_dir), &BackupOptions::default(), &NoProgress)
         .await
         .unwrap();
-    store.messages().save_batch(&batch(10_000..10_030)).await.unwrap();
+    store
+        .messages()
+        .save_batch(&batch(10_000..10_030))
+        .await
+        .unwrap();
     let second = store
         .backup_to_target(target(&repo_dir), &BackupOptions::default(), &NoProgress)
         .await
@@ -68,7 +76,9 @@ async fn backup_restore_gives_the_same_answers() {
         second.info
     );
 
-    let repo = open_repository(target(&repo_dir), &PASS.into()).await.unwrap();
+    let repo = open_repository(target(&repo_dir), &PASS.into())
+        .await
+        .unwrap();
     let restored_path = dir.path().join("new").join("b.redb");
     std::fs::create_dir_all(restored_path.parent().unwrap()).unwrap();
     let (restored, summary) =
@@ -81,10 +91,15 @@ async fn backup_restore_gives_the_same_answers() {
     drop(restored);
     // The first backup restores the first state.
     let old_path = dir.path().join("old.redb");
-    let (old, _) =
-        restore_from_repository(&repo, &first.info.id[..8], &old_path, PASS.into(), &NoProgress)
-            .await
-            .unwrap();
+    let (old, _) = restore_from_repository(
+        &repo,
+        &first.info.id[..8],
+        &old_path,
+        PASS.into(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(old.stats().await.unwrap().messages, 9_999);
     // An existing path is refused.
     assert!(matches!(
@@ -115,7 +130,9 @@ async fn a_damaged_repository_restores_nothing() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(last, bytes).unwrap();
-    let repo = open_repository(target(&repo_dir), &PASS.into()).await.unwrap();
+    let repo = open_repository(target(&repo_dir), &PASS.into())
+        .await
+        .unwrap();
     let path = dir.path().join("r.redb");
     assert!(matches!(
         restore_from_repository(&repo, "latest", &path, PASS.into(), &NoProgress).await,
@@ -151,7 +168,10 @@ async fn scheduled_backups_after_writes_and_at_close_with_retention() {
             .await
             .unwrap();
         let run = schedule.next().await.unwrap();
-        assert_eq!(run.backup.tables[1], ("messages".into(), (round as u64 + 1) * 60));
+        assert_eq!(
+            run.backup.tables[1],
+            ("messages".into(), (round as u64 + 1) * 60)
+        );
         assert_eq!(run.attempts, 1);
         assert_eq!(run.forgotten, u64::from(round == 2));
     }
@@ -159,7 +179,9 @@ async fn scheduled_backups_after_writes_and_at_close_with_retention() {
     store.messages().save_batch(&batch(180..190)).await.unwrap();
     let last = schedule.close().await.unwrap().unwrap();
     assert_eq!(last.backup.tables[1].1, 190);
-    let repo = open_repository(target(&repo_dir), &PASS.into()).await.unwrap();
+    let repo = open_repository(target(&repo_dir), &PASS.into())
+        .await
+        .unwrap();
     let list = repo.list().await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[1].id, last.backup.id);

@@ -169,10 +169,7 @@ impl ErasureTarget {
 
     /// Reads every shard of `name`; returns the object (if `k` consistent, intact shards exist)
     /// and, per target, whether its shard is intact and belongs to the returned object.
-    async fn read(
-        &self,
-        name: &str,
-    ) -> Result<(Option<Vec<u8>>, Vec<bool>, usize), TargetError> {
+    async fn read(&self, name: &str) -> Result<(Option<Vec<u8>>, Vec<bool>, usize), TargetError> {
         let reads = join_all(self.targets.iter().map(|t| t.get(name))).await;
         let mut failures = 0;
         let mut shards: Vec<Option<Shard>> = Vec::with_capacity(reads.len());
@@ -225,7 +222,10 @@ impl ErasureTarget {
         }
         let good: Vec<bool> = shards
             .iter()
-            .map(|s| s.as_ref().is_some_and(|s| s.len == len && s.digest == digest))
+            .map(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.len == len && s.digest == digest)
+            })
             .collect();
         let object = self.decode(name, &shards, &good, len, &digest)?;
         Ok((Some(object), good, count))
@@ -423,7 +423,11 @@ mod tests {
         std::fs::remove_file(&p2).unwrap();
         assert!(matches!(
             ec.get("chunks/x").await,
-            Err(TargetError::NotEnoughShards { found: 2, needed: 3, .. })
+            Err(TargetError::NotEnoughShards {
+                found: 2,
+                needed: 3,
+                ..
+            })
         ));
         // Put the shard back by repairing from a healthy state.
         let (ec2, dirs2) = set(&dir.path().join("b"), 3, 2);
