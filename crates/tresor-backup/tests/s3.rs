@@ -22,25 +22,34 @@ const KEY_ID: &str = "GK0123456789abcdef01234567";
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const BUCKET: &str = "tresor-test";
 
-fn garage_bin() -> PathBuf {
+/// The Garage binary. Under CI (`CI` set, as `.ci/run` runs) a missing binary fails the test;
+/// on a developer machine without Garage the test says so on stderr and passes without
+/// checking anything.
+fn garage_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("GARAGE_BIN") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join("garage");
             if candidate.is_file() {
-                return candidate;
+                return Some(candidate);
             }
         }
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let candidate = Path::new(&home).join(".cargo/bin/garage");
+    if candidate.is_file() {
+        return Some(candidate);
+    }
     assert!(
-        candidate.is_file(),
-        "the S3 tests need Garage: `cargo install --locked garage` (.ci/run does it), or set GARAGE_BIN"
+        std::env::var_os("CI").is_none(),
+        "the S3 tests need Garage under CI: `cargo install --locked garage` (.ci/run does it)"
     );
-    candidate
+    eprintln!(
+        "SKIPPED: no garage binary (cargo install --locked garage, or set GARAGE_BIN); the S3 test did not run"
+    );
+    None
 }
 
 fn free_port() -> u16 {
@@ -85,8 +94,7 @@ impl Garage {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn start() -> Garage {
-        let bin = garage_bin();
+    fn start(bin: PathBuf) -> Garage {
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
@@ -175,7 +183,12 @@ api_bind_addr = "127.0.0.1:{admin}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_on_a_real_s3_server() {
-    let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let Some(bin) = garage_bin() else {
+        return;
+    };
+    let garage = tokio::task::spawn_blocking(move || Garage::start(bin))
+        .await
+        .unwrap();
 
     // The target contract: put, get, list by prefix, delete.
     let t = garage.target("contract");
