@@ -108,4 +108,128 @@ pub enum BackupError {
     /// A cryptographic primitive failed (random generator, KDF).
     #[error("crypto error: {0}")]
     Crypto(CryptoError),
+    /// The backup target failed (I/O, object storage, too few intact erasure-coded shards).
+    #[error("backup target: {0}")]
+    Target(#[from] TargetError),
+    /// The target holds no repository `config`, or one with another magic.
+    #[error("not a tresor backup repository (no valid config)")]
+    NotARepository,
+    /// The repository `config` fails its MAC: it was modified, or the repository belongs to
+    /// a store with another data key.
+    #[error("repository config fails authentication (modified, or another store's repository)")]
+    ConfigAuthentication,
+    /// The repository config is malformed (lengths, chunker parameters).
+    #[error("malformed repository config: {reason}")]
+    MalformedConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A manifest fails authentication: modified, renamed, or from another repository.
+    #[error("manifest of backup {backup} fails authentication")]
+    ManifestAuthentication {
+        /// The backup id (hex).
+        backup: String,
+    },
+    /// A manifest authenticated but breaks the format.
+    #[error("malformed manifest of backup {backup}: {reason}")]
+    MalformedManifest {
+        /// The backup id (hex).
+        backup: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A chunk that a manifest lists is not in the repository.
+    #[error("chunk {chunk} is missing from the repository")]
+    MissingChunk {
+        /// The chunk id (hex).
+        chunk: String,
+    },
+    /// A chunk object fails authentication, decompression, or its id check.
+    #[error("chunk {chunk} is corrupt: {reason}")]
+    CorruptChunk {
+        /// The chunk id (hex).
+        chunk: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The logical entry stream of a repository backup breaks the format.
+    #[error("malformed backup stream: {reason}")]
+    MalformedStream {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A count or size recorded in a manifest differs from what the stream holds.
+    #[error("manifest mismatch: {what} recorded {recorded}, counted {counted}")]
+    ManifestMismatch {
+        /// Which count.
+        what: String,
+        /// The value in the manifest.
+        recorded: u64,
+        /// The value found while reading.
+        counted: u64,
+    },
+    /// Another process holds a lock that excludes this operation (a prune while a backup
+    /// runs, or the reverse).
+    #[error("repository is locked by {lock} (delete it if no backup or prune is running)")]
+    RepositoryLocked {
+        /// The lock object's name.
+        lock: String,
+    },
+    /// No backup in the repository matches the id or prefix.
+    #[error("no backup {0} in the repository")]
+    BackupNotFound(String),
+    /// More than one backup matches the id prefix.
+    #[error("backup id prefix {0} is ambiguous")]
+    AmbiguousBackup(String),
+    /// A retention policy is empty or malformed.
+    #[error("invalid retention policy: {0}")]
+    InvalidPolicy(String),
+}
+
+/// Why a [`crate::target::BackupTarget`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// A file-system operation of a directory target failed.
+    #[error("{op} {name}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The object name.
+        name: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An object name breaks the naming rule (see [`crate::target::check_name`]).
+    #[error("invalid object name {0:?}")]
+    InvalidName(String),
+    /// A target string could not be parsed.
+    #[error("invalid target {url:?}: {reason}")]
+    InvalidUrl {
+        /// The string.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The object-storage client failed (network, credentials, service error).
+    #[error("object storage: {0}")]
+    ObjectStore(String),
+    /// Fewer than `needed` intact, consistent shards of an erasure-coded object were found.
+    #[error("object {name}: only {found} of the {needed} needed shards are intact")]
+    NotEnoughShards {
+        /// The object name.
+        name: String,
+        /// Intact shards found.
+        found: usize,
+        /// Shards needed (`k`).
+        needed: usize,
+    },
+    /// Erasure coding failed, or a shape is invalid.
+    #[error("erasure coding {name}: {reason}")]
+    Erasure {
+        /// The object name (empty for a shape error).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

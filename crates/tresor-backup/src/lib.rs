@@ -1,4 +1,16 @@
-//! Streaming encrypted backups of a tresor store: [`create`], [`verify`], [`restore`].
+//! Encrypted backups of a tresor store, in two formats:
+//!
+//! - **Repositories (format 2)** — [`Repository`]: a directory or any [`BackupTarget`] (S3,
+//!   an erasure-coded set) holding content-addressed, zstd-compressed, AES-256-GCM chunks
+//!   shared between backups, and one sealed manifest per backup. Incremental by construction
+//!   (content-defined chunking), with [`Repository::verify`], [`Repository::restore`],
+//!   [`Repository::forget`] (restic's retention rules, [`retention`]) and
+//!   [`Repository::prune`].
+//! - **Single files (format 1)** — [`create`], [`verify`], [`restore`]: still written by
+//!   [`create`] and always readable.
+//!
+//! The rest of this page describes format 1; format 2 follows the format-1 specification
+//! below.
 //!
 //! A backup is a single file that holds every entry of every table of the catalog
 //! ([`tresor_schema::catalog::TABLES`]), in encrypted chunks of about 1 MiB, behind a plaintext
@@ -37,6 +49,8 @@
 //! - `reader.rs`: the chunk reader shared by [`verify`] and [`restore`]; [`verify`].
 //! - `restore.rs`: [`restore`].
 //! - `check.rs`: entry validation and counting, shared by all three.
+//! - [`repo`](mod@repo), [`repo_format`](mod@repo_format), `stream.rs`: format 2.
+//! - [`target`](mod@target): where repositories live; [`retention`](mod@retention): `forget`.
 //! - [`BackupError`] (`error.rs`), [`BackupSummary`].
 //!
 #![doc = include_str!("../FORMAT.md")]
@@ -47,12 +61,23 @@ mod check;
 mod error;
 pub mod format;
 mod reader;
+pub mod repo;
+pub mod repo_format;
 mod restore;
+pub mod retention;
+mod stream;
+pub mod target;
 mod writer;
 
-pub use error::BackupError;
+pub use error::{BackupError, TargetError};
 pub use reader::verify;
+pub use repo::{
+    BackupInfo, BackupOptions, BackupReport, ForgetReport, NoProgress, Progress, PruneReport,
+    Repository, VerifyReport,
+};
 pub use restore::restore;
+pub use retention::{Decision, RetentionPolicy, Span};
+pub use target::{BackupTarget, open_url};
 pub use writer::create;
 #[doc(hidden)]
 pub use writer::create_with_chunk_target;

@@ -68,10 +68,17 @@ pub enum Command {
     /// Create or verify backups.
     #[command(subcommand)]
     Backup(Backup),
-    /// Restore a backup into a new store at --db (which must not exist).
+    /// Restore a backup into a new store at --db (which must not exist): ID (or `latest`) of
+    /// the repository at --target, or a single backup FILE (format 1).
     Restore {
-        /// The backup file.
-        file: PathBuf,
+        /// Backup id, unique id prefix or `latest` (with --target); or a backup file.
+        backup: String,
+        /// The repository (dir:PATH, s3://BUCKET/PREFIX, ec:K+M:T1,T2,…).
+        #[arg(long, value_name = "URL", env = "TRESOR_TARGET")]
+        target: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Check every record, index entry and counter; exit status 1 if anything is wrong.
     Check {
@@ -161,18 +168,122 @@ pub struct MessagesArgs {
     pub json: bool,
 }
 
+/// Where a repository lives.
+#[derive(Debug, Args)]
+pub struct TargetArg {
+    /// The repository: dir:PATH, s3://BUCKET/PREFIX (endpoint and credentials from the AWS_*
+    /// environment variables), or ec:K+M:T1,T2,… (erasure-coded over K+M targets).
+    #[arg(long, value_name = "URL", env = "TRESOR_TARGET")]
+    pub target: String,
+}
+
 /// Backup subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Backup {
-    /// Write a backup of the store at --db into directory DIR.
+    /// Back up the store at --db into a repository (created if missing); only new chunks are
+    /// written.
     Create {
-        /// Directory to write the backup file into (created if missing).
+        /// The repository (dir:PATH, s3://BUCKET/PREFIX, ec:K+M:T1,T2,…).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "TRESOR_TARGET",
+            conflicts_with = "out"
+        )]
+        target: Option<String>,
+        /// Shorthand for --target dir:DIR.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Free text stored (encrypted) with the backup.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
-    /// Read a backup file completely and check every tag and digest; writes nothing.
+    /// List the backups of a repository, oldest first.
+    List {
+        /// The repository.
+        #[command(flatten)]
+        target: TargetArg,
+        /// Print one JSON object per backup.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read backups completely and check every tag, digest and entry; writes nothing. With
+    /// --target: BACKUP is an id, prefix or `latest` (default: every backup). Without: BACKUP
+    /// is a backup file (format 1).
     Verify {
-        /// The backup file.
-        file: PathBuf,
+        /// Backup id / prefix / `latest`, or a backup file.
+        backup: Option<String>,
+        /// The repository.
+        #[arg(long, value_name = "URL", env = "TRESOR_TARGET")]
+        target: Option<String>,
+        /// Read only this random fraction of the chunks (0 < F <= 1) instead of every stream.
+        #[arg(long, value_name = "F")]
+        subset: Option<f64>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
+    /// Forget backups by restic's retention rules: a backup is kept if any rule keeps it.
+    Forget {
+        /// The repository.
+        #[command(flatten)]
+        target: TargetArg,
+        /// Keep the N newest backups.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_last: Option<u32>,
+        /// Keep the newest backup of each of the last N hours with backups.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_hourly: Option<u32>,
+        /// … of each of the last N days.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_daily: Option<u32>,
+        /// … of each of the last N ISO weeks.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_weekly: Option<u32>,
+        /// … of each of the last N months.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_monthly: Option<u32>,
+        /// … of each of the last N years.
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        keep_yearly: Option<u32>,
+        /// Keep every backup within this span of the newest (e.g. 1y5m7d2h).
+        #[arg(long, value_name = "SPAN")]
+        keep_within: Option<String>,
+        /// Show the decision, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the chunks no backup references (refused while a backup holds the lock).
+    Prune {
+        /// The repository.
+        #[command(flatten)]
+        target: TargetArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the missing or corrupt shards of an erasure-coded repository (ec:K+M:…).
+    Repair {
+        /// The repository.
+        #[command(flatten)]
+        target: TargetArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A retention count: a number, or `unlimited`.
+fn parse_count(s: &str) -> Result<u32, String> {
+    if s == "unlimited" {
+        return Ok(tresor::UNLIMITED);
+    }
+    s.parse::<u32>()
+        .map_err(|_| format!("{s:?} is not a count (a number or `unlimited`)"))
 }

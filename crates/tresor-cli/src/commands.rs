@@ -15,6 +15,7 @@ use crate::{CliError, chitchat, passphrase};
 /// # Errors
 /// Any [`CliError`]; the binary prints it as one line and exits with status 1.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let _ = KEY_FILE.set(cli.key_file.clone());
     let key = cli.key_file.as_deref();
     // The engine of a store this command creates; an existing store's comes from its file.
     let options = Options::default().with_backend_kind(cli.backend.into());
@@ -29,11 +30,68 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Messages(args) => messages(&db(&cli.db)?, key, args, out).await,
         Command::Stats { json } => stats(&db(&cli.db)?, key, json, out).await,
-        Command::Backup(Backup::Create { out: dir }) => {
-            backup_create(&db(&cli.db)?, key, &dir, out).await
+        Command::Backup(Backup::Create {
+            target,
+            out: dir,
+            description,
+            json,
+        }) => {
+            let target = match (target, dir) {
+                (Some(t), _) => t,
+                (None, Some(d)) => format!("dir:{}", d.display()),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "backup create needs --target URL or --out DIR".into(),
+                    ));
+                }
+            };
+            backup_create(&db(&cli.db)?, &target, description, json, out).await
         }
-        Command::Backup(Backup::Verify { file }) => backup_verify(&file, key, out).await,
-        Command::Restore { file } => restore(&db(&cli.db)?, key, options, &file, out).await,
+        Command::Backup(Backup::List { target, json }) => {
+            backup_list(&target.target, json, out).await
+        }
+        Command::Backup(Backup::Verify {
+            backup,
+            target,
+            subset,
+            json,
+        }) => backup_verify(backup, target, subset, json, out).await,
+        Command::Backup(Backup::Forget {
+            target,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            dry_run,
+            json,
+        }) => {
+            let mut policy = tresor::RetentionPolicy::default();
+            policy.last = keep_last.unwrap_or(0);
+            policy.hourly = keep_hourly.unwrap_or(0);
+            policy.daily = keep_daily.unwrap_or(0);
+            policy.weekly = keep_weekly.unwrap_or(0);
+            policy.monthly = keep_monthly.unwrap_or(0);
+            policy.yearly = keep_yearly.unwrap_or(0);
+            policy.within = keep_within
+                .as_deref()
+                .map(tresor::Span::parse)
+                .transpose()?;
+            backup_forget(&target.target, &policy, dry_run, json, out).await
+        }
+        Command::Backup(Backup::Prune { target, json }) => {
+            backup_prune(&target.target, json, out).await
+        }
+        Command::Backup(Backup::Repair { target, json }) => {
+            backup_repair(&target.target, json, out).await
+        }
+        Command::Restore {
+            backup,
+            target,
+            json,
+        } => restore(&db(&cli.db)?, &backup, target, json, out).await,
         Command::Info { json } => info(&db(&cli.db)?, key, json, out).await,
         Command::Passwd { new_key_file } => {
             passwd(&db(&cli.db)?, key, new_key_file.as_deref(), out).await
@@ -60,6 +118,19 @@ fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// The `--key-file` of this invocation, for commands that unlock more than one thing.
+static KEY_FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+fn key_file() -> Option<&'static Path> {
+    KEY_FILE.get().and_then(|k| k.as_deref())
+}
+
+/// The secret that unlocks existing stores, backups and repositories: `--key-file`, else the
+/// passphrase.
+fn unlock_secret() -> Result<Secret, CliError> {
+    passphrase::secret(key_file(), false)
 }
 
 fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
@@ -247,51 +318,405 @@ fn describe(s: &tresor::BackupSummary) -> String {
     )
 }
 
+/// A progress bar on stderr when it is a terminal and the output is not JSON.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new(json: bool, what: &str) -> Self {
+        let bar = if !json && std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{bytes}}/{{total_bytes}} {what} ({{bytes_per_sec}})"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl tresor::Progress for Bar {
+    fn total(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Peak resident set size of this process in bytes (Linux: VmHWM), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+async fn open_repo(url: &str) -> Result<tresor::Repository, CliError> {
+    let target = tresor::open_url(url)?;
+    Ok(tresor::open_repository(target, &unlock_secret()?).await?)
+}
+
+#[derive(Serialize)]
+struct JsonBackup<'a> {
+    id: &'a str,
+    created_ms: i64,
+    created: String,
+    description: &'a str,
+    tresor_version: &'a str,
+    schema_version: u32,
+    tables: std::collections::BTreeMap<&'a str, u64>,
+    entries: u64,
+    stream_bytes: u64,
+    chunks: u64,
+    added_chunks: u64,
+    added_bytes: u64,
+    manifest_bytes: u64,
+}
+
+fn json_backup(b: &tresor::BackupInfo) -> JsonBackup<'_> {
+    JsonBackup {
+        id: &b.id,
+        created_ms: b.created_ms,
+        created: format_time(b.created_ms),
+        description: &b.description,
+        tresor_version: &b.tresor_version,
+        schema_version: b.schema_version,
+        tables: b.tables.iter().map(|(t, n)| (t.as_str(), *n)).collect(),
+        entries: b.entries,
+        stream_bytes: b.stream_bytes,
+        chunks: b.chunks,
+        added_chunks: b.added_chunks,
+        added_bytes: b.added_bytes,
+        manifest_bytes: b.manifest_bytes,
+    }
+}
+
+fn describe_info(b: &tresor::BackupInfo) -> String {
+    format!(
+        "{}  {}  {} messages, {} stream bytes in {} chunks ({} new, {} bytes written){}",
+        b.id,
+        format_time(b.created_ms),
+        b.tables
+            .iter()
+            .find(|(t, _)| t == "messages")
+            .map_or(0, |(_, n)| *n),
+        b.stream_bytes,
+        b.chunks,
+        b.added_chunks,
+        b.added_bytes + b.manifest_bytes,
+        if b.description.is_empty() {
+            String::new()
+        } else {
+            format!("  \"{}\"", b.description)
+        }
+    )
+}
+
 async fn backup_create(
     db: &Path,
-    key: Option<&Path>,
-    dir: &Path,
+    url: &str,
+    description: String,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = open_existing(db, key).await?;
+    let target = tresor::open_url(url)?;
+    let store = open_existing(db, key_file()).await?;
     let started = Instant::now();
-    let backup = store.backup_to_dir(dir).await?;
-    writeln!(out, "backup written: {}", backup.path.display())?;
-    writeln!(
-        out,
-        "{} in {:.2} s",
-        describe(&backup.summary),
-        started.elapsed().as_secs_f64()
-    )?;
+    let bar = Bar::new(json, "stream");
+    let report = store
+        .backup_to_target(
+            target.clone(),
+            &tresor::BackupOptions::with_description(description),
+            &bar,
+        )
+        .await?;
+    drop(bar);
+    let seconds = started.elapsed().as_secs_f64();
+    let info = &report.info;
+    if json {
+        #[derive(Serialize)]
+        struct Created<'a> {
+            target: String,
+            #[serde(flatten)]
+            backup: JsonBackup<'a>,
+            existing_chunks: u64,
+            store_bytes: u64,
+            seconds: f64,
+            peak_rss_bytes: Option<u64>,
+        }
+        serde_json::to_writer(
+            &mut *out,
+            &Created {
+                target: target.describe(),
+                backup: json_backup(info),
+                existing_chunks: report.existing_chunks,
+                store_bytes: store.stats().await?.file_bytes.unwrap_or(0),
+                seconds,
+                peak_rss_bytes: peak_rss_bytes(),
+            },
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "backup written: {} to {}", info.id, target.describe())?;
+        writeln!(out, "{} in {seconds:.2} s", describe_info(info))?;
+    }
+    Ok(())
+}
+
+async fn backup_list(url: &str, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let repo = open_repo(url).await?;
+    for b in repo.list().await? {
+        if json {
+            serde_json::to_writer(&mut *out, &json_backup(&b))?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", describe_info(&b))?;
+        }
+    }
     Ok(())
 }
 
 async fn backup_verify(
-    file: &Path,
-    key: Option<&Path>,
+    backup: Option<String>,
+    target: Option<String>,
+    subset: Option<f64>,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let summary = tresor::verify_backup(file, passphrase::secret(key, false)?).await?;
-    writeln!(out, "backup ok: {}", describe(&summary))?;
+    let url = match (&target, &backup) {
+        (Some(url), _) => url.clone(),
+        (None, Some(path)) if Path::new(path).is_file() => {
+            if subset.is_some() {
+                return Err(CliError::Usage(
+                    "--subset applies to repositories, not backup files".into(),
+                ));
+            }
+            let summary = tresor::verify_backup(path, unlock_secret()?).await?;
+            if json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"ok": true, "format": 1, "entries": summary.entries, "bytes": summary.bytes}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "backup ok: {}", describe(&summary))?;
+            }
+            return Ok(());
+        }
+        (None, Some(path)) if Path::new(path).is_dir() => format!("dir:{path}"),
+        _ => {
+            return Err(CliError::Usage(
+                "backup verify needs --target URL (or a backup file)".into(),
+            ));
+        }
+    };
+    let which = if target.is_some() { backup } else { None };
+    let repo = open_repo(&url).await?;
+    let bar = Bar::new(json, "checked");
+    let report = repo.verify(which.as_deref(), subset, &bar).await?;
+    drop(bar);
+    if json {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({
+                "ok": true,
+                "format": 2,
+                "backups": report.backups,
+                "streams_checked": report.streams_checked,
+                "chunks_referenced": report.chunks_referenced,
+                "chunks_read": report.chunks_read,
+                "bytes_read": report.bytes_read,
+                "unreferenced_chunks": report.unreferenced_chunks,
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "backup ok: {} backups, {} streams checked, {} of {} chunks read ({} bytes), {} unreferenced chunks",
+            report.backups,
+            report.streams_checked,
+            report.chunks_read,
+            report.chunks_referenced,
+            report.bytes_read,
+            report.unreferenced_chunks
+        )?;
+    }
     Ok(())
+}
+
+async fn backup_forget(
+    url: &str,
+    policy: &tresor::RetentionPolicy,
+    dry_run: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let repo = open_repo(url).await?;
+    let report = repo.forget(policy, dry_run).await?;
+    for d in &report.decisions {
+        if json {
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({
+                    "id": d.id,
+                    "created_ms": d.created_ms,
+                    "keep": d.keep,
+                    "reasons": d.reasons,
+                    "dry_run": dry_run,
+                }),
+            )?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{}  {}  {}{}",
+                if d.keep { "keep  " } else { "forget" },
+                d.id,
+                format_time(d.created_ms),
+                if d.reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", d.reasons.join(", "))
+                }
+            )?;
+        }
+    }
+    if !json {
+        let forgotten = report.decisions.iter().filter(|d| !d.keep).count();
+        if dry_run {
+            writeln!(out, "dry run: would forget {forgotten} backups")?;
+        } else {
+            writeln!(
+                out,
+                "forgot {forgotten} backups (run `backup prune` to free their chunks)"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn backup_prune(url: &str, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let repo = open_repo(url).await?;
+    let r = repo.prune().await?;
+    if json {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({
+                "backups": r.backups,
+                "chunks": r.chunks,
+                "chunks_deleted": r.chunks_deleted,
+                "bytes_deleted": r.bytes_deleted,
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "pruned {} of {} chunks ({} bytes); {} backups kept",
+            r.chunks_deleted, r.chunks, r.bytes_deleted, r.backups
+        )?;
+    }
+    Ok(())
+}
+
+async fn backup_repair(url: &str, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let ec = tresor::open_erasure_url(url)?;
+    let r = ec.repair(&["config", "manifests/", "chunks/"]).await?;
+    if json {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({
+                "objects": r.objects,
+                "shards_rewritten": r.shards_rewritten,
+                "unrecoverable": r.unrecoverable,
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "repaired: {} objects checked, {} shards rewritten, {} unrecoverable",
+            r.objects,
+            r.shards_rewritten,
+            r.unrecoverable.len()
+        )?;
+        for name in &r.unrecoverable {
+            writeln!(out, "unrecoverable: {name}")?;
+        }
+    }
+    if r.unrecoverable.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "{} objects have fewer than K intact shards",
+            r.unrecoverable.len()
+        )))
+    }
 }
 
 async fn restore(
     db: &Path,
-    key: Option<&Path>,
-    options: Options,
-    file: &Path,
+    backup: &str,
+    target: Option<String>,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let (store, summary) =
-        tresor::restore_backup_with(file, db, passphrase::secret(key, false)?, options).await?;
+    let started = Instant::now();
+    let (store, summary) = match target {
+        Some(url) => {
+            let repo = open_repo(&url).await?;
+            let bar = Bar::new(json, "restored");
+            let restored =
+                tresor::restore_from_repository(&repo, backup, db, unlock_secret()?, &bar).await?;
+            drop(bar);
+            restored
+        }
+        None if Path::new(backup).is_dir() => {
+            let repo = open_repo(&format!("dir:{backup}")).await?;
+            let bar = Bar::new(json, "restored");
+            let restored =
+                tresor::restore_from_repository(&repo, "latest", db, unlock_secret()?, &bar)
+                    .await?;
+            drop(bar);
+            restored
+        }
+        None => tresor::restore_backup(backup, db, unlock_secret()?).await?,
+    };
+    let seconds = started.elapsed().as_secs_f64();
     let stats = store.stats().await?;
-    writeln!(out, "restored {} into {}", describe(&summary), db.display())?;
-    writeln!(
-        out,
-        "store: {} messages, {} conversations, {} peers",
-        stats.messages, stats.conversations, stats.peers
-    )?;
+    if json {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({
+                "backup": summary.backup_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "messages": stats.messages,
+                "conversations": stats.conversations,
+                "peers": stats.peers,
+                "store_bytes": stats.file_bytes.unwrap_or(0),
+                "seconds": seconds,
+                "peak_rss_bytes": peak_rss_bytes(),
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "restored {} into {}", describe(&summary), db.display())?;
+        writeln!(
+            out,
+            "store: {} messages, {} conversations, {} peers",
+            stats.messages, stats.conversations, stats.peers
+        )?;
+    }
     Ok(())
 }
 

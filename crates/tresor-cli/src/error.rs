@@ -55,6 +55,15 @@ pub enum CliError {
     /// `tresor check` found problems (the report was printed).
     #[error("check found {0} issues (run `tresor repair`)")]
     CheckFailed(usize),
+    /// Arguments that parse but do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// A backup target string is invalid.
+    #[error(transparent)]
+    Target(#[from] tresor::TargetError),
+    /// A backup operation failed.
+    #[error(transparent)]
+    Backup(#[from] tresor::BackupError),
     /// A background task failed.
     #[error("background task failed")]
     Task,

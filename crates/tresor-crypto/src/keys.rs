@@ -140,6 +140,14 @@ impl StoreKeys {
             b"tresor/v1/backup-chunks",
         ))
     }
+
+    /// A 32-byte subkey of the backup root key: HKDF-SHA256 with `salt` over the backup root
+    /// key and the caller's `info` label (backup repositories derive their chunk, chunk-id,
+    /// manifest and config keys this way, salted with the repository id). Callers use one
+    /// distinct `info` label per purpose.
+    pub fn backup_subkey(&self, salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+        hkdf_expand(salt, self.backup_root.as_ref(), info)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,12 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tresor_backup::BackupSummary;
+use std::sync::Arc;
+
+use tresor_backend::Backend;
+use tresor_backup::{
+    BackupOptions, BackupReport, BackupSummary, BackupTarget, Progress, Repository,
+};
 use tresor_crypto::Secret;
 
 use crate::error::io;
@@ -91,6 +96,68 @@ impl Tresor {
     }
 }
 
+impl Tresor {
+    /// Opens the backup repository on `target` for this store, creating it if the target holds
+    /// none. Uses the store's keys (no KDF); a repository of another store is refused.
+    ///
+    /// # Errors
+    /// [`Error::Backup`] (`ConfigAuthentication` for another store's repository, a target
+    /// failure).
+    pub async fn repository(&self, target: Arc<dyn BackupTarget>) -> Result<Repository, Error> {
+        let inner = &self.inner;
+        // A repository holds one key generation: finish a rotation in progress first.
+        let (keys, header) = {
+            let mut writer = inner.writer.lock().await;
+            inner.finish_rotation_locked(&mut writer).await?;
+            (
+                Arc::new(writer.keys.dek.store_keys()),
+                writer.keys.header.clone(),
+            )
+        };
+        Ok(Repository::open_or_init(target, keys, &header).await?)
+    }
+
+    /// Backs the store up into the repository on `target` (created if missing): only chunks
+    /// the repository does not hold yet are written (format: `docs/FORMAT.md`, "Backup
+    /// repository format, version 2").
+    ///
+    /// Writes wait while the store is read (the backup is a consistent cut); chunk uploads
+    /// happen during that read, so on a slow target writes wait longer.
+    ///
+    /// # Errors
+    /// [`Error::Backup`]: the target fails, a prune holds the repository's lock
+    /// (`RepositoryLocked`), the repository belongs to another store, or a record does not
+    /// open.
+    pub async fn backup_to_target(
+        &self,
+        target: Arc<dyn BackupTarget>,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport, Error> {
+        let repository = self.repository(target).await?;
+        self.backup_to_repository(&repository, options, progress)
+            .await
+    }
+
+    /// Backs the store up into an open `repository` (see [`Tresor::backup_to_target`]).
+    ///
+    /// # Errors
+    /// As [`Tresor::backup_to_target`].
+    pub async fn backup_to_repository(
+        &self,
+        repository: &Repository,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport, Error> {
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock().await;
+        inner.finish_rotation_locked(&mut writer).await?;
+        Ok(repository
+            .backup(&*inner.backend, options, progress)
+            .await?)
+    }
+}
+
 /// Reads and checks the whole backup file at `path` (every chunk's tag, the trailer, the
 /// digest, every record) with `secret` (the passphrase, or the raw key of a raw-key store, that
 /// opened the store when the backup was taken), writing nothing.
@@ -139,11 +206,75 @@ pub async fn restore_backup_with(
     options: Options,
 ) -> Result<(Tresor, BackupSummary), Error> {
     let backup = backup.as_ref();
-    let target = new_store.as_ref().to_path_buf();
+    let file = File::open(backup).map_err(io(format!("open {}", backup.display())))?;
+    let unlock = secret.clone();
+    restore_into(new_store.as_ref(), secret, options, move |backend| {
+        Box::pin(async move {
+            Ok(tresor_backup::restore(BufReader::new(file), &unlock, &*backend).await?)
+        })
+    })
+    .await
+}
+
+/// Opens the backup repository on `target` with the passphrase (or raw key) alone, as on a
+/// new device:
+/// reads its config and unlocks its key header (the KDF runs on the blocking pool).
+///
+/// # Errors
+/// [`Error::WrongPassphrase`]; [`Error::Backup`] (`NotARepository`, `ConfigAuthentication`,
+/// a target failure).
+pub async fn open_repository(
+    target: Arc<dyn BackupTarget>,
+    secret: &Secret,
+) -> Result<Repository, Error> {
+    Ok(Repository::open(target, secret).await?)
+}
+
+/// Restores backup `which` (`latest`, an id or a unique id prefix) of `repository` into a new
+/// store at `new_store` and opens it with `secret` (the passphrase or raw key the store had
+/// when the backup was made).
+///
+/// As [`restore_backup`], the store is built in a temporary file beside `new_store` and linked
+/// into place only once every chunk, entry, count and the stream digest have been checked;
+/// on any error nothing appears at `new_store`. The repository is only read.
+///
+/// # Errors
+/// [`Error::AlreadyExists`] if `new_store` exists; [`Error::Backup`] for a missing or damaged
+/// backup; [`Error::WrongPassphrase`] if the restored store does not open with `secret`;
+/// [`Error::Backend`] / [`Error::Io`] for storage failures.
+pub async fn restore_from_repository(
+    repository: &Repository,
+    which: &str,
+    new_store: impl AsRef<Path>,
+    secret: Secret,
+    progress: &dyn Progress,
+) -> Result<(Tresor, BackupSummary), Error> {
+    restore_into(
+        new_store.as_ref(),
+        secret,
+        Options::default(),
+        move |backend| {
+            Box::pin(async move { Ok(repository.restore(which, &*backend, progress).await?) })
+        },
+    )
+    .await
+}
+
+type RestoreFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<BackupSummary, Error>> + Send + 'a>>;
+
+/// Builds a new store at `new_store` with `fill` in a temporary file beside it, links it into
+/// place on success, and opens it.
+async fn restore_into<'a>(
+    new_store: &Path,
+    secret: Secret,
+    options: Options,
+    fill: impl FnOnce(Arc<dyn Backend>) -> RestoreFuture<'a>,
+) -> Result<(Tresor, BackupSummary), Error> {
+    let target = new_store.to_path_buf();
     if target.exists() {
         return Err(Error::AlreadyExists(target));
     }
-    let file = File::open(backup).map_err(io(format!("open {}", backup.display())))?;
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -158,9 +289,11 @@ pub async fn restore_backup_with(
 
     let result = async {
         let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
-        let summary = tresor_backup::restore(BufReader::new(file), &secret, &*backend).await?;
-        // Close the database before it becomes visible under its final name.
+        let summary = fill(Arc::clone(&backend)).await;
+        // Close the database before it becomes visible under its final name (the future
+        // that held the other handle has completed and been dropped).
         tokio::task::spawn_blocking(move || drop(backend)).await?;
+        let summary = summary?;
         // hard_link fails if the target appeared meanwhile: never overwrite a store.
         std::fs::hard_link(&temp, &target).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {

@@ -21,7 +21,8 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
-//! - `backup.rs`: backups to a file, verify, restore into a new store.
+//! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
+//! - `schedule.rs`: [`Tresor::schedule_backups`]: automatic backups with retention.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
 //! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
 //! - `keys.rs`: the keys of an open store: unlock ([`Secret`]: passphrase or [`RawKey`]),
@@ -47,9 +48,13 @@ mod messages;
 mod options;
 mod rotation;
 mod salvage;
+mod schedule;
 mod store;
 
-pub use backup::{BackupFile, restore_backup, restore_backup_with, verify_backup};
+pub use backup::{
+    BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
+    verify_backup,
+};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use engine::BackendKind;
 pub use error::Error;
@@ -58,10 +63,19 @@ pub use messages::{Messages, SaveSummary};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
+pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use store::{Stats, Tresor};
 
 pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
-pub use tresor_backup::BackupSummary;
+pub use tresor_backup::retention::{Span, UNLIMITED};
+pub use tresor_backup::target::{
+    DirTarget, ErasureRepair, ErasureTarget, ObjectInfo, open_erasure_url,
+};
+pub use tresor_backup::{
+    BackupError, BackupInfo, BackupOptions, BackupReport, BackupSummary, BackupTarget, Decision,
+    ForgetReport, NoProgress, Progress, PruneReport, Repository, RetentionPolicy, TargetError,
+    VerifyReport, open_url,
+};
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;

@@ -204,6 +204,7 @@ impl<'a> Messages<'a> {
         }
         inner.commit_locked(&mut writer, ops).await?;
         writer.next_seq = next_seq;
+        inner.note_writes(summary.inserted + summary.updated);
         Ok(summary)
     }
 
@@ -511,6 +512,7 @@ impl<'a> Messages<'a> {
         self.apply_count_deltas(&ring, &mut ops, conversations, peers)
             .await?;
         inner.commit_locked(&mut writer, ops).await?;
+        inner.note_writes(1);
         Ok(true)
     }
 }

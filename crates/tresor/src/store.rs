@@ -51,6 +51,21 @@ pub(crate) struct Inner {
     pub(crate) path: Option<PathBuf>,
     /// This store itself, for the background rotation task (which must not keep it open).
     pub(crate) me: Weak<Inner>,
+    /// Messages written or deleted since the store was opened (for write-triggered backups).
+    pub(crate) writes: std::sync::atomic::AtomicU64,
+    /// Signalled after every committed write.
+    pub(crate) wrote: tokio::sync::Notify,
+}
+
+impl Inner {
+    /// Counts `n` written or deleted messages and wakes write-triggered backups.
+    pub(crate) fn note_writes(&self, n: u64) {
+        if n > 0 {
+            self.writes
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            self.wrote.notify_waiters();
+        }
+    }
 }
 
 /// An open, unlocked store. Cheap to clone (shared handle); safe to use from many tasks.
@@ -286,6 +301,8 @@ impl Tresor {
                 }),
                 path,
                 me: me.clone(),
+                writes: std::sync::atomic::AtomicU64::new(0),
+                wrote: tokio::sync::Notify::new(),
             }),
         }
     }

@@ -1,0 +1,301 @@
+//! The logical entry stream of a repository backup: validation, content-defined chunking on
+//! write, and reassembly across chunk boundaries on read.
+
+use tresor_crypto::StoreKeys;
+use tresor_schema::catalog::TABLES;
+use tresor_schema::index::order_key;
+use tresor_schema::messages::{message_token, position};
+use tresor_schema::{Message, codec};
+use zeroize::Zeroizing;
+
+use crate::BackupError;
+use crate::check::{Expect, Invalid, Tally};
+use crate::format::MAX_CHUNK_PLAINTEXT;
+use crate::repo_format::Chunking;
+
+/// Table index of `meta` in the stream (its catalog index).
+pub(crate) const STREAM_META: u8 = 0;
+/// Table index of `messages` in the stream (its catalog index).
+pub(crate) const STREAM_MESSAGES: u8 = 1;
+/// Largest entry (table index, lengths, key, value) in a stream: 64 MiB.
+pub(crate) const MAX_ENTRY: usize = MAX_CHUNK_PLAINTEXT;
+
+const _: () = assert!(matches!(TABLES[0].name.as_bytes(), b"meta"));
+const _: () = assert!(matches!(TABLES[1].name.as_bytes(), b"messages"));
+
+/// Checks the entries of a stream in order and counts them. Used by the writer on what it
+/// writes and by the readers on what they read, so `create` never writes a stream that
+/// `verify` rejects.
+pub(crate) struct StreamCheck<'a> {
+    keys: &'a StoreKeys,
+    key_header: &'a [u8],
+    schema_version: u32,
+    meta: Tally,
+    in_messages: bool,
+    last_order: Option<[u8; 16]>,
+    pub messages: u64,
+}
+
+fn malformed(reason: &'static str) -> BackupError {
+    BackupError::MalformedStream { reason }
+}
+
+impl<'a> StreamCheck<'a> {
+    pub fn new(keys: &'a StoreKeys, key_header: &'a [u8], schema_version: u32) -> Self {
+        Self {
+            keys,
+            key_header,
+            schema_version,
+            meta: Tally::new(),
+            in_messages: false,
+            last_order: None,
+            messages: 0,
+        }
+    }
+
+    /// Checks one entry; returns the decoded message for a `messages` entry.
+    pub fn entry(
+        &mut self,
+        table: u8,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<Message>, BackupError> {
+        match table {
+            STREAM_META if !self.in_messages => {
+                let expect = Expect {
+                    key_header: self.key_header,
+                    schema_version: self.schema_version,
+                };
+                self.meta
+                    .entry(&expect, STREAM_META, key, value)
+                    .map_err(|e| match e {
+                        Invalid::KeyHeaderMismatch => BackupError::KeyHeaderMismatch,
+                        Invalid::Entry(reason) => malformed(reason),
+                    })?;
+                Ok(None)
+            }
+            STREAM_MESSAGES => {
+                self.in_messages = true;
+                let m: Message = codec::decode(value)
+                    .map_err(|_| malformed("message record does not decode"))?;
+                if message_token(self.keys, &m.id).as_slice() != key {
+                    return Err(malformed("message record is not under its id's token"));
+                }
+                let order = order_key(position(&m));
+                if self.last_order.is_some_and(|last| last >= order) {
+                    return Err(malformed("messages out of time order or duplicated"));
+                }
+                self.last_order = Some(order);
+                self.messages += 1;
+                Ok(Some(m))
+            }
+            STREAM_META => Err(malformed("meta entry after the messages")),
+            _ => Err(malformed("table not carried by the stream")),
+        }
+    }
+
+    /// Entries counted so far.
+    pub fn entries(&self) -> u64 {
+        self.meta.entries() + self.messages
+    }
+
+    /// `meta` entries counted so far.
+    pub fn meta_entries(&self) -> u64 {
+        self.meta.entries()
+    }
+
+    /// Checks that the stream held the key header.
+    pub fn finish(&self) -> Result<(), BackupError> {
+        self.meta.check_complete()
+    }
+}
+
+/// Encodes one entry (the v1 entry layout).
+pub(crate) fn push_entry(out: &mut Vec<u8>, table: u8, key: &[u8], value: &[u8]) {
+    crate::format::push_entry(out, table, key, value);
+}
+
+/// Splits a byte stream into content-defined chunks with FastCDC (2020), holding at most
+/// `max` plus one push of bytes. Cut points depend only on the bytes since the previous cut, so
+/// streaming gives the same chunks as chunking the whole stream at once.
+pub(crate) struct Chunker {
+    chunking: Chunking,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl Chunker {
+    pub fn new(chunking: Chunking) -> Self {
+        Self {
+            chunking,
+            buf: Zeroizing::new(Vec::with_capacity(chunking.max as usize * 2)),
+        }
+    }
+
+    /// Appends stream bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Length of the next complete chunk, if one is determined (`at_end`: the stream is over).
+    fn next_cut(&self, at_end: bool) -> Option<usize> {
+        if self.buf.is_empty() || (!at_end && self.buf.len() < self.chunking.max as usize) {
+            return None;
+        }
+        let c = self.chunking;
+        fastcdc::v2020::FastCDC::new(&self.buf, c.min, c.avg, c.max)
+            .next()
+            .map(|chunk| chunk.length)
+    }
+
+    /// Removes and returns the next complete chunk, if one is determined.
+    pub fn take(&mut self, at_end: bool) -> Option<Zeroizing<Vec<u8>>> {
+        let cut = self.next_cut(at_end)?;
+        let rest = self.buf.split_off(cut);
+        Some(std::mem::replace(&mut self.buf, Zeroizing::new(rest)))
+    }
+}
+
+/// Reassembles entries from consecutive chunk plaintexts.
+pub(crate) struct StreamParser {
+    carry: Zeroizing<Vec<u8>>,
+}
+
+enum Parsed<'a> {
+    Entry(u8, &'a [u8], &'a [u8], usize),
+    Incomplete,
+}
+
+fn parse(bytes: &[u8]) -> Result<Parsed<'_>, BackupError> {
+    let len_at = |at: usize| -> Option<usize> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let Some(key_len) = len_at(1) else {
+        return Ok(Parsed::Incomplete);
+    };
+    if key_len > MAX_ENTRY {
+        return Err(malformed("entry longer than the format allows"));
+    }
+    let Some(value_len) = len_at(5 + key_len) else {
+        return Ok(Parsed::Incomplete);
+    };
+    let total = 9 + key_len + value_len;
+    if total > MAX_ENTRY {
+        return Err(malformed("entry longer than the format allows"));
+    }
+    if bytes.len() < total {
+        return Ok(Parsed::Incomplete);
+    }
+    Ok(Parsed::Entry(
+        bytes[0],
+        &bytes[5..5 + key_len],
+        &bytes[9 + key_len..total],
+        total,
+    ))
+}
+
+impl StreamParser {
+    pub fn new() -> Self {
+        Self {
+            carry: Zeroizing::new(Vec::new()),
+        }
+    }
+
+    /// Feeds the next chunk; calls `each(table, key, value)` for every entry it completes.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        mut each: impl FnMut(u8, &[u8], &[u8]) -> Result<(), BackupError>,
+    ) -> Result<(), BackupError> {
+        self.carry.extend_from_slice(data);
+        let mut pos = 0;
+        while pos < self.carry.len() {
+            match parse(&self.carry[pos..])? {
+                Parsed::Entry(table, key, value, used) => {
+                    each(table, key, value)?;
+                    pos += used;
+                }
+                Parsed::Incomplete => break,
+            }
+        }
+        self.carry.drain(..pos);
+        Ok(())
+    }
+
+    /// Checks that the stream did not end inside an entry.
+    pub fn finish(&self) -> Result<(), BackupError> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(malformed("stream ends inside an entry"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::repo_format::DEFAULT_CHUNKING;
+
+    #[test]
+    fn streaming_cuts_equal_whole_stream_cuts() {
+        let mut data = Vec::new();
+        let mut x: u64 = 1;
+        for _ in 0..900_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            data.push((x >> 33) as u8);
+        }
+        let c = DEFAULT_CHUNKING;
+        let whole: Vec<usize> = fastcdc::v2020::FastCDC::new(&data, c.min, c.avg, c.max)
+            .map(|ch| ch.length)
+            .collect();
+        let mut chunker = Chunker::new(c);
+        let mut streamed = Vec::new();
+        for piece in data.chunks(7_777) {
+            chunker.push(piece);
+            while let Some(chunk) = chunker.take(false) {
+                streamed.push(chunk.len());
+            }
+        }
+        while let Some(chunk) = chunker.take(true) {
+            streamed.push(chunk.len());
+        }
+        assert_eq!(streamed, whole);
+        assert!(whole.len() > 3);
+    }
+
+    #[test]
+    fn parser_reassembles_entries_across_chunks() {
+        let mut stream = Vec::new();
+        let entries: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..50u8)
+            .map(|i| (i % 2, vec![i; usize::from(i)], vec![i; 3 * usize::from(i)]))
+            .collect();
+        for (t, k, v) in &entries {
+            push_entry(&mut stream, *t, k, v);
+        }
+        for split in [1, 2, 5, 64, 1000, stream.len()] {
+            let mut p = StreamParser::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(split) {
+                p.feed(piece, |t, k, v| {
+                    got.push((t, k.to_vec(), v.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+            }
+            p.finish().unwrap();
+            assert_eq!(got, entries);
+        }
+        let mut p = StreamParser::new();
+        p.feed(&stream[..stream.len() - 1], |_, _, _| Ok(()))
+            .unwrap();
+        assert!(p.finish().is_err());
+        let mut huge = vec![0u8];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(StreamParser::new().feed(&huge, |_, _, _| Ok(())).is_err());
+    }
+}
