@@ -16,7 +16,9 @@ const CONVERSATIONS: usize = 20;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args().nth(1).ok_or("usage: make_fixture OUT.redb")?;
+    let out = std::env::args()
+        .nth(1)
+        .ok_or("usage: make_fixture OUT.redb")?;
     let store = Tresor::create_with(&out, PASSPHRASE.into(), Options::default()).await?;
     let conversations = tresor_cli::chitchat::bundled_sample()?;
     let mut total = 0;

@@ -21,6 +21,11 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
+//! - [`Table`] (`table.rs`): typed tables declared with [`typed::TableDef`]: get/put/delete,
+//!   scans by secondary index.
+//! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
+//!   message writes.
+//! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
 //! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
@@ -40,31 +45,41 @@
 
 mod backup;
 mod check;
+mod conversations;
 mod engine;
 mod error;
 mod keys;
 mod messages;
+mod migrate;
 mod options;
 mod rotation;
 mod salvage;
 mod store;
+mod table;
 
 pub use backup::{BackupFile, restore_backup, restore_backup_with, verify_backup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
+pub use conversations::Conversations;
 pub use engine::BackendKind;
 pub use error::Error;
 pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
+pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
 pub use store::{Stats, Tresor};
+pub use table::{Order, Table};
 
 pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
 pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_schema::records::{Conversation, ConversationKind};
+/// Declaring typed tables: [`typed::TableDef`], [`typed::IndexDef`], [`typed::KeyPart`]
+/// (open one with [`Tresor::table`]).
+pub use tresor_schema::typed;
 pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).

@@ -39,6 +39,9 @@ pub struct Options {
     pub background_rotation: bool,
     /// Storage engine of a store *created* at a path. Default: [`BackendKind::Redb`].
     pub backend: BackendKind,
+    /// Entries read per atomic batch of a schema migration at open. Default:
+    /// [`crate::MIGRATION_BATCH`] (512).
+    pub migration_batch: usize,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             seal_limit: DEFAULT_SEAL_LIMIT,
             background_rotation: true,
             backend: BackendKind::Redb,
+            migration_batch: crate::MIGRATION_BATCH,
         }
     }
 }
@@ -82,6 +86,12 @@ impl Options {
     /// Sets the seal count that starts a key rotation ([`Options::seal_limit`]).
     pub fn with_seal_limit(mut self, limit: u64) -> Self {
         self.seal_limit = limit;
+        self
+    }
+
+    /// Sets the entries per schema-migration batch ([`Options::migration_batch`], at least 1).
+    pub fn with_migration_batch(mut self, batch: usize) -> Self {
+        self.migration_batch = batch.max(1);
         self
     }
 

@@ -121,7 +121,8 @@ impl Tresor {
     /// raw key); [`Error::Crypto`] with `SecretKind` for a passphrase given to a raw-key store
     /// or the other way round;
     /// [`Error::NotAStore`] for a database without a key header;
-    /// [`Error::UnsupportedVersion`] for a store written by a newer tresor;
+    /// [`Error::UnsupportedVersion`] for a store written by a newer tresor (an older store is
+    /// migrated first, in resumable batches: `crates/tresor-schema/migrations/NOTES.md`);
     /// [`Error::Backend`] (`Locked`, `Corrupted`, `Io`) if the file cannot be opened.
     pub async fn open(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
         Self::open_with(path, secret, Options::default()).await
@@ -210,10 +211,19 @@ impl Tresor {
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
             .ok_or(Error::Corrupted("schema version missing".into()))?;
-        version::check(version::decode(&found)?)?;
+        let found = version::decode(&found)?;
+        version::check(found)?;
         let next_seq = read_u64(&*backend, meta_keys::NEXT_SEQ).await?;
         let padded = crate::keys::read_padding(&*backend).await?;
         let store = Self::from_parts(backend, ring, state, options, padded, next_seq, path);
+        if found < version::SCHEMA_VERSION {
+            // Older store: migrate before anyone else can read or write (`migrate.rs`).
+            let inner = &store.inner;
+            let mut w = inner.writer.lock().await;
+            inner
+                .migrate_locked(&mut w, found, options.migration_batch)
+                .await?;
+        }
         store.resume_rotation().await?;
         Ok(store)
     }
