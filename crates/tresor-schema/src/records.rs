@@ -1,4 +1,5 @@
-//! tresor's own record families, declared on the public typed-table API ([`crate::typed`]).
+//! tresor's own record families, declared on the public typed-table API ([`crate::typed`]):
+//! conversations, contacts, sessions, proofs.
 
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,143 @@ pub static CONVERSATIONS: TableDef<Conversation> = TableDef {
         unique: false,
         keys: |c| vec![vec![KeyPart::I64(c.last_activity_ms)]],
     }],
+};
+
+/// A contact: a peer the user knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The peer id (primary key).
+    pub peer_id: String,
+    /// The name to show.
+    pub display_name: String,
+    /// The peer's public identity key, as the application encodes it.
+    pub public_key: Vec<u8>,
+    /// Whether the user verified the key (safety number, QR code…).
+    pub verified: bool,
+    /// Whether the user blocked the peer.
+    pub blocked: bool,
+}
+
+/// The contacts table (typed table `contact`, no secondary index).
+pub static CONTACTS: TableDef<Contact> = TableDef {
+    name: "contact",
+    primary_key: |c| c.peer_id.as_bytes().to_vec(),
+    indexes: &[],
+};
+
+/// A ratchet session with one device of a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The peer id.
+    pub peer_id: String,
+    /// The peer's device id.
+    pub device_id: String,
+    /// The id of the key the session was established with.
+    pub key_id: String,
+    /// The ratchet state, opaque to tresor.
+    pub state: Vec<u8>,
+    /// When the session was last used, ms since the Unix epoch.
+    pub last_activity_ms: i64,
+}
+
+impl Session {
+    /// The primary key of the session of `peer_id`'s device `device_id`.
+    pub fn key(peer_id: &str, device_id: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(8 + peer_id.len() + device_id.len());
+        k.extend_from_slice(&(peer_id.len() as u64).to_le_bytes());
+        k.extend_from_slice(peer_id.as_bytes());
+        k.extend_from_slice(device_id.as_bytes());
+        k
+    }
+}
+
+/// Index of [`SESSIONS`] by peer (`[Id(peer_id), I64(last_activity_ms)]`, non-unique).
+pub const SESSIONS_BY_PEER: &str = "by_peer";
+/// Index of [`SESSIONS`] by key id (`[Id(key_id)]`, non-unique).
+pub const SESSIONS_BY_KEY: &str = "by_key";
+/// Index of [`SESSIONS`] by last activity (`[I64(last_activity_ms)]`, non-unique).
+pub const SESSIONS_BY_ACTIVITY: &str = "by_activity";
+
+/// The sessions table (typed table `session`; primary key [`Session::key`]).
+pub static SESSIONS: TableDef<Session> = TableDef {
+    name: "session",
+    primary_key: |s| Session::key(&s.peer_id, &s.device_id),
+    indexes: &[
+        IndexDef {
+            name: SESSIONS_BY_PEER,
+            unique: false,
+            keys: |s| {
+                vec![vec![
+                    KeyPart::id(&s.peer_id),
+                    KeyPart::I64(s.last_activity_ms),
+                ]]
+            },
+        },
+        IndexDef {
+            name: SESSIONS_BY_KEY,
+            unique: false,
+            keys: |s| vec![vec![KeyPart::id(&s.key_id)]],
+        },
+        IndexDef {
+            name: SESSIONS_BY_ACTIVITY,
+            unique: false,
+            keys: |s| vec![vec![KeyPart::I64(s.last_activity_ms)]],
+        },
+    ],
+};
+
+/// A zero-knowledge proof attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// The proof id (primary key).
+    pub id: String,
+    /// The message it proves something about: at most one proof per message.
+    pub message_id: String,
+    /// The circuit it was generated for.
+    pub circuit_id: String,
+    /// The proof bytes.
+    pub proof: Vec<u8>,
+    /// The public signals, as the application encodes them.
+    pub public_signals: Vec<Vec<u8>>,
+    /// When it was generated, ms since the Unix epoch.
+    pub generated_ms: i64,
+    /// Who generated it (a peer id).
+    pub prover: String,
+}
+
+/// Unique index of [`PROOFS`] by message (`[Id(message_id)]`).
+pub const PROOFS_BY_MESSAGE: &str = "by_message";
+/// Index of [`PROOFS`] by circuit (`[Id(circuit_id), I64(generated_ms)]`, non-unique).
+pub const PROOFS_BY_CIRCUIT: &str = "by_circuit";
+/// Index of [`PROOFS`] by time (`[I64(generated_ms)]`, non-unique).
+pub const PROOFS_BY_TIME: &str = "by_time";
+
+/// The proofs table (typed table `proof`).
+pub static PROOFS: TableDef<Proof> = TableDef {
+    name: "proof",
+    primary_key: |p| p.id.as_bytes().to_vec(),
+    indexes: &[
+        IndexDef {
+            name: PROOFS_BY_MESSAGE,
+            unique: true,
+            keys: |p| vec![vec![KeyPart::id(&p.message_id)]],
+        },
+        IndexDef {
+            name: PROOFS_BY_CIRCUIT,
+            unique: false,
+            keys: |p| {
+                vec![vec![
+                    KeyPart::id(&p.circuit_id),
+                    KeyPart::I64(p.generated_ms),
+                ]]
+            },
+        },
+        IndexDef {
+            name: PROOFS_BY_TIME,
+            unique: false,
+            keys: |p| vec![vec![KeyPart::I64(p.generated_ms)]],
+        },
+    ],
 };
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 //!   scans by secondary index.
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
 //!   message writes.
+//! - [`Contacts`], [`Sessions`], [`Proofs`] (`families.rs`): record families on typed tables.
 //! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
@@ -48,6 +49,7 @@ mod check;
 mod conversations;
 mod engine;
 mod error;
+mod families;
 mod keys;
 mod messages;
 mod migrate;
@@ -62,6 +64,7 @@ pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Seve
 pub use conversations::Conversations;
 pub use engine::BackendKind;
 pub use error::Error;
+pub use families::{Contacts, Proofs, Sessions};
 pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
@@ -76,7 +79,7 @@ pub use tresor_backup::BackupSummary;
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
-pub use tresor_schema::records::{Conversation, ConversationKind};
+pub use tresor_schema::records::{Contact, Conversation, ConversationKind, Proof, Session};
 /// Declaring typed tables: [`typed::TableDef`], [`typed::IndexDef`], [`typed::KeyPart`]
 /// (open one with [`Tresor::table`]).
 pub use tresor_schema::typed;

@@ -301,6 +301,34 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         Ok(existed)
     }
 
+    /// Deletes the records with primary keys `pks` and their index entries, in one atomic
+    /// batch. Returns how many existed.
+    ///
+    /// # Errors
+    /// As [`Table::delete`].
+    pub async fn delete_many(&self, pks: &[Vec<u8>]) -> Result<u64, Error> {
+        let inner = self.inner();
+        let mut w = inner.writer.lock().await;
+        w.refresh(&*inner.backend).await?;
+        inner.finish_typed_rotation_locked(&mut w).await?;
+        let ring = inner.keyring();
+        let mut ops = WriteBatch::new();
+        let mut batch = TypedBatch::default();
+        let mut existed = 0;
+        for pk in pks {
+            if batch
+                .delete(inner, &ring.current, self.def.name, pk, &mut ops)
+                .await?
+            {
+                existed += 1;
+            }
+        }
+        if existed > 0 {
+            inner.commit_locked(&mut w, ops).await?;
+        }
+        Ok(existed)
+    }
+
     /// Up to `limit` records whose entry in index `index` starts with the parts `prefix`, in
     /// `order` of the index key (the rest of the parts, then, for a non-unique index, the
     /// blinded primary key). With `after` (a primary key), the page starts after that

@@ -1,0 +1,137 @@
+//! The record families on typed tables: contacts, sessions, proofs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use tresor::{Contact, Error, Proof, Session};
+
+use common::memory_store;
+
+fn session(peer: &str, device: &str, key: &str, at: i64) -> Session {
+    Session {
+        peer_id: peer.into(),
+        device_id: device.into(),
+        key_id: key.into(),
+        state: vec![at as u8; 3],
+        last_activity_ms: at,
+    }
+}
+
+fn proof(id: &str, message: &str, circuit: &str, at: i64) -> Proof {
+    Proof {
+        id: id.into(),
+        message_id: message.into(),
+        circuit_id: circuit.into(),
+        proof: vec![1, 2, 3],
+        public_signals: vec![vec![4], vec![5, 6]],
+        generated_ms: at,
+        prover: "alice".into(),
+    }
+}
+
+#[tokio::test]
+async fn contacts_round_trip() {
+    let store = memory_store().await;
+    let contacts = store.contacts();
+    let mut bob = Contact {
+        peer_id: "bob".into(),
+        display_name: "Bob".into(),
+        public_key: vec![7; 32],
+        verified: false,
+        blocked: false,
+    };
+    contacts.save(&bob).await.unwrap();
+    bob.verified = true;
+    contacts.save(&bob).await.unwrap();
+    assert_eq!(contacts.get("bob").await.unwrap(), Some(bob.clone()));
+    assert_eq!(contacts.list(10, None).await.unwrap(), vec![bob]);
+    assert!(contacts.delete("bob").await.unwrap());
+    assert_eq!(contacts.get("bob").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sessions_by_peer_key_and_activity() {
+    let store = memory_store().await;
+    let s = store.sessions();
+    s.save(&session("bob", "phone", "k1", 10)).await.unwrap();
+    s.save(&session("bob", "laptop", "k2", 30)).await.unwrap();
+    s.save(&session("carol", "phone", "k1", 20)).await.unwrap();
+    // Same peer/device replaces.
+    s.save(&session("bob", "phone", "k1", 40)).await.unwrap();
+    let devices = |v: Vec<Session>| {
+        v.into_iter()
+            .map(|s| format!("{}/{}", s.peer_id, s.device_id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        devices(s.by_peer("bob", 10).await.unwrap()),
+        vec!["bob/phone", "bob/laptop"]
+    );
+    let mut by_key = devices(s.by_key("k1", 10).await.unwrap());
+    by_key.sort();
+    assert_eq!(by_key, vec!["bob/phone", "carol/phone"]);
+    assert_eq!(
+        devices(s.recent(2, None).await.unwrap()),
+        vec!["bob/phone", "bob/laptop"]
+    );
+    assert_eq!(
+        devices(s.recent(2, Some(("bob", "laptop"))).await.unwrap()),
+        vec!["carol/phone"]
+    );
+    assert_eq!(
+        s.get("bob", "phone")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity_ms,
+        40
+    );
+    assert!(s.delete("bob", "phone").await.unwrap());
+    assert_eq!(
+        devices(s.by_peer("bob", 10).await.unwrap()),
+        vec!["bob/laptop"]
+    );
+}
+
+#[tokio::test]
+async fn proofs_unique_per_message_by_circuit_and_delete_before() {
+    let store = memory_store().await;
+    let p = store.proofs();
+    for i in 0..600 {
+        let circuit = if i % 3 == 0 { "age" } else { "membership" };
+        p.save(&proof(&format!("p{i}"), &format!("m{i}"), circuit, i))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        p.save(&proof("other", "m5", "age", 1)).await,
+        Err(Error::UniqueViolation {
+            table: "proof",
+            index: "by_message"
+        })
+    ));
+    assert_eq!(p.by_message("m5").await.unwrap().unwrap().id, "p5");
+    assert_eq!(p.by_message("nope").await.unwrap(), None);
+    let age: Vec<i64> = p
+        .by_circuit("age", 3, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.generated_ms)
+        .collect();
+    assert_eq!(age, vec![597, 594, 591]);
+    let next = p.by_circuit("age", 1, Some("p591")).await.unwrap();
+    assert_eq!(next[0].id, "p588");
+    assert_eq!(p.recent(1, None).await.unwrap()[0].id, "p599");
+    assert_eq!(p.delete_before(550).await.unwrap(), 550);
+    assert_eq!(p.get("p549").await.unwrap(), None);
+    assert!(p.get("p550").await.unwrap().is_some());
+    assert_eq!(
+        p.by_message("m5").await.unwrap(),
+        None,
+        "index entries went too"
+    );
+    // The freed message id can take a new proof.
+    p.save(&proof("again", "m5", "age", 1_000)).await.unwrap();
+    assert_eq!(p.delete_before(0).await.unwrap(), 0);
+}
