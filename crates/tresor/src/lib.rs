@@ -87,3 +87,7 @@ pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The schema version this tresor writes (and the newest it reads; older stores are migrated
+/// at open).
+pub const SCHEMA_VERSION: u32 = tresor_schema::version::SCHEMA_VERSION;

@@ -144,6 +144,26 @@ impl Inner {
 }
 
 impl Tresor {
+    /// The schema version of the store file at `path` (clear metadata: no secret needed, and
+    /// nothing is migrated). For `tresor migrate --dry-run`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no file; [`Error::NotAStore`] if it has no schema
+    /// version; [`Error::Backend`] if it cannot be opened.
+    pub async fn schema_version_at(path: impl AsRef<std::path::Path>) -> Result<u32, Error> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(Error::NotFound(path));
+        }
+        let backend = crate::engine::open(crate::BackendKind::default(), path, false).await?;
+        let found = backend
+            .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
+            .await;
+        // Closing a file backend joins its writer thread: off the async threads.
+        tokio::task::spawn_blocking(move || drop(backend)).await?;
+        Ok(version::decode(&found?.ok_or(Error::NotAStore)?)?)
+    }
+
     /// The migration steps a store of schema version `found` needs (empty if none): what
     /// `tresor migrate --dry-run` shows. Opening a store runs them.
     pub fn pending_migrations(found: u32) -> Vec<MigrationStep> {
