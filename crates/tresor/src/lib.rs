@@ -26,6 +26,7 @@
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
 //!   message writes.
 //! - [`Contacts`], [`Sessions`], [`Proofs`] (`families.rs`): record families on typed tables.
+//! - `cache.rs`: an LRU of opened typed records bounded in bytes ([`Options::cache_bytes`]).
 //! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
@@ -45,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod cache;
 mod check;
 mod conversations;
 mod engine;

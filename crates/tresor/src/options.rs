@@ -42,6 +42,9 @@ pub struct Options {
     /// Entries read per atomic batch of a schema migration at open. Default:
     /// [`crate::MIGRATION_BATCH`] (512).
     pub migration_batch: usize,
+    /// Bytes of opened typed records kept in memory (an LRU cache invalidated by every write;
+    /// hits and misses in [`crate::Stats`]). 0 turns it off. Default: 8 MiB.
+    pub cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             background_rotation: true,
             backend: BackendKind::Redb,
             migration_batch: crate::MIGRATION_BATCH,
+            cache_bytes: 8 << 20,
         }
     }
 }
@@ -92,6 +96,12 @@ impl Options {
     /// Sets the entries per schema-migration batch ([`Options::migration_batch`], at least 1).
     pub fn with_migration_batch(mut self, batch: usize) -> Self {
         self.migration_batch = batch.max(1);
+        self
+    }
+
+    /// Sets the size of the typed-record cache in bytes ([`Options::cache_bytes`]; 0: off).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) path: Option<PathBuf>,
     /// This store itself, for the background rotation task (which must not keep it open).
     pub(crate) me: Weak<Inner>,
+    /// Opened typed records (`cache.rs`), invalidated by `commit_locked`.
+    pub(crate) cache: crate::cache::RecordCache,
 }
 
 /// An open, unlocked store. Cheap to clone (shared handle); safe to use from many tasks.
@@ -83,6 +85,12 @@ pub struct Stats {
     pub file_bytes: Option<u64>,
     /// Schema version of the store.
     pub schema_version: u32,
+    /// Typed-record cache lookups answered from memory since the store was opened.
+    pub cache_hits: u64,
+    /// Typed-record cache lookups that went to the backend since the store was opened.
+    pub cache_misses: u64,
+    /// Bytes the typed-record cache holds now (estimated).
+    pub cache_bytes: u64,
 }
 
 impl Tresor {
@@ -250,6 +258,7 @@ impl Tresor {
                 }),
                 path,
                 me: me.clone(),
+                cache: crate::cache::RecordCache::new(options.cache_bytes),
             }),
         }
     }
@@ -275,7 +284,11 @@ impl Tresor {
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
             .ok_or(Error::Corrupted("schema version missing".into()))?;
+        let (cache_hits, cache_misses, cache_bytes) = self.inner.cache.counters();
         Ok(Stats {
+            cache_hits,
+            cache_misses,
+            cache_bytes,
             messages: b.len(catalog::MESSAGES).await?,
             conversations: b.len(catalog::CONVERSATIONS).await?,
             peers: b.len(catalog::PEERS).await?,

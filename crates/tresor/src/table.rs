@@ -232,6 +232,11 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         loop {
             let ring = self.inner().typed_ring().await?;
             let rk = record_key(&ring.current, self.def.name, pk);
+            let cache = &self.inner().cache;
+            if let Some(env) = cache.get(&rk) {
+                return Ok(Some(decode_checked(&env, self.def.name, Some(pk))?));
+            }
+            let generation = cache.generation();
             let found = self.inner().backend.get(TYPED_RECORDS, &rk).await?;
             if self.inner().keyring().epoch != ring.epoch {
                 continue; // a rotation began or ended meanwhile: look again
@@ -239,7 +244,9 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
             return match found {
                 Some(bytes) => {
                     let env = open_envelope(&ring.current, &rk, &bytes)?;
-                    Ok(Some(decode_checked(&env, self.def.name, Some(pk))?))
+                    let value = decode_checked(&env, self.def.name, Some(pk))?;
+                    cache.insert(generation, &rk, &env);
+                    Ok(Some(value))
                 }
                 None => Ok(None),
             };
@@ -398,17 +405,39 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
                 .iter()
                 .map(|(_, v)| Ok([table.as_slice(), &index_value(v)?].concat()))
                 .collect::<Result<_, Error>>()?;
-            let records = self.inner().backend.get_many(TYPED_RECORDS, &rks).await?;
+            let cache = &self.inner().cache;
+            let generation = cache.generation();
+            let cached: Vec<Option<Envelope>> = rks.iter().map(|rk| cache.get(rk)).collect();
+            let missing: Vec<Vec<u8>> = rks
+                .iter()
+                .zip(&cached)
+                .filter(|(_, c)| c.is_none())
+                .map(|(rk, _)| rk.clone())
+                .collect();
+            let mut fetched = self
+                .inner()
+                .backend
+                .get_many(TYPED_RECORDS, &missing)
+                .await?
+                .into_iter();
             if self.inner().keyring().epoch != ring.epoch {
                 continue;
             }
-            let mut out = Vec::with_capacity(records.len());
-            for (rk, bytes) in rks.iter().zip(records) {
-                // A record deleted between the index scan and the lookup is skipped.
-                if let Some(bytes) = bytes {
-                    let env = open_envelope(keys, rk, &bytes)?;
-                    out.push(decode_checked(&env, self.def.name, None)?);
-                }
+            let mut out = Vec::with_capacity(rks.len());
+            for (rk, cached) in rks.iter().zip(cached) {
+                let env = match cached {
+                    Some(env) => env,
+                    // A record deleted between the index scan and the lookup is skipped.
+                    None => match fetched.next().flatten() {
+                        Some(bytes) => {
+                            let env = open_envelope(keys, rk, &bytes)?;
+                            cache.insert(generation, rk, &env);
+                            env
+                        }
+                        None => continue,
+                    },
+                };
+                out.push(decode_checked(&env, self.def.name, None)?);
             }
             return Ok(out);
         }

@@ -295,3 +295,56 @@ async fn message_writes_keep_conversations_up_to_date() {
     assert_eq!(c2.title.as_deref(), Some("Friends"));
     assert_eq!(c2.last_activity_ms, 300);
 }
+
+#[tokio::test]
+async fn the_record_cache_counts_hits_and_is_invalidated_by_writes() {
+    let store = memory_store().await;
+    let t = store.table(&CONTACTS);
+    t.put(&contact("alice", &["al"], "g", 1)).await.unwrap();
+    let s0 = store.stats().await.unwrap();
+    assert_eq!(t.get("alice").await.unwrap().unwrap().seen_ms, 1); // miss, then cached
+    assert_eq!(t.get("alice").await.unwrap().unwrap().seen_ms, 1); // hit
+    let s1 = store.stats().await.unwrap();
+    assert_eq!(s1.cache_misses - s0.cache_misses, 1);
+    assert_eq!(s1.cache_hits - s0.cache_hits, 1);
+    assert!(s1.cache_bytes > 0);
+    // A write invalidates: the next read sees the new value.
+    t.put(&contact("alice", &["al"], "g", 2)).await.unwrap();
+    assert_eq!(t.get("alice").await.unwrap().unwrap().seen_ms, 2);
+    let scanned = t
+        .scan(
+            "group_seen",
+            &[KeyPart::id("g")],
+            Order::Descending,
+            5,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(scanned[0].seen_ms, 2);
+    assert!(
+        store.stats().await.unwrap().cache_hits > s1.cache_hits,
+        "the scan hit"
+    );
+    t.delete("alice").await.unwrap();
+    assert_eq!(t.get("alice").await.unwrap(), None);
+    // A rotation moves every record: nothing stale is served afterwards.
+    t.put(&contact("bob", &["b"], "g", 3)).await.unwrap();
+    assert_eq!(t.get("bob").await.unwrap().unwrap().seen_ms, 3);
+    store.rotate_key().await.unwrap();
+    t.put(&contact("bob", &["b"], "g", 4)).await.unwrap();
+    assert_eq!(t.get("bob").await.unwrap().unwrap().seen_ms, 4);
+    // Turned off: no hits.
+    let off = tresor::Tresor::with_backend(
+        tresor::MemoryBackend::new(),
+        common::PASS.into(),
+        tresor::Options::default().with_cache_bytes(0),
+    )
+    .await
+    .unwrap();
+    let t = off.table(&CONTACTS);
+    t.put(&contact("c", &[], "g", 1)).await.unwrap();
+    t.get("c").await.unwrap();
+    t.get("c").await.unwrap();
+    assert_eq!(off.stats().await.unwrap().cache_hits, 0);
+}
