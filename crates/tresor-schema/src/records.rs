@@ -1,5 +1,5 @@
 //! tresor's own record families, declared on the public typed-table API ([`crate::typed`]):
-//! conversations, contacts, sessions, proofs.
+//! conversations, contacts, sessions, proofs, the relay queue.
 
 use serde::{Deserialize, Serialize};
 
@@ -216,6 +216,43 @@ pub static PROOFS: TableDef<Proof> = TableDef {
             keys: |p| vec![vec![KeyPart::I64(p.generated_ms)]],
         },
     ],
+};
+
+/// An outbound message waiting for delivery to a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayItem {
+    /// The item id (primary key).
+    pub id: String,
+    /// The peer it goes to.
+    pub peer_id: String,
+    /// The (encrypted) payload to send, opaque to tresor.
+    pub payload: Vec<u8>,
+    /// When it was enqueued, ms since the Unix epoch.
+    pub enqueued_ms: i64,
+    /// When the next delivery attempt is due, ms since the Unix epoch.
+    pub next_attempt_ms: i64,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+}
+
+/// Index of [`RELAY_QUEUE`] by due time (`[I64(next_attempt_ms), I64(enqueued_ms)]`,
+/// non-unique): due order, and among items due together, enqueue order.
+pub const RELAY_BY_DUE: &str = "by_due";
+
+/// The relay queue (typed table `relay`).
+pub static RELAY_QUEUE: TableDef<RelayItem> = TableDef {
+    name: "relay",
+    primary_key: |r| r.id.as_bytes().to_vec(),
+    indexes: &[IndexDef {
+        name: RELAY_BY_DUE,
+        unique: false,
+        keys: |r| {
+            vec![vec![
+                KeyPart::I64(r.next_attempt_ms),
+                KeyPart::I64(r.enqueued_ms),
+            ]]
+        },
+    }],
 };
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Record-family repositories on the typed-table API: contacts, sessions, proofs.
+//! Record-family repositories on the typed-table API: contacts, sessions, proofs, relay queue.
 
 use tresor_schema::records::{
     CONTACTS, Contact, PROOFS, PROOFS_BY_CIRCUIT, PROOFS_BY_MESSAGE, PROOFS_BY_TIME, Proof,
-    SESSIONS, SESSIONS_BY_ACTIVITY, SESSIONS_BY_KEY, SESSIONS_BY_PEER, Session,
+    RELAY_BY_DUE, RELAY_QUEUE, RelayItem, SESSIONS, SESSIONS_BY_ACTIVITY, SESSIONS_BY_KEY,
+    SESSIONS_BY_PEER, Session,
 };
 use tresor_schema::typed::KeyPart;
 
@@ -269,5 +270,75 @@ impl Proofs<'_> {
             }
             deleted += self.table.delete_many(&old).await?;
         }
+    }
+}
+
+/// The longest retry delay of the relay queue: one hour, in ms.
+pub const RELAY_MAX_BACKOFF_MS: i64 = 3_600_000;
+/// The first retry delay of the relay queue: one second, in ms (doubled per attempt).
+pub const RELAY_FIRST_BACKOFF_MS: i64 = 1_000;
+
+/// The outbound relay queue of a [`Tresor`] (typed table `relay`): items wait until delivered
+/// (acknowledged), are retried with exponential backoff, and survive restarts in due order.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayQueue<'a> {
+    table: Table<'a, RelayItem>,
+}
+
+impl Tresor {
+    /// The relay queue.
+    pub fn relay_queue(&self) -> RelayQueue<'_> {
+        RelayQueue {
+            table: self.table(&RELAY_QUEUE),
+        }
+    }
+}
+
+impl RelayQueue<'_> {
+    /// Enqueues `item` (or replaces the item with its id).
+    ///
+    /// # Errors
+    /// As [`Table::put`].
+    pub async fn enqueue(&self, item: &RelayItem) -> Result<(), Error> {
+        self.table.put(item).await
+    }
+
+    /// Up to `limit` items due at `now_ms` (ms since the Unix epoch): `next_attempt_ms <=
+    /// now_ms`, earliest due first, then in enqueue order.
+    ///
+    /// # Errors
+    /// As [`Table::scan`].
+    pub async fn peek_due(&self, now_ms: i64, limit: usize) -> Result<Vec<RelayItem>, Error> {
+        let mut page = self
+            .table
+            .scan(RELAY_BY_DUE, &[], Order::Ascending, limit, None)
+            .await?;
+        page.retain(|i| i.next_attempt_ms <= now_ms);
+        Ok(page)
+    }
+
+    /// Records a failed delivery attempt of item `id` at `now_ms`: one more attempt, next one
+    /// due after `min(1 s × 2^(attempts − 1), 1 h)`. Returns the updated item (`None` if it is
+    /// not queued, e.g. acknowledged meanwhile).
+    ///
+    /// # Errors
+    /// As [`Table::update`].
+    pub async fn mark_attempt(&self, id: &str, now_ms: i64) -> Result<Option<RelayItem>, Error> {
+        self.table
+            .update(id, |item| {
+                item.attempts = item.attempts.saturating_add(1);
+                let shift = item.attempts.saturating_sub(1).min(30);
+                let delay = (RELAY_FIRST_BACKOFF_MS << shift).min(RELAY_MAX_BACKOFF_MS);
+                item.next_attempt_ms = now_ms.saturating_add(delay);
+            })
+            .await
+    }
+
+    /// Removes item `id` after its delivery. Returns whether it was queued.
+    ///
+    /// # Errors
+    /// As [`Table::delete`].
+    pub async fn ack(&self, id: &str) -> Result<bool, Error> {
+        self.table.delete(id).await
     }
 }

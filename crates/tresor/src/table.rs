@@ -308,6 +308,48 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         Ok(existed)
     }
 
+    /// Reads the record with primary key `pk`, changes it with `change` and stores it, all
+    /// under the writer lock (no write interleaves), in one atomic batch. Returns the new
+    /// value, or `None` (nothing written) if there is no such record. `change` must keep the
+    /// primary key.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if `change` altered the primary key or the record does not open;
+    /// as [`Table::put`].
+    pub async fn update(
+        &self,
+        pk: impl AsRef<[u8]>,
+        change: impl FnOnce(&mut V) + Send,
+    ) -> Result<Option<V>, Error> {
+        let pk = pk.as_ref();
+        let inner = self.inner();
+        let mut w = inner.writer.lock().await;
+        w.refresh(&*inner.backend).await?;
+        inner.finish_typed_rotation_locked(&mut w).await?;
+        let ring = inner.keyring();
+        let mut batch = TypedBatch::default();
+        let rk = record_key(&ring.current, self.def.name, pk);
+        let Some(env) = batch.load(inner, &ring.current, &rk).await? else {
+            return Ok(None);
+        };
+        let mut value: V = decode_checked(&env, self.def.name, Some(pk))?;
+        change(&mut value);
+        if (self.def.primary_key)(&value) != pk {
+            return Err(Error::Corrupted(format!(
+                "an update of {} changed the primary key",
+                self.def.name
+            )));
+        }
+        let mut ops = WriteBatch::new();
+        if batch
+            .put(inner, &ring.current, self.def, &value, &mut ops)
+            .await?
+        {
+            inner.commit_locked(&mut w, ops).await?;
+        }
+        Ok(Some(value))
+    }
+
     /// Deletes the records with primary keys `pks` and their index entries, in one atomic
     /// batch. Returns how many existed.
     ///

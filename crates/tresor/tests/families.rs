@@ -1,4 +1,4 @@
-//! The record families on typed tables: contacts, sessions, proofs.
+//! The record families on typed tables: contacts, sessions, proofs, relay queue.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -134,4 +134,59 @@ async fn proofs_unique_per_message_by_circuit_and_delete_before() {
     // The freed message id can take a new proof.
     p.save(&proof("again", "m5", "age", 1_000)).await.unwrap();
     assert_eq!(p.delete_before(0).await.unwrap(), 0);
+}
+
+fn item(id: &str, at: i64) -> tresor::RelayItem {
+    tresor::RelayItem {
+        id: id.into(),
+        peer_id: "bob".into(),
+        payload: vec![9; 4],
+        enqueued_ms: at,
+        next_attempt_ms: at,
+        attempts: 0,
+    }
+}
+
+#[tokio::test]
+async fn relay_queue_due_order_backoff_ack_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.redb");
+    let store = tresor::Tresor::create(&path, common::PASS.into())
+        .await
+        .unwrap();
+    let q = store.relay_queue();
+    for (id, at) in [("c", 30), ("a", 10), ("b", 20), ("d", 10_000)] {
+        q.enqueue(&item(id, at)).await.unwrap();
+    }
+    let ids = |v: Vec<tresor::RelayItem>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(q.peek_due(100, 10).await.unwrap()), vec!["a", "b", "c"]);
+    // A failed attempt on "a" at t=100: due again at 100 + 1 s, then 2 s after the next.
+    let a = q.mark_attempt("a", 100).await.unwrap().unwrap();
+    assert_eq!((a.attempts, a.next_attempt_ms), (1, 1_100));
+    assert_eq!(ids(q.peek_due(100, 10).await.unwrap()), vec!["b", "c"]);
+    let a = q.mark_attempt("a", 1_100).await.unwrap().unwrap();
+    assert_eq!((a.attempts, a.next_attempt_ms), (2, 3_100));
+    assert!(q.ack("b").await.unwrap());
+    assert!(!q.ack("b").await.unwrap());
+    assert_eq!(q.mark_attempt("b", 5).await.unwrap(), None);
+    drop(store);
+    // After a restart the queue is intact, in due order.
+    let store = tresor::Tresor::open(&path, common::PASS.into())
+        .await
+        .unwrap();
+    let q = store.relay_queue();
+    assert_eq!(
+        ids(q.peek_due(20_000, 10).await.unwrap()),
+        vec!["c", "a", "d"]
+    );
+    for _ in 0..40 {
+        q.mark_attempt("c", 0).await.unwrap();
+    }
+    let c = q.peek_due(i64::MAX, 10).await.unwrap();
+    let c = c.iter().find(|i| i.id == "c").unwrap();
+    assert_eq!(
+        c.next_attempt_ms,
+        tresor::RELAY_MAX_BACKOFF_MS,
+        "capped at one hour"
+    );
 }
