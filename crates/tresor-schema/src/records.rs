@@ -1,5 +1,5 @@
 //! tresor's own record families, declared on the public typed-table API ([`crate::typed`]):
-//! conversations, contacts, sessions, proofs, the relay queue.
+//! conversations, contacts, sessions, proofs, the relay queue, keys and metadata.
 
 use serde::{Deserialize, Serialize};
 
@@ -253,6 +253,22 @@ pub static RELAY_QUEUE: TableDef<RelayItem> = TableDef {
             ]]
         },
     }],
+};
+
+/// One entry of the keys-and-metadata table: application key material or a setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaEntry {
+    /// The entry's name (primary key).
+    pub name: String,
+    /// Its value, opaque to tresor (sealed like every record).
+    pub value: Vec<u8>,
+}
+
+/// The keys-and-metadata table (typed table `kv`, no secondary index).
+pub static KEY_VALUES: TableDef<MetaEntry> = TableDef {
+    name: "kv",
+    primary_key: |e| e.name.as_bytes().to_vec(),
+    indexes: &[],
 };
 
 #[cfg(test)]

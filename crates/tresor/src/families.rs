@@ -1,9 +1,9 @@
 //! Record-family repositories on the typed-table API: contacts, sessions, proofs, relay queue.
 
 use tresor_schema::records::{
-    CONTACTS, Contact, PROOFS, PROOFS_BY_CIRCUIT, PROOFS_BY_MESSAGE, PROOFS_BY_TIME, Proof,
-    RELAY_BY_DUE, RELAY_QUEUE, RelayItem, SESSIONS, SESSIONS_BY_ACTIVITY, SESSIONS_BY_KEY,
-    SESSIONS_BY_PEER, Session,
+    CONTACTS, Contact, KEY_VALUES, MetaEntry, PROOFS, PROOFS_BY_CIRCUIT, PROOFS_BY_MESSAGE,
+    PROOFS_BY_TIME, Proof, RELAY_BY_DUE, RELAY_QUEUE, RelayItem, SESSIONS, SESSIONS_BY_ACTIVITY,
+    SESSIONS_BY_KEY, SESSIONS_BY_PEER, Session,
 };
 use tresor_schema::typed::KeyPart;
 
@@ -340,5 +340,60 @@ impl RelayQueue<'_> {
     /// As [`Table::delete`].
     pub async fn ack(&self, id: &str) -> Result<bool, Error> {
         self.table.delete(id).await
+    }
+}
+
+/// A small keyed table of application key material and settings (typed table `kv`): every
+/// value sealed, every name blinded.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyValues<'a> {
+    table: Table<'a, MetaEntry>,
+}
+
+impl Tresor {
+    /// The keys-and-metadata table.
+    pub fn key_values(&self) -> KeyValues<'_> {
+        KeyValues {
+            table: self.table(&KEY_VALUES),
+        }
+    }
+}
+
+impl KeyValues<'_> {
+    /// The value of `name`.
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.table.get(name).await?.map(|e| e.value))
+    }
+
+    /// Sets `name` to `value`.
+    ///
+    /// # Errors
+    /// As [`Table::put`].
+    pub async fn set(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.table
+            .put(&MetaEntry {
+                name: name.to_owned(),
+                value: value.to_vec(),
+            })
+            .await
+    }
+
+    /// Removes `name`. Returns whether it was set.
+    ///
+    /// # Errors
+    /// As [`Table::delete`].
+    pub async fn remove(&self, name: &str) -> Result<bool, Error> {
+        self.table.delete(name).await
+    }
+
+    /// Up to `limit` entries after `after` (a name), in an order that reveals nothing.
+    ///
+    /// # Errors
+    /// As [`Table::list`].
+    pub async fn list(&self, limit: usize, after: Option<&str>) -> Result<Vec<MetaEntry>, Error> {
+        self.table.list(limit, after.map(str::as_bytes)).await
     }
 }

@@ -25,7 +25,7 @@
 //!   scans by secondary index.
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
 //!   message writes.
-//! - [`Contacts`], [`Sessions`], [`Proofs`], [`RelayQueue`] (`families.rs`): record families on typed tables.
+//! - [`Contacts`], [`Sessions`], [`Proofs`], [`RelayQueue`], [`KeyValues`] (`families.rs`): record families on typed tables.
 //! - `cache.rs`: an LRU of opened typed records bounded in bytes ([`Options::cache_bytes`]).
 //! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a file, verify, restore into a new store.
@@ -67,7 +67,7 @@ pub use conversations::Conversations;
 pub use engine::BackendKind;
 pub use error::Error;
 pub use families::{
-    Contacts, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
+    Contacts, KeyValues, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
 };
 pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
@@ -84,7 +84,7 @@ pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
 pub use tresor_schema::records::{
-    Contact, Conversation, ConversationKind, Proof, RelayItem, Session,
+    Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,
 };
 /// Declaring typed tables: [`typed::TableDef`], [`typed::IndexDef`], [`typed::KeyPart`]
 /// (open one with [`Tresor::table`]).

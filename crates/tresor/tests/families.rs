@@ -190,3 +190,21 @@ async fn relay_queue_due_order_backoff_ack_and_restart() {
         "capped at one hour"
     );
 }
+
+#[tokio::test]
+async fn key_values_set_get_remove_list() {
+    let store = memory_store().await;
+    let kv = store.key_values();
+    assert_eq!(kv.get("identity").await.unwrap(), None);
+    kv.set("identity", &[1, 2, 3]).await.unwrap();
+    kv.set("theme", b"dark").await.unwrap();
+    kv.set("theme", b"light").await.unwrap();
+    assert_eq!(
+        kv.get("theme").await.unwrap().as_deref(),
+        Some(b"light".as_slice())
+    );
+    assert_eq!(kv.list(10, None).await.unwrap().len(), 2);
+    assert!(kv.remove("identity").await.unwrap());
+    assert!(!kv.remove("identity").await.unwrap());
+    assert_eq!(kv.list(10, None).await.unwrap().len(), 1);
+}
