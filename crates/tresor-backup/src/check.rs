@@ -5,8 +5,9 @@
 
 use tresor_crypto::TOKEN_LEN;
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, PEERS, TABLES, TableKind, TableSpec, meta_keys,
+    CONVERSATIONS, MESSAGES, PEERS, TABLES, TYPED_RECORDS, TableKind, TableSpec, meta_keys,
 };
+use tresor_schema::typed::Envelope;
 use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, version};
 
 use crate::BackupError;
@@ -163,6 +164,7 @@ fn check_value(
                 MESSAGES => codec::decode::<Message>(value).is_ok(),
                 CONVERSATIONS => codec::decode::<ConversationSummary>(value).is_ok(),
                 PEERS => codec::decode::<PeerSummary>(value).is_ok(),
+                TYPED_RECORDS => codec::decode::<Envelope>(value).is_ok(),
                 // A sealed table this code has no record type for: nothing more to check.
                 _ => true,
             };
@@ -238,9 +240,9 @@ mod tests {
         assert!(t.entry(&EXPECT, 6, b"t", &[0; 15]).is_err());
         t.entry(&EXPECT, 6, b"t", &[0; 16]).unwrap();
         assert!(t.entry(&EXPECT, 5, b"z", &[0; 16]).is_err()); // table order
-        assert!(t.entry(&EXPECT, 7, b"z", &[0; 16]).is_err()); // unknown table
+        assert!(t.entry(&EXPECT, 9, b"z", &[0; 16]).is_err()); // unknown table
         assert_eq!(t.entries(), 5);
-        assert_eq!(t.per_table(), &[3, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(t.per_table(), &[3, 1, 0, 0, 0, 0, 1, 0, 0]);
         t.check_complete().unwrap();
         assert!(Tally::new().check_complete().is_err());
     }

@@ -193,7 +193,10 @@ async fn layout_matches_the_documented_format() {
         assert_eq!(u64_at(17 + 8 * ti), count as u64);
     }
     assert_eq!(&trailer[17 + 8 * TABLES.len()..], &layout.stream_digest());
-    assert_eq!(layout.chunks[n - 1].len(), 4 + 28 + 105);
+    assert_eq!(
+        layout.chunks[n - 1].len(),
+        4 + 28 + 17 + 8 * TABLES.len() + 32
+    );
 }
 
 #[tokio::test]

@@ -110,6 +110,39 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_key_file: Option<PathBuf>,
     },
+    /// List conversations, most recently active first.
+    Conversations {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List ratchet sessions, most recently active first (state bytes are not shown).
+    Sessions {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List proofs, newest first (proof bytes are not shown).
+    Proofs {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Migrate the store to this tresor's schema version (opening a store does it too).
+    Migrate {
+        /// Only show the store's version and the steps a migration would run.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Replace the data key: re-encrypt every record and re-blind every index entry, online,
     /// in atomic batches (resumable after a crash).
     Rekey {

@@ -98,6 +98,16 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Rekey { batch_size } => rekey(&db(&cli.db)?, key, batch_size as usize, out).await,
         Command::Check { json } => check(&db(&cli.db)?, key, json, out).await,
+        Command::Conversations { limit, json } => {
+            list_records(&db(&cli.db)?, key, Family::Conversations, limit, json, out).await
+        }
+        Command::Sessions { limit, json } => {
+            list_records(&db(&cli.db)?, key, Family::Sessions, limit, json, out).await
+        }
+        Command::Proofs { limit, json } => {
+            list_records(&db(&cli.db)?, key, Family::Proofs, limit, json, out).await
+        }
+        Command::Migrate { dry_run } => migrate(&db(&cli.db)?, key, dry_run, out).await,
         Command::Repair { into, json } => {
             repair(&db(&cli.db)?, key, into.as_deref(), json, out).await
         }
@@ -751,6 +761,160 @@ struct JsonInfo {
     padded: bool,
     rotation_in_progress: Option<&'static str>,
     unlock_ms: f64,
+    schema_version: u32,
+}
+
+/// The record families `list_records` prints.
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    Conversations,
+    Sessions,
+    Proofs,
+}
+
+/// A session as printed: the opaque ratchet state is left out.
+#[derive(Serialize)]
+struct JsonSession<'a> {
+    peer_id: &'a str,
+    device_id: &'a str,
+    key_id: &'a str,
+    state_bytes: usize,
+    last_activity_ms: i64,
+}
+
+/// A proof as printed: sizes instead of bytes.
+#[derive(Serialize)]
+struct JsonProof<'a> {
+    id: &'a str,
+    message_id: &'a str,
+    circuit_id: &'a str,
+    proof_bytes: usize,
+    public_signals: usize,
+    generated_ms: i64,
+    prover: &'a str,
+}
+
+fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn list_records(
+    db: &Path,
+    key: Option<&Path>,
+    family: Family,
+    limit: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = open_existing(db, key).await?;
+    match family {
+        Family::Conversations => {
+            for c in store.conversations().recent(limit, None).await? {
+                if json {
+                    json_line(out, &c)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}  {:?}  {}  {}",
+                        format_time(c.last_activity_ms),
+                        c.id,
+                        c.kind,
+                        c.participants.join(","),
+                        c.title.as_deref().unwrap_or("")
+                    )?;
+                }
+            }
+        }
+        Family::Sessions => {
+            for s in store.sessions().recent(limit, None).await? {
+                let j = JsonSession {
+                    peer_id: &s.peer_id,
+                    device_id: &s.device_id,
+                    key_id: &s.key_id,
+                    state_bytes: s.state.len(),
+                    last_activity_ms: s.last_activity_ms,
+                };
+                if json {
+                    json_line(out, &j)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}/{}  key {}  {} state bytes",
+                        format_time(j.last_activity_ms),
+                        j.peer_id,
+                        j.device_id,
+                        j.key_id,
+                        j.state_bytes
+                    )?;
+                }
+            }
+        }
+        Family::Proofs => {
+            for p in store.proofs().recent(limit, None).await? {
+                let j = JsonProof {
+                    id: &p.id,
+                    message_id: &p.message_id,
+                    circuit_id: &p.circuit_id,
+                    proof_bytes: p.proof.len(),
+                    public_signals: p.public_signals.len(),
+                    generated_ms: p.generated_ms,
+                    prover: &p.prover,
+                };
+                if json {
+                    json_line(out, &j)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}  message {}  circuit {}  by {}",
+                        format_time(j.generated_ms),
+                        j.id,
+                        j.message_id,
+                        j.circuit_id,
+                        j.prover
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(
+    db: &Path,
+    key: Option<&Path>,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if !db.exists() {
+        return Err(CliError::NoStore(db.to_path_buf()));
+    }
+    let found = Tresor::schema_version_at(db).await?;
+    let steps = Tresor::pending_migrations(found);
+    if dry_run {
+        writeln!(
+            out,
+            "schema version {found}; this tresor writes {}",
+            tresor::SCHEMA_VERSION
+        )?;
+        if steps.is_empty() {
+            writeln!(out, "nothing to migrate")?;
+        }
+        for s in &steps {
+            writeln!(out, "step v{} -> v{}: {}", s.to - 1, s.to, s.description)?;
+        }
+        return Ok(());
+    }
+    // Opening migrates.
+    let store = open_existing(db, key).await?;
+    let now = store.stats().await?.schema_version;
+    if steps.is_empty() {
+        writeln!(out, "schema version {now}: nothing to migrate")?;
+    } else {
+        writeln!(out, "migrated from schema version {found} to {now}")?;
+    }
+    Ok(())
 }
 
 fn kdf_description(kdf: KdfParams) -> (&'static str, serde_json::Value) {
@@ -803,12 +967,14 @@ async fn info(
         padded: k.padded,
         rotation_in_progress: k.rotation.as_ref().map(|r| r.table),
         unlock_ms,
+        schema_version: store.stats().await?.schema_version,
     };
     if json {
         serde_json::to_writer(&mut *out, &info)?;
         writeln!(out)?;
         return Ok(());
     }
+    writeln!(out, "schema version:     {}", info.schema_version)?;
     writeln!(out, "key header version: {}", info.header_version)?;
     writeln!(out, "kdf:                {kdf} {}", info.kdf_params)?;
     match info.key_created_ms {

@@ -39,7 +39,18 @@ pub const MSG_BY_PEER: &str = "msg_by_peer";
 /// Index: order key → message token.
 pub const MSG_BY_TIME: &str = "msg_by_time";
 
-/// Every table of schema version 1, in a fixed order (backup writes them in this order).
+/// Typed tables (schema v2): record key → sealed [`crate::typed::Envelope`] (layout in
+/// [`crate::typed`]).
+pub const TYPED_RECORDS: &str = "typed_records";
+/// Typed tables (schema v2): index key → primary-key token (layout in [`crate::typed`]).
+pub const TYPED_INDEX: &str = "typed_index";
+
+/// Catalog position of [`TYPED_RECORDS`].
+pub const TYPED_RECORDS_POSITION: u8 = 7;
+
+/// Every table, in a fixed order (backup writes them in this order). Version 1 had the first
+/// seven; version 2 appended the two typed tables (positions never change: rotation cursors
+/// and backups name tables by position).
 pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: META,
@@ -69,6 +80,14 @@ pub const TABLES: &[TableSpec] = &[
         name: MSG_BY_TIME,
         kind: TableKind::Index,
     },
+    TableSpec {
+        name: TYPED_RECORDS,
+        kind: TableKind::Sealed,
+    },
+    TableSpec {
+        name: TYPED_INDEX,
+        kind: TableKind::Index,
+    },
 ];
 
 /// The spec of the table called `name`, if the catalog has one.
@@ -96,6 +115,8 @@ pub mod meta_keys {
     /// During a key rotation only: progress, `u8 table index ‖ last key migrated` (the table
     /// index is the catalog position of the table being migrated).
     pub const ROTATION_CURSOR: &str = "rotation_cursor";
+    /// During a schema migration only: progress, `u32 LE target version ‖ last key migrated`.
+    pub const MIGRATION_CURSOR: &str = "migration_cursor";
 }
 
 #[cfg(test)]
@@ -113,5 +134,9 @@ mod tests {
         assert_eq!(names.len(), TABLES.len());
         assert_eq!(table(MESSAGES).map(|t| t.kind), Some(TableKind::Sealed));
         assert!(table("nope").is_none());
+        assert_eq!(
+            TABLES[usize::from(TYPED_RECORDS_POSITION)].name,
+            TYPED_RECORDS
+        );
     }
 }

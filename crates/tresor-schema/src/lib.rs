@@ -11,6 +11,8 @@
 //! - [`sealed`]: sealing records with AAD bound to table and key.
 //! - [`messages`]: which entries one message occupies (record + index entries).
 //! - [`version`]: the schema version and its check.
+//! - [`typed`]: typed tables: declared record types, primary key, secondary indexes.
+//! - [`records`]: tresor's own record families, declared as typed tables.
 //!
 //! # Architecture invariants
 //! - No identifier is ever written in clear: record values are sealed, identifiers in keys are
@@ -27,7 +29,9 @@ mod error;
 pub mod index;
 mod message;
 pub mod messages;
+pub mod records;
 pub mod sealed;
+pub mod typed;
 pub mod version;
 
 pub use error::SchemaError;

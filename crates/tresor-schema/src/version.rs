@@ -1,11 +1,15 @@
 //! Schema versions.
 //!
-//! Version 1: the tables of [`crate::catalog::TABLES`], records in codec format 1.
+//! - Version 1: the first seven tables of [`crate::catalog::TABLES`], records in codec
+//!   format 1.
+//! - Version 2: the typed tables (`typed_records`, `typed_index`) and the `conversation`
+//!   typed table ([`crate::records::CONVERSATIONS`]), populated from the messages by the
+//!   v1 → v2 migration (`crates/tresor-schema/migrations/NOTES.md`).
 
 use crate::SchemaError;
 
 /// The schema version this code writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Checks a store's schema version against this code.
 ///

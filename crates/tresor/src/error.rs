@@ -31,6 +31,18 @@ pub enum Error {
         /// Newest version this code reads.
         supported: u32,
     },
+    /// A write would give a unique index entry of a typed table to a second record; nothing
+    /// was written.
+    #[error("unique index {index} of table {table} already holds this key")]
+    UniqueViolation {
+        /// The typed table.
+        table: &'static str,
+        /// The unique index.
+        index: &'static str,
+    },
+    /// A typed-table scan names an index the table does not declare.
+    #[error("no index {0} in this table")]
+    UnknownIndex(String),
     /// A `before` cursor names a message that is not in the store.
     #[error("cursor message not found")]
     CursorNotFound,

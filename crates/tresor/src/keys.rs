@@ -242,7 +242,24 @@ impl Inner {
         if seals != writer.keys.seals {
             ops.put(META, meta_keys::SEAL_COUNT, seals.to_le_bytes().to_vec());
         }
-        if let Err(e) = self.backend.commit(ops, self.options.durability).await {
+        let typed: Vec<Vec<u8>> = ops
+            .ops()
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { table, key, .. } | Op::Delete { table, key }
+                    if table == catalog::TYPED_RECORDS =>
+                {
+                    Some(key.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let result = self.backend.commit(ops, self.options.durability).await;
+        // After the commit (applied or not): no reader may keep or insert an older value.
+        if !typed.is_empty() {
+            self.cache.invalidate(typed.iter().map(Vec::as_slice));
+        }
+        if let Err(e) = result {
             // A failed commit is ambiguous (a failed fsync may have applied it): re-read the
             // counters before the next write.
             writer.stale = true;

@@ -21,6 +21,13 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
+//! - [`Table`] (`table.rs`): typed tables declared with [`typed::TableDef`]: get/put/delete,
+//!   scans by secondary index.
+//! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
+//!   message writes.
+//! - [`Contacts`], [`Sessions`], [`Proofs`], [`RelayQueue`], [`KeyValues`] (`families.rs`): record families on typed tables.
+//! - `cache.rs`: an LRU of opened typed records bounded in bytes ([`Options::cache_bytes`]).
+//! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
 //! - `schedule.rs`: [`Tresor::schedule_backups`]: automatic backups with retention.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
@@ -40,31 +47,42 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod cache;
 mod check;
+mod conversations;
 mod engine;
 mod error;
+mod families;
 mod keys;
 mod messages;
+mod migrate;
 mod options;
 mod rotation;
 mod salvage;
 mod schedule;
 mod store;
+mod table;
 
 pub use backup::{
     BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
     verify_backup,
 };
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
+pub use conversations::Conversations;
 pub use engine::BackendKind;
 pub use error::Error;
+pub use families::{
+    Contacts, KeyValues, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
+};
 pub use keys::KeyInfo;
 pub use messages::{Messages, SaveSummary};
+pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
 pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use store::{Stats, Tresor};
+pub use table::{Order, Table};
 
 pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
 pub use tresor_backup::retention::{Span, UNLIMITED};
@@ -79,7 +97,17 @@ pub use tresor_backup::{
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_schema::records::{
+    Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,
+};
+/// Declaring typed tables: [`typed::TableDef`], [`typed::IndexDef`], [`typed::KeyPart`]
+/// (open one with [`Tresor::table`]).
+pub use tresor_schema::typed;
 pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The schema version this tresor writes (and the newest it reads; older stores are migrated
+/// at open).
+pub const SCHEMA_VERSION: u32 = tresor_schema::version::SCHEMA_VERSION;

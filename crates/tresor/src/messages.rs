@@ -106,6 +106,8 @@ impl<'a> Messages<'a> {
         let inner = self.inner();
         let mut writer = inner.writer.lock().await;
         writer.refresh(&*inner.backend).await?;
+        // Conversations (typed records) are updated in the same batch: under the current keys.
+        inner.finish_typed_rotation_locked(&mut writer).await?;
         // Taken under the writer lock: the keys cannot change until the batch is committed.
         let ring = inner.keyring();
         let keys = &ring.current;
@@ -197,6 +199,18 @@ impl<'a> Messages<'a> {
             current.insert(t.id, Some((new, false)));
         }
 
+        let written: Vec<&Message> = current
+            .values()
+            .filter_map(|f| f.as_ref().map(|(m, _)| m))
+            .collect();
+        crate::conversations::fold_messages(
+            inner,
+            keys,
+            &mut crate::table::TypedBatch::default(),
+            &written,
+            &mut ops,
+        )
+        .await?;
         self.apply_count_deltas(&ring, &mut ops, conversations, peers)
             .await?;
         if next_seq != writer.next_seq {

@@ -39,6 +39,12 @@ pub struct Options {
     pub background_rotation: bool,
     /// Storage engine of a store *created* at a path. Default: [`BackendKind::Redb`].
     pub backend: BackendKind,
+    /// Entries read per atomic batch of a schema migration at open. Default:
+    /// [`crate::MIGRATION_BATCH`] (512).
+    pub migration_batch: usize,
+    /// Bytes of opened typed records kept in memory (an LRU cache invalidated by every write;
+    /// hits and misses in [`crate::Stats`]). 0 turns it off. Default: 8 MiB.
+    pub cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -50,6 +56,8 @@ impl Default for Options {
             seal_limit: DEFAULT_SEAL_LIMIT,
             background_rotation: true,
             backend: BackendKind::Redb,
+            migration_batch: crate::MIGRATION_BATCH,
+            cache_bytes: 8 << 20,
         }
     }
 }
@@ -82,6 +90,18 @@ impl Options {
     /// Sets the seal count that starts a key rotation ([`Options::seal_limit`]).
     pub fn with_seal_limit(mut self, limit: u64) -> Self {
         self.seal_limit = limit;
+        self
+    }
+
+    /// Sets the entries per schema-migration batch ([`Options::migration_batch`], at least 1).
+    pub fn with_migration_batch(mut self, batch: usize) -> Self {
+        self.migration_batch = batch.max(1);
+        self
+    }
+
+    /// Sets the size of the typed-record cache in bytes ([`Options::cache_bytes`]; 0: off).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 

@@ -2,12 +2,14 @@
 //!
 //! 1. **Begin** (one atomic batch, [`Durability::Immediate`]): a fresh DEK is wrapped under the
 //!    same KEK as the old one (`meta/key_header`), the old DEK is wrapped under the new one
-//!    (`meta/rotation_previous_dek`), the cursor starts at the `messages` table
+//!    (`meta/rotation_previous_dek`), the cursor starts at the `typed_records` table
 //!    (`meta/rotation_cursor`), the seal count restarts at 0 and `meta/key_created_ms` is set.
 //!    From then on every write uses the new keys.
 //! 2. **Steps** (each one atomic batch under the writer lock, so writes interleave between
-//!    them): a forward scan of at most `batch` entries after the cursor in `messages`, then
-//!    `conversations`, then `peers`. An entry that opens under the new value key is already
+//!    them): a forward scan of at most `batch` entries after the cursor in `typed_records`
+//!    (whose index entries in `typed_index` move with each record), then `messages`, then
+//!    `conversations`, then `peers`. Typed tables go first: typed reads and writes during a
+//!    rotation first finish that part (`table.rs`), so they only ever see one generation. An entry that opens under the new value key is already
 //!    migrated (written since the rotation began, or migrated earlier and moved ahead of the
 //!    cursor by its new token) and skipped. Any other entry is opened under the old key, and
 //!    deleted together with its index entries under the old tokens, then written under its new
@@ -26,20 +28,28 @@ use std::ops::Bound;
 
 use tresor_backend::{Direction, Durability, KeyRange, WriteBatch};
 use tresor_crypto::{DataKey, KeyHeader};
-use tresor_schema::catalog::{self, CONVERSATIONS, MESSAGES, META, PEERS, meta_keys};
+use tresor_schema::catalog::{
+    self, CONVERSATIONS, MESSAGES, META, PEERS, TYPED_INDEX, TYPED_RECORDS, meta_keys,
+};
 use tresor_schema::messages::{
     conversation_token, index_entries, peer_token, seal_message_with, tokens,
 };
+use tresor_schema::typed::{Envelope, pk_token, seal_envelope};
 use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, sealed};
 
 use crate::keys::now_ms;
 use crate::store::{Inner, WriterState};
 use crate::{Error, Tresor};
 
-/// Catalog index of the first table a rotation migrates (`messages`).
-const FIRST_TABLE: u8 = 1;
-/// Catalog index of the last table a rotation migrates (`peers`).
-const LAST_TABLE: u8 = 3;
+/// Catalog positions of the tables a rotation migrates, in order: the typed records first
+/// (so typed-table code never sees two key generations: `table.rs`), then `messages`,
+/// `conversations`, `peers`. (A v1 store's rotation cursor never names the typed table.)
+const ORDER: [u8; 4] = [catalog::TYPED_RECORDS_POSITION, 1, 2, 3];
+
+/// Whether a rotation in progress has not finished migrating the typed tables.
+pub(crate) fn typed_pending(w: &WriterState) -> bool {
+    w.keys.rotation.as_ref().and_then(|c| c.first()) == Some(&catalog::TYPED_RECORDS_POSITION)
+}
 /// Entries examined per rotation batch by [`Tresor::rotate_key`] and the background task.
 pub const ROTATION_BATCH: usize = 512;
 
@@ -47,7 +57,8 @@ pub const ROTATION_BATCH: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RotationStatus {
-    /// The table being migrated: `messages`, `conversations` or `peers` (in that order).
+    /// The table being migrated: `typed_records`, `messages`, `conversations` or `peers` (in
+    /// that order).
     pub table: &'static str,
 }
 
@@ -77,7 +88,7 @@ pub struct RotationSummary {
 
 pub(crate) fn check_cursor(cursor: &[u8]) -> Result<(), Error> {
     match cursor.first() {
-        Some(t) if (FIRST_TABLE..=LAST_TABLE).contains(t) => Ok(()),
+        Some(t) if ORDER.contains(t) => Ok(()),
         _ => Err(Error::Corrupted("malformed rotation cursor".into())),
     }
 }
@@ -102,7 +113,7 @@ impl Inner {
             .encode();
         let wrapped_previous = new_dek.wrap_previous(&w.keys.dek)?;
         let created = now_ms();
-        let cursor = vec![FIRST_TABLE];
+        let cursor = vec![ORDER[0]];
         let mut batch = WriteBatch::new();
         batch.put(META, meta_keys::KEY_HEADER, header.clone());
         batch.put(META, meta_keys::ROTATION_PREVIOUS_DEK, wrapped_previous);
@@ -172,6 +183,19 @@ impl Inner {
             migrated += 1;
             deletes.delete(table, key.clone());
             match table {
+                TYPED_RECORDS => {
+                    let env: Envelope = codec::decode(&plain)?;
+                    for (_, k) in env.index_keys(prev) {
+                        deletes.delete(TYPED_INDEX, k);
+                    }
+                    let rk = env.record_key(cur);
+                    let pk = pk_token(cur, &env.table, &env.pk);
+                    for (_, k) in env.index_keys(cur) {
+                        puts.put(TYPED_INDEX, k, pk.to_vec());
+                    }
+                    let sealed = seal_envelope(cur, &rk, &env, self.padded)?;
+                    puts.put(TYPED_RECORDS, rk, sealed);
+                }
                 MESSAGES => {
                     let m: Message = codec::decode(&plain)?;
                     for (t, k, _) in index_entries(&m, &tokens(prev, &m)) {
@@ -204,7 +228,11 @@ impl Inner {
             }
         }
         let next = if page.len() < max {
-            (table_index < LAST_TABLE).then(|| vec![table_index + 1])
+            ORDER
+                .iter()
+                .position(|&t| t == table_index)
+                .and_then(|at| ORDER.get(at + 1))
+                .map(|&t| vec![t])
         } else {
             let mut next = vec![table_index];
             if let Some((last, _)) = page.last() {

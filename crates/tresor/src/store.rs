@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) path: Option<PathBuf>,
     /// This store itself, for the background rotation task (which must not keep it open).
     pub(crate) me: Weak<Inner>,
+    /// Opened typed records (`cache.rs`), invalidated by `commit_locked`.
+    pub(crate) cache: crate::cache::RecordCache,
     /// Messages written or deleted since the store was opened (for write-triggered backups).
     pub(crate) writes: std::sync::atomic::AtomicU64,
     /// Signalled after every committed write.
@@ -98,6 +100,12 @@ pub struct Stats {
     pub file_bytes: Option<u64>,
     /// Schema version of the store.
     pub schema_version: u32,
+    /// Typed-record cache lookups answered from memory since the store was opened.
+    pub cache_hits: u64,
+    /// Typed-record cache lookups that went to the backend since the store was opened.
+    pub cache_misses: u64,
+    /// Bytes the typed-record cache holds now (estimated).
+    pub cache_bytes: u64,
 }
 
 impl Tresor {
@@ -182,7 +190,8 @@ impl Tresor {
     /// raw key); [`Error::Crypto`] with `SecretKind` for a passphrase given to a raw-key store
     /// or the other way round;
     /// [`Error::NotAStore`] for a database without a key header;
-    /// [`Error::UnsupportedVersion`] for a store written by a newer tresor;
+    /// [`Error::UnsupportedVersion`] for a store written by a newer tresor (an older store is
+    /// migrated first, in resumable batches: `crates/tresor-schema/migrations/NOTES.md`);
     /// [`Error::Backend`] (`Locked`, `Corrupted`, `Io`) if the file cannot be opened.
     pub async fn open(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
         Self::open_with(path, secret, Options::default()).await
@@ -271,10 +280,19 @@ impl Tresor {
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
             .ok_or(Error::Corrupted("schema version missing".into()))?;
-        version::check(version::decode(&found)?)?;
+        let found = version::decode(&found)?;
+        version::check(found)?;
         let next_seq = read_u64(&*backend, meta_keys::NEXT_SEQ).await?;
         let padded = crate::keys::read_padding(&*backend).await?;
         let store = Self::from_parts(backend, ring, state, options, padded, next_seq, path);
+        if found < version::SCHEMA_VERSION {
+            // Older store: migrate before anyone else can read or write (`migrate.rs`).
+            let inner = &store.inner;
+            let mut w = inner.writer.lock().await;
+            inner
+                .migrate_locked(&mut w, found, options.migration_batch)
+                .await?;
+        }
         store.resume_rotation().await?;
         Ok(store)
     }
@@ -303,6 +321,7 @@ impl Tresor {
                 me: me.clone(),
                 writes: std::sync::atomic::AtomicU64::new(0),
                 wrote: tokio::sync::Notify::new(),
+                cache: crate::cache::RecordCache::new(options.cache_bytes),
             }),
         }
     }
@@ -328,7 +347,11 @@ impl Tresor {
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
             .ok_or(Error::Corrupted("schema version missing".into()))?;
+        let (cache_hits, cache_misses, cache_bytes) = self.inner.cache.counters();
         Ok(Stats {
+            cache_hits,
+            cache_misses,
+            cache_bytes,
             messages: b.len(catalog::MESSAGES).await?,
             conversations: b.len(catalog::CONVERSATIONS).await?,
             peers: b.len(catalog::PEERS).await?,

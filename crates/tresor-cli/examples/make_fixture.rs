@@ -1,0 +1,35 @@
+//! Writes a small store of the *current* schema version for migration tests:
+//! `cargo run -p tresor-cli --example make_fixture -- OUT.redb`.
+//!
+//! The store holds the first 20 conversations of the bundled chitchat sample, under the
+//! passphrase [`PASSPHRASE`]. Fixtures made by each schema version are checked in under
+//! `crates/tresor/tests/fixtures/` (`v<N>-chat.redb`) and never regenerated: they are what an
+//! old tresor really wrote (`crates/tresor-schema/migrations/NOTES.md`).
+#![allow(clippy::print_stdout)]
+
+use tresor::{Options, Tresor};
+
+/// The fixtures' passphrase.
+const PASSPHRASE: &str = "tresor fixture passphrase";
+/// Conversations of the bundled sample written to a fixture.
+const CONVERSATIONS: usize = 20;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::env::args()
+        .nth(1)
+        .ok_or("usage: make_fixture OUT.redb")?;
+    let store = Tresor::create_with(&out, PASSPHRASE.into(), Options::default()).await?;
+    let conversations = tresor_cli::chitchat::bundled_sample()?;
+    let mut total = 0;
+    for c in conversations.iter().take(CONVERSATIONS) {
+        total += c.messages.len();
+        store.messages().save_batch(&c.messages).await?;
+    }
+    let stats = store.stats().await?;
+    println!(
+        "{out}: schema v{}, {total} messages, {} conversations",
+        stats.schema_version, stats.conversations
+    );
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Schema migrations: numbered steps run at open, in bounded atomic batches, resumable.
+//!
+//! A store of schema version `v < SCHEMA_VERSION` is migrated step by step (`v → v+1`) before
+//! [`Tresor::open`] returns. Each batch commits its writes together with the progress cursor
+//! `meta/migration_cursor` (`u32 LE target version ‖ last key done`); the last batch of a step
+//! writes the new `meta/schema_version` and deletes the cursor. A crash resumes after the last
+//! committed batch. The steps are listed in `crates/tresor-schema/migrations/NOTES.md`.
+//!
+//! - **v1 → v2**: the typed tables (`typed_records`, `typed_index`) appear, and the
+//!   `conversation` typed table is populated from the existing messages (participants,
+//!   created, last activity).
+
+use std::ops::Bound;
+
+use tresor_backend::{Direction, KeyRange, WriteBatch};
+use tresor_schema::catalog::{MESSAGES, META, meta_keys};
+use tresor_schema::messages::open_message;
+use tresor_schema::{Message, version};
+
+use crate::store::{Inner, WriterState};
+use crate::table::TypedBatch;
+use crate::{Error, Tresor};
+
+/// Entries read per migration batch.
+pub const MIGRATION_BATCH: usize = 512;
+
+/// One migration step, as [`Tresor::pending_migrations`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationStep {
+    /// The version it migrates to (from `to - 1`).
+    pub to: u32,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// Every migration step this code knows, oldest first.
+const STEPS: &[MigrationStep] = &[MigrationStep {
+    to: 2,
+    description: "typed tables; the conversation table populated from the messages",
+}];
+
+/// The steps that migrate a store of version `found` to this code's version.
+pub fn steps_from(found: u32) -> Vec<MigrationStep> {
+    STEPS.iter().filter(|s| s.to > found).cloned().collect()
+}
+
+impl Inner {
+    /// Migrates the store from `found` to the current schema version (writer lock held), in
+    /// batches of `batch` entries. Returns the batches committed.
+    pub(crate) async fn migrate_locked(
+        &self,
+        w: &mut WriterState,
+        found: u32,
+        batch: usize,
+    ) -> Result<u64, Error> {
+        let mut batches = 0;
+        let mut at = found;
+        while at < version::SCHEMA_VERSION {
+            let to = at + 1;
+            loop {
+                let done = match to {
+                    2 => self.v2_step_locked(w, batch.max(1)).await?,
+                    _ => return Err(Error::Corrupted(format!("no migration to v{to}"))),
+                };
+                batches += 1;
+                if done {
+                    break;
+                }
+            }
+            at = to;
+        }
+        Ok(batches)
+    }
+
+    /// One batch of v1 → v2: the next messages after the cursor folded into their
+    /// conversations. Returns true when the step is complete.
+    async fn v2_step_locked(&self, w: &mut WriterState, max: usize) -> Result<bool, Error> {
+        self.finish_typed_rotation_locked(w).await?;
+        let ring = self.keyring();
+        let cursor = self
+            .backend
+            .get(META, meta_keys::MIGRATION_CURSOR.as_bytes())
+            .await?;
+        let start = match &cursor {
+            Some(c) if c.len() >= 4 && c[..4] == 2u32.to_le_bytes() => {
+                if c.len() == 4 {
+                    Bound::Unbounded
+                } else {
+                    Bound::Excluded(c[4..].to_vec())
+                }
+            }
+            Some(_) => return Err(Error::Corrupted("malformed migration cursor".into())),
+            None => Bound::Unbounded,
+        };
+        let page = self
+            .backend
+            .scan(
+                MESSAGES,
+                KeyRange {
+                    start,
+                    end: Bound::Unbounded,
+                },
+                Direction::Forward,
+                max,
+            )
+            .await?;
+        let mut messages: Vec<Message> = Vec::with_capacity(page.len());
+        for (key, value) in &page {
+            // During a key rotation (begun under v1) a message may be under either key.
+            let m = match open_message(&ring.current, key, value) {
+                Ok(m) => m,
+                Err(e) => match &ring.previous {
+                    Some(prev) => open_message(prev, key, value)?,
+                    None => return Err(e.into()),
+                },
+            };
+            messages.push(m);
+        }
+        let mut ops = WriteBatch::new();
+        let refs: Vec<&Message> = messages.iter().collect();
+        crate::conversations::fold_messages(
+            self,
+            &ring.current,
+            &mut TypedBatch::default(),
+            &refs,
+            &mut ops,
+        )
+        .await?;
+        let done = page.len() < max;
+        if done {
+            ops.put(META, meta_keys::SCHEMA_VERSION, version::encode(2).to_vec());
+            ops.delete(META, meta_keys::MIGRATION_CURSOR);
+        } else {
+            let mut c = 2u32.to_le_bytes().to_vec();
+            if let Some((last, _)) = page.last() {
+                c.extend_from_slice(last);
+            }
+            ops.put(META, meta_keys::MIGRATION_CURSOR, c);
+        }
+        self.commit_locked(w, ops).await?;
+        Ok(done)
+    }
+}
+
+impl Tresor {
+    /// The schema version of the store file at `path` (clear metadata: no secret needed, and
+    /// nothing is migrated). For `tresor migrate --dry-run`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no file; [`Error::NotAStore`] if it has no schema
+    /// version; [`Error::Backend`] if it cannot be opened.
+    pub async fn schema_version_at(path: impl AsRef<std::path::Path>) -> Result<u32, Error> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(Error::NotFound(path));
+        }
+        let backend = crate::engine::open(crate::BackendKind::default(), path, false).await?;
+        let found = backend
+            .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
+            .await;
+        // Closing a file backend joins its writer thread: off the async threads.
+        tokio::task::spawn_blocking(move || drop(backend)).await?;
+        Ok(version::decode(&found?.ok_or(Error::NotAStore)?)?)
+    }
+
+    /// The migration steps a store of schema version `found` needs (empty if none): what
+    /// `tresor migrate --dry-run` shows. Opening a store runs them.
+    pub fn pending_migrations(found: u32) -> Vec<MigrationStep> {
+        steps_from(found)
+    }
+}
