@@ -82,7 +82,7 @@ impl Tresor {
             file.sync_all().map_err(io("sync backup"))?;
             std::fs::rename(&partial, &path)
                 .map_err(io(format!("rename to {}", path.display())))?;
-            sync_dir(dir);
+            crate::place::sync_dir(dir);
             Ok::<_, Error>(summary)
         }
         .await;
@@ -275,17 +275,7 @@ async fn restore_into<'a>(
     if target.exists() {
         return Err(Error::AlreadyExists(target));
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tag = [0u8; 6];
-    tresor_crypto::random_bytes(&mut tag)?;
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let file_name = target
-        .file_name()
-        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{file_name}.restore-{tag}"));
+    let (dir, temp) = crate::place::temp_beside(&target, "restore")?;
 
     let result = async {
         let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
@@ -294,29 +284,13 @@ async fn restore_into<'a>(
         // that held the other handle has completed and been dropped).
         tokio::task::spawn_blocking(move || drop(backend)).await?;
         let summary = summary?;
-        // hard_link fails if the target appeared meanwhile: never overwrite a store.
-        std::fs::hard_link(&temp, &target).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::AlreadyExists(target.clone())
-            } else {
-                Error::Io {
-                    context: format!("link {}", target.display()),
-                    source: e,
-                }
-            }
-        })?;
+        crate::place::link_into_place(&temp, &target)?;
         Ok::<_, Error>(summary)
     }
     .await;
-    let _ = std::fs::remove_file(&temp);
-    // SQLite removes its log files when it closes cleanly; these are for a failed restore.
-    for suffix in ["-wal", "-shm"] {
-        let mut side = temp.clone().into_os_string();
-        side.push(suffix);
-        let _ = std::fs::remove_file(side);
-    }
+    crate::place::remove_temp(&temp);
     let summary = result?;
-    sync_dir(&dir);
+    crate::place::sync_dir(&dir);
     let store = Tresor::open_with(&target, secret, options).await?;
     let resealed: u64 = tresor_schema::catalog::TABLES
         .iter()
@@ -325,11 +299,4 @@ async fn restore_into<'a>(
         .sum();
     store.add_seals(resealed).await?;
     Ok((store, summary))
-}
-
-/// Best-effort fsync of a directory so a rename in it is durable (no-op where unsupported).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }

@@ -57,6 +57,7 @@ mod keys;
 mod messages;
 mod migrate;
 mod options;
+mod place;
 mod rotation;
 mod salvage;
 mod schedule;

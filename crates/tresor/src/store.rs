@@ -140,45 +140,19 @@ impl Tresor {
         // beside `path`, closed, then linked into place. A crash meanwhile leaves no file at
         // `path` (a half-created store would open as `NotAStore` forever; found by the crash
         // test).
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tag = [0u8; 6];
-        tresor_crypto::random_bytes(&mut tag)?;
-        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        let name = path
-            .file_name()
-            .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
-        let temp = dir.join(format!(".{name}.creating-{tag}"));
+        let (dir, temp) = crate::place::temp_beside(&path, "creating")?;
         let created = async {
             let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
             let store =
                 Self::initialize(backend, secret.clone(), options, Some(temp.clone())).await?;
             // Close the database (on the blocking pool: closing syncs) before linking it.
             tokio::task::spawn_blocking(move || drop(store)).await?;
-            std::fs::hard_link(&temp, &path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::AlreadyExists(path.clone())
-                } else {
-                    Error::Io {
-                        context: format!("link {}", path.display()),
-                        source: e,
-                    }
-                }
-            })?;
-            if let Ok(d) = std::fs::File::open(&dir) {
-                let _ = d.sync_all();
-            }
+            crate::place::link_into_place(&temp, &path)?;
+            crate::place::sync_dir(&dir);
             Ok::<_, Error>(())
         }
         .await;
-        let _ = std::fs::remove_file(&temp);
-        for suffix in ["-wal", "-shm"] {
-            let mut side = temp.clone().into_os_string();
-            side.push(suffix);
-            let _ = std::fs::remove_file(side);
-        }
+        crate::place::remove_temp(&temp);
         created?;
         Self::open_with(&path, secret, options).await
     }
