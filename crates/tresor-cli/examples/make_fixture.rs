@@ -26,10 +26,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         total += c.messages.len();
         store.messages().save_batch(&c.messages).await?;
     }
+    // A few records of other typed tables (schema v2 and later), so migrations prove they
+    // keep them.
+    if stats_version(&store).await? >= 2 {
+        store
+            .contacts()
+            .save(&tresor::Contact {
+                peer_id: "fixture-peer".into(),
+                display_name: "Fixture Peer".into(),
+                public_key: vec![7; 32],
+                verified: true,
+                blocked: false,
+            })
+            .await?;
+        store
+            .key_values()
+            .set("fixture-setting", b"fixture value")
+            .await?;
+    }
     let stats = store.stats().await?;
     println!(
         "{out}: schema v{}, {total} messages, {} conversations",
         stats.schema_version, stats.conversations
     );
     Ok(())
+}
+
+async fn stats_version(store: &Tresor) -> Result<u32, tresor::Error> {
+    Ok(store.stats().await?.schema_version)
 }
