@@ -137,6 +137,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the replies in the thread of a message, oldest first, with their status.
+    Thread {
+        /// The id of the thread's root message.
+        root: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Migrate the store to this tresor's schema version (opening a store does it too).
     Migrate {
         /// Only show the store's version and the steps a migration would run.
@@ -196,6 +207,10 @@ pub struct MessagesArgs {
     /// Only messages after this message id in newest-first order (the next page).
     #[arg(long, value_name = "ID")]
     pub before_id: Option<String>,
+    /// Only messages with this delivery status (pending, sent, delivered, read, failed);
+    /// needs --conversation. Lines then show each message's status.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,

@@ -107,6 +107,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Proofs { limit, json } => {
             list_records(&db(&cli.db)?, key, Family::Proofs, limit, json, out).await
         }
+        Command::Thread { root, limit, json } => {
+            let store = open_existing(&db(&cli.db)?, key).await?;
+            crate::extended::thread(&store, &root, limit, json, out).await
+        }
         Command::Migrate { dry_run } => migrate(&db(&cli.db)?, key, dry_run, out).await,
         Command::Repair { into, json } => {
             repair(&db(&cli.db)?, key, into.as_deref(), json, out).await
@@ -226,7 +230,7 @@ struct JsonMessage<'a> {
     body: &'a str,
 }
 
-fn format_time(ms: i64) -> String {
+pub(crate) fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || format!("{ms} ms"),
         |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -243,6 +247,13 @@ async fn messages(
     let repo = store.messages();
     let before = args.before_id.as_deref();
     let sel = args.selector;
+    if let Some(status) = &args.status {
+        let Some(c) = &sel.conversation else {
+            return Err(CliError::Usage("--status needs --conversation".into()));
+        };
+        return crate::extended::by_status(&store, c, status, args.limit, before, args.json, out)
+            .await;
+    }
     let found = if let Some(c) = &sel.conversation {
         repo.by_conversation(c, args.limit, before).await?
     } else if let Some(p) = &sel.peer {
@@ -794,6 +805,14 @@ struct JsonProof<'a> {
     prover: &'a str,
 }
 
+/// A conversation with its unread count, as `tresor conversations --json` prints it.
+#[derive(Serialize)]
+struct JsonConversation<'a> {
+    #[serde(flatten)]
+    conversation: &'a tresor::Conversation,
+    unread: u64,
+}
+
 fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
     serde_json::to_writer(&mut *out, value)?;
     writeln!(out)?;
@@ -812,16 +831,24 @@ async fn list_records(
     match family {
         Family::Conversations => {
             for c in store.conversations().recent(limit, None).await? {
+                let unread = store.conversations().unread(&c.id).await?;
                 if json {
-                    json_line(out, &c)?;
+                    json_line(
+                        out,
+                        &JsonConversation {
+                            conversation: &c,
+                            unread,
+                        },
+                    )?;
                 } else {
                     writeln!(
                         out,
-                        "{}  {}  {:?}  {}  {}",
+                        "{}  {}  {:?}  {}  unread {}  {}",
                         format_time(c.last_activity_ms),
                         c.id,
                         c.kind,
                         c.participants.join(","),
+                        unread,
                         c.title.as_deref().unwrap_or("")
                     )?;
                 }

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod crash;
 mod error;
+pub mod extended;
 pub mod passphrase;
 
 pub use error::CliError;

@@ -43,7 +43,7 @@ fn migrate_then_list_conversations() {
 
     let dry = ok(tresor(&db, &["migrate", "--dry-run"]));
     assert!(
-        dry.contains("schema version 1; this tresor writes 2"),
+        dry.contains("schema version 1; this tresor writes 3"),
         "{dry}"
     );
     assert!(dry.contains("step v1 -> v2"), "{dry}");
@@ -52,14 +52,14 @@ fn migrate_then_list_conversations() {
 
     let done = ok(tresor(&db, &["migrate"]));
     assert!(
-        done.contains("migrated from schema version 1 to 2"),
+        done.contains("migrated from schema version 1 to 3"),
         "{done}"
     );
     assert!(ok(tresor(&db, &["migrate"])).contains("nothing to migrate"));
 
     let info: Value = serde_json::from_str(&ok(tresor(&db, &["info", "--json"]))).unwrap();
-    assert_eq!(info["schema_version"], 2);
-    assert!(ok(tresor(&db, &["info"])).contains("schema version:     2"));
+    assert_eq!(info["schema_version"], 3);
+    assert!(ok(tresor(&db, &["info"])).contains("schema version:     3"));
 
     let lines = ok(tresor(&db, &["conversations", "--limit", "100", "--json"]));
     let convs: Vec<Value> = lines
@@ -73,6 +73,7 @@ fn migrate_then_list_conversations() {
         .collect();
     assert!(last.windows(2).all(|w| w[0] >= w[1]), "most recent first");
     assert_eq!(convs[0]["participants"].as_array().unwrap().len(), 2);
+    assert_eq!(convs[0]["unread"], 0);
     let text = ok(tresor(&db, &["conversations", "--limit", "3"]));
     assert_eq!(text.lines().count(), 3);
 

@@ -13,6 +13,8 @@
 //! - [`version`]: the schema version and its check.
 //! - [`typed`]: typed tables: declared record types, primary key, secondary indexes.
 //! - [`records`]: tresor's own record families, declared as typed tables.
+//! - [`message_state`]: extended message state (delivery status, thread, edits, redaction,
+//!   media, expiry) and per-conversation state (unread count, retention), as typed tables.
 //!
 //! # Architecture invariants
 //! - No identifier is ever written in clear: record values are sealed, identifiers in keys are
@@ -28,6 +30,7 @@ pub mod codec;
 mod error;
 pub mod index;
 mod message;
+pub mod message_state;
 pub mod messages;
 pub mod records;
 pub mod sealed;

@@ -5,11 +5,15 @@
 //! - Version 2: the typed tables (`typed_records`, `typed_index`) and the `conversation`
 //!   typed table ([`crate::records::CONVERSATIONS`]), populated from the messages by the
 //!   v1 → v2 migration (`crates/tresor-schema/migrations/NOTES.md`).
+//! - Version 3: extended messages: every message has a companion
+//!   [`crate::message_state::MessageState`] record (typed table `message_state`, with status,
+//!   thread, expiry and unread indexes) and conversations a `conversation_state` (unread
+//!   count, retention); the v2 → v3 migration gives every stored message its default state.
 
 use crate::SchemaError;
 
 /// The schema version this code writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Checks a store's schema version against this code.
 ///

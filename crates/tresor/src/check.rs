@@ -8,7 +8,8 @@ use serde::Serialize;
 use tresor_backend::{Direction, Entry, KeyRange, WriteBatch};
 use tresor_crypto::{StoreKeys, Token};
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, meta_keys,
+    CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS,
+    TYPED_INDEX, TYPED_RECORDS, meta_keys,
 };
 use tresor_schema::messages::{
     conversation_token, index_entries, message_token, open_message, peer_ids, peer_token, tokens,
@@ -65,6 +66,10 @@ pub enum IssueKind {
     NextSequence,
     /// The schema version is missing or unreadable.
     SchemaVersion,
+    /// A message state (typed table `message_state`) whose message does not exist.
+    OrphanState,
+    /// A conversation's unread count differs from its unread message states.
+    UnreadMismatch,
 }
 
 /// One problem found by [`Tresor::check`].
@@ -91,6 +96,8 @@ pub struct CheckReport {
     pub index_entries: u64,
     /// Counter entries read.
     pub counters: u64,
+    /// Typed records read (every typed table, `typed_records`).
+    pub typed_records: u64,
     /// Every problem found.
     pub issues: Vec<Issue>,
 }
@@ -116,20 +123,29 @@ pub struct RepairReport {
     pub counters_fixed: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What the records say derived data should be, collected by one pass over `messages`.
+/// What the records say derived data should be, collected by one pass over `messages` (and
+/// one over `typed_records`, `check_typed.rs`).
 #[derive(Default)]
-struct Derived {
-    /// (index table, index key) → message token.
-    index: HashMap<(&'static str, Vec<u8>), Vec<u8>>,
+pub(crate) struct Derived {
+    /// (index table, index key) → message token (typed tables: pk token).
+    pub(crate) index: HashMap<(&'static str, Vec<u8>), Vec<u8>>,
+    /// Tokens of the message records that open.
+    pub(crate) message_tokens: HashSet<Vec<u8>>,
     conversations: HashMap<Token, (String, u64)>,
     peers: HashMap<Token, (String, u64)>,
     /// Record keys to delete on repair (unreadable or misplaced).
     bad_records: Vec<Vec<u8>>,
     max_seq: Option<u64>,
+    /// Typed record keys to delete on repair (unreadable, undecodable or misplaced).
+    pub(crate) bad_typed: Vec<Vec<u8>>,
+    /// Message states without a message: record key → their index keys.
+    pub(crate) orphan_states: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Conversation states to rewrite with the right unread count: record key → state.
+    pub(crate) unread_fixes: HashMap<Vec<u8>, tresor_schema::message_state::ConversationState>,
 }
 
 impl Tresor {
@@ -236,6 +252,44 @@ impl Tresor {
                 IssueKind::DuplicateSequence | IssueKind::SchemaVersion => {
                     // Not repairable from the records alone; reported.
                 }
+                IssueKind::OrphanState => {
+                    if let Some(index_keys) = derived.orphan_states.get(&key) {
+                        for k in index_keys {
+                            ops.delete(TYPED_INDEX, k.clone());
+                        }
+                        ops.delete(TYPED_RECORDS, key);
+                        report.index_entries_fixed += index_keys.len() as u64;
+                        report.records_lost += 1;
+                    }
+                }
+                IssueKind::UnreadMismatch => {
+                    if let Some(c) = derived.unread_fixes.get(&key) {
+                        // Written through the typed overlay: its index entries follow.
+                        let mut typed = crate::table::TypedBatch::default();
+                        if c.is_empty() {
+                            typed
+                                .delete(
+                                    inner,
+                                    keys,
+                                    tresor_schema::message_state::CONVERSATION_STATES.name,
+                                    c.conversation_id.as_bytes(),
+                                    &mut ops,
+                                )
+                                .await?;
+                        } else {
+                            typed
+                                .put(
+                                    inner,
+                                    keys,
+                                    &tresor_schema::message_state::CONVERSATION_STATES,
+                                    c,
+                                    &mut ops,
+                                )
+                                .await?;
+                        }
+                        report.counters_fixed += 1;
+                    }
+                }
             }
             if ops.len() >= REPAIR_BATCH {
                 inner
@@ -251,12 +305,25 @@ impl Tresor {
             ops.delete(MESSAGES, key.clone());
             report.records_lost += 1;
         }
+        for key in &derived.bad_typed {
+            ops.delete(TYPED_RECORDS, key.clone());
+            report.records_lost += 1;
+        }
         if !ops.is_empty() {
             inner
                 .backend
                 .commit(ops, tresor_backend::Durability::Immediate)
                 .await?;
         }
+        // Typed records written or deleted behind the cache's back.
+        let touched: Vec<&[u8]> = derived
+            .bad_typed
+            .iter()
+            .chain(derived.orphan_states.keys())
+            .chain(derived.unread_fixes.keys())
+            .map(Vec::as_slice)
+            .collect();
+        inner.cache.invalidate(touched.into_iter());
         Ok(report)
     }
 }
@@ -268,7 +335,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 /// Reads every entry of `table`, page by page.
-async fn for_each_entry(
+pub(crate) async fn for_each_entry(
     inner: &Inner,
     table: &'static str,
     mut f: impl FnMut(Entry),
@@ -377,6 +444,7 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
             ));
         }
         d.max_seq = Some(d.max_seq.map_or(m.seq, |s| s.max(m.seq)));
+        d.message_tokens.insert(k.clone());
         for (table, key, value) in index_entries(&m, &t) {
             d.index.insert((table, key), value);
         }
@@ -396,6 +464,8 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
     })
     .await?;
     report.issues.extend(record_issues);
+    let typed_records = crate::check_typed::check_typed(inner, keys, &mut report, &mut d).await?;
+    report.typed_records = typed_records;
     if next_seq.is_none_or(|n| d.max_seq.is_some_and(|m| n <= m)) {
         report.issues.push(issue(
             META,
@@ -409,7 +479,7 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
     let mut expected = d.index.clone();
     let record_keys: HashSet<Vec<u8>> = d.index.values().cloned().collect();
     let bad: HashSet<Vec<u8>> = d.bad_records.iter().cloned().collect();
-    for table in [MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME] {
+    for table in [MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, TYPED_INDEX] {
         let mut found = Vec::new();
         report.index_entries += for_each_entry(inner, table, |(k, v)| {
             match expected.remove(&(table, k.clone())) {

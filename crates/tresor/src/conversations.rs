@@ -33,6 +33,10 @@ impl Tresor {
 }
 
 impl Conversations<'_> {
+    pub(crate) fn store(&self) -> &Tresor {
+        self.table.store()
+    }
+
     /// The conversation `id`.
     ///
     /// # Errors

@@ -21,6 +21,10 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
+//! - `message_ext.rs`: messages, extended ([`MessageExtras`], [`MessageState`]): delivery
+//!   status, threads, edits, redaction, media, `delete_before`, retention, disappearing
+//!   messages and the sweeper ([`Messages::sweep`], [`Options::sweep_interval`]), unread
+//!   counts ([`Conversations::unread`]).
 //! - [`Table`] (`table.rs`): typed tables declared with [`typed::TableDef`]: get/put/delete,
 //!   scans by secondary index.
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
@@ -49,11 +53,13 @@
 mod backup;
 mod cache;
 mod check;
+mod check_typed;
 mod conversations;
 mod engine;
 mod error;
 mod families;
 mod keys;
+mod message_ext;
 mod messages;
 mod migrate;
 mod options;
@@ -76,6 +82,7 @@ pub use families::{
     Contacts, KeyValues, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
 };
 pub use keys::KeyInfo;
+pub use message_ext::{MessageExtras, SWEEP_BATCH, SweepReport};
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
@@ -98,6 +105,9 @@ pub use tresor_backup::{
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_schema::message_state::{
+    ConversationState, DeliveryStatus, Edit, MediaRef, MessageState, Redaction, Retention,
+};
 pub use tresor_schema::records::{
     Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,
 };

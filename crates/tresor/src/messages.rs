@@ -15,15 +15,16 @@ use tresor_schema::messages::{
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
 
 use crate::keys::Keyring;
-use crate::store::Inner;
+use crate::message_ext::StateChange;
+use crate::store::{Inner, WriterState};
 use crate::{Error, Tresor};
 
 /// A stored message and whether it lives under the previous key (during a rotation).
-type Found = (Message, bool);
+pub(crate) type Found = (Message, bool);
 
 /// Opens a message record stored under `token`: with the current keys, or, during a rotation,
 /// the previous ones. Returns the message and whether it was under the previous keys.
-fn open_any(ring: &Keyring, token: &[u8], bytes: &[u8]) -> Result<Found, Error> {
+pub(crate) fn open_any(ring: &Keyring, token: &[u8], bytes: &[u8]) -> Result<Found, Error> {
     match open_message(&ring.current, token, bytes) {
         Ok(m) => Ok((m, false)),
         Err(e) => match &ring.previous {
@@ -69,8 +70,12 @@ impl<'a> Messages<'a> {
         Self { store }
     }
 
-    fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Inner {
         &self.store.inner
+    }
+
+    pub(crate) fn store(&self) -> &'a Tresor {
+        self.store
     }
 
     /// Saves one message (insert, or replace the message with the same id). Returns the
@@ -99,15 +104,33 @@ impl<'a> Messages<'a> {
     /// [`Error::Backend`] if the batch cannot be committed (then nothing of it is stored);
     /// [`Error::Corrupted`] if a stored record it replaces does not open.
     pub async fn save_batch(&self, batch: &[Message]) -> Result<SaveSummary, Error> {
-        let mut summary = SaveSummary::default();
         if batch.is_empty() {
+            return Ok(SaveSummary::default());
+        }
+        let items: Vec<(Message, StateChange)> = batch
+            .iter()
+            .map(|m| (m.clone(), StateChange::Keep))
+            .collect();
+        let mut writer = self.inner().writer.lock().await;
+        self.save_locked(&mut writer, items).await
+    }
+
+    /// [`Messages::save_batch`] with the writer lock held, each message with what becomes of
+    /// its extended state (`message_ext.rs`).
+    pub(crate) async fn save_locked(
+        &self,
+        writer: &mut WriterState,
+        items: Vec<(Message, StateChange)>,
+    ) -> Result<SaveSummary, Error> {
+        let mut summary = SaveSummary::default();
+        if items.is_empty() {
             return Ok(summary);
         }
+        let (batch, changes): (Vec<Message>, Vec<StateChange>) = items.into_iter().unzip();
         let inner = self.inner();
-        let mut writer = inner.writer.lock().await;
         writer.refresh(&*inner.backend).await?;
         // Conversations (typed records) are updated in the same batch: under the current keys.
-        inner.finish_typed_rotation_locked(&mut writer).await?;
+        inner.finish_typed_rotation_locked(writer).await?;
         // Taken under the writer lock: the keys cannot change until the batch is committed.
         let ring = inner.keyring();
         let keys = &ring.current;
@@ -133,8 +156,14 @@ impl<'a> Messages<'a> {
         let mut conversations = Deltas::new();
         let mut peers = Deltas::new();
 
-        for (((message, t), stored), stored_old) in
-            batch.iter().zip(&toks).zip(stored).zip(stored_old)
+        // (message as stored, what becomes of its state), in batch order.
+        let mut states: Vec<(Message, StateChange)> = Vec::new();
+        for ((((message, t), stored), stored_old), change) in batch
+            .iter()
+            .zip(&toks)
+            .zip(stored)
+            .zip(stored_old)
+            .zip(changes)
         {
             let previous = match current.get(&t.id) {
                 Some(p) => p.clone(),
@@ -151,6 +180,9 @@ impl<'a> Messages<'a> {
             match &previous {
                 Some((p, _)) if p.same_content(message) => {
                     summary.unchanged += 1;
+                    if !matches!(change, StateChange::Keep) {
+                        states.push((p.clone(), change));
+                    }
                     current.insert(t.id, previous);
                     continue;
                 }
@@ -196,6 +228,7 @@ impl<'a> Messages<'a> {
             for (token, id) in t.peers.iter().zip(peer_ids(&new)) {
                 bump(&mut peers, *token, id, 1);
             }
+            states.push((new.clone(), change));
             current.insert(t.id, Some((new, false)));
         }
 
@@ -203,20 +236,15 @@ impl<'a> Messages<'a> {
             .values()
             .filter_map(|f| f.as_ref().map(|(m, _)| m))
             .collect();
-        crate::conversations::fold_messages(
-            inner,
-            keys,
-            &mut crate::table::TypedBatch::default(),
-            &written,
-            &mut ops,
-        )
-        .await?;
+        let mut typed = crate::table::TypedBatch::default();
+        crate::conversations::fold_messages(inner, keys, &mut typed, &written, &mut ops).await?;
+        crate::message_ext::apply_states(inner, keys, &mut typed, states, &mut ops).await?;
         self.apply_count_deltas(&ring, &mut ops, conversations, peers)
             .await?;
         if next_seq != writer.next_seq {
             ops.put(META, meta_keys::NEXT_SEQ, next_seq.to_le_bytes().to_vec());
         }
-        inner.commit_locked(&mut writer, ops).await?;
+        inner.commit_locked(writer, ops).await?;
         writer.next_seq = next_seq;
         inner.note_writes(summary.inserted + summary.updated);
         Ok(summary)
@@ -321,7 +349,7 @@ impl<'a> Messages<'a> {
     }
 
     /// Looks `id` up under the current token, then (during a rotation) the previous one.
-    async fn get_with(&self, ring: &Keyring, id: &str) -> Result<Option<Found>, Error> {
+    pub(crate) async fn get_with(&self, ring: &Keyring, id: &str) -> Result<Option<Found>, Error> {
         let backend = &self.inner().backend;
         let token = message_token(&ring.current, id);
         if let Some(bytes) = backend.get(MESSAGES, &token).await? {
@@ -501,33 +529,59 @@ impl<'a> Messages<'a> {
     pub async fn delete(&self, id: &str) -> Result<bool, Error> {
         let inner = self.inner();
         let mut writer = inner.writer.lock().await;
+        writer.refresh(&*inner.backend).await?;
+        inner.finish_typed_rotation_locked(&mut writer).await?;
         let ring = inner.keyring();
-        let Some((m, old)) = self.get_with(&ring, id).await? else {
+        let Some(found) = self.get_with(&ring, id).await? else {
             return Ok(false);
         };
-        let gen_keys = match (&ring.previous, old) {
-            (Some(prev), true) => prev,
-            _ => &ring.current,
-        };
-        let t = tokens(gen_keys, &m);
         let mut ops = WriteBatch::new();
-        ops.delete(MESSAGES, t.id.to_vec());
-        for (table, key, _) in index_entries(&m, &t) {
-            ops.delete(table, key);
-        }
-        // Counts are kept under the current tokens (apply_count_deltas moves old summaries).
-        let t = tokens(&ring.current, &m);
-        let mut conversations = Deltas::new();
-        let mut peers = Deltas::new();
-        bump(&mut conversations, t.conversation, &m.conversation_id, -1);
-        for (token, pid) in t.peers.iter().zip(peer_ids(&m)) {
-            bump(&mut peers, *token, pid, -1);
-        }
-        self.apply_count_deltas(&ring, &mut ops, conversations, peers)
-            .await?;
+        self.delete_found(&ring, vec![found], &mut ops).await?;
         inner.commit_locked(&mut writer, ops).await?;
         inner.note_writes(1);
         Ok(true)
+    }
+
+    /// Adds to `ops` the deletion of the messages `found` (writer lock held, typed tables
+    /// under the current keys): records, index entries, counts, extended state and unread
+    /// counts, all in the one batch.
+    pub(crate) async fn delete_found(
+        &self,
+        ring: &Keyring,
+        found: Vec<Found>,
+        ops: &mut WriteBatch,
+    ) -> Result<(), Error> {
+        let mut conversations = Deltas::new();
+        let mut peers = Deltas::new();
+        for (m, old) in &found {
+            let gen_keys = match (&ring.previous, old) {
+                (Some(prev), true) => prev,
+                _ => &ring.current,
+            };
+            let t = tokens(gen_keys, m);
+            ops.delete(MESSAGES, t.id.to_vec());
+            for (table, key, _) in index_entries(m, &t) {
+                ops.delete(table, key);
+            }
+            // Counts are kept under the current tokens (apply_count_deltas moves old
+            // summaries).
+            let t = tokens(&ring.current, m);
+            bump(&mut conversations, t.conversation, &m.conversation_id, -1);
+            for (token, pid) in t.peers.iter().zip(peer_ids(m)) {
+                bump(&mut peers, *token, pid, -1);
+            }
+        }
+        let ids: Vec<&str> = found.iter().map(|(m, _)| m.id.as_str()).collect();
+        crate::message_ext::delete_states(
+            self.inner(),
+            &ring.current,
+            &mut crate::table::TypedBatch::default(),
+            &ids,
+            ops,
+        )
+        .await?;
+        self.apply_count_deltas(ring, ops, conversations, peers)
+            .await
     }
 }
 

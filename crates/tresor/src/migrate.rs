@@ -9,6 +9,8 @@
 //! - **v1 → v2**: the typed tables (`typed_records`, `typed_index`) appear, and the
 //!   `conversation` typed table is populated from the existing messages (participants,
 //!   created, last activity).
+//! - **v2 → v3**: extended messages: every stored message gets its default
+//!   `message_state` record (outgoing, `Delivered`) with its status index entry.
 
 use std::ops::Bound;
 
@@ -35,10 +37,16 @@ pub struct MigrationStep {
 }
 
 /// Every migration step this code knows, oldest first.
-const STEPS: &[MigrationStep] = &[MigrationStep {
-    to: 2,
-    description: "typed tables; the conversation table populated from the messages",
-}];
+const STEPS: &[MigrationStep] = &[
+    MigrationStep {
+        to: 2,
+        description: "typed tables; the conversation table populated from the messages",
+    },
+    MigrationStep {
+        to: 3,
+        description: "extended messages: a default state (delivered) for every stored message",
+    },
+];
 
 /// The steps that migrate a store of version `found` to this code's version.
 pub fn steps_from(found: u32) -> Vec<MigrationStep> {
@@ -60,7 +68,7 @@ impl Inner {
             let to = at + 1;
             loop {
                 let done = match to {
-                    2 => self.v2_step_locked(w, batch.max(1)).await?,
+                    2 | 3 => self.message_pass_locked(w, to, batch.max(1)).await?,
                     _ => return Err(Error::Corrupted(format!("no migration to v{to}"))),
                 };
                 batches += 1;
@@ -73,9 +81,15 @@ impl Inner {
         Ok(batches)
     }
 
-    /// One batch of v1 → v2: the next messages after the cursor folded into their
-    /// conversations. Returns true when the step is complete.
-    async fn v2_step_locked(&self, w: &mut WriterState, max: usize) -> Result<bool, Error> {
+    /// One batch of a step that is one forward pass over `messages` (v1 → v2: the next
+    /// messages after the cursor folded into their conversations; v2 → v3: given their default
+    /// state). Returns true when the step is complete.
+    async fn message_pass_locked(
+        &self,
+        w: &mut WriterState,
+        to: u32,
+        max: usize,
+    ) -> Result<bool, Error> {
         self.finish_typed_rotation_locked(w).await?;
         let ring = self.keyring();
         let cursor = self
@@ -83,7 +97,7 @@ impl Inner {
             .get(META, meta_keys::MIGRATION_CURSOR.as_bytes())
             .await?;
         let start = match &cursor {
-            Some(c) if c.len() >= 4 && c[..4] == 2u32.to_le_bytes() => {
+            Some(c) if c.len() >= 4 && c[..4] == to.to_le_bytes() => {
                 if c.len() == 4 {
                     Bound::Unbounded
                 } else {
@@ -118,21 +132,41 @@ impl Inner {
             messages.push(m);
         }
         let mut ops = WriteBatch::new();
-        let refs: Vec<&Message> = messages.iter().collect();
-        crate::conversations::fold_messages(
-            self,
-            &ring.current,
-            &mut TypedBatch::default(),
-            &refs,
-            &mut ops,
-        )
-        .await?;
+        if to == 2 {
+            let refs: Vec<&Message> = messages.iter().collect();
+            crate::conversations::fold_messages(
+                self,
+                &ring.current,
+                &mut TypedBatch::default(),
+                &refs,
+                &mut ops,
+            )
+            .await?;
+        } else {
+            // A message that has a state keeps it (idempotent per batch).
+            let states = messages
+                .into_iter()
+                .map(|m| (m, crate::message_ext::StateChange::Keep))
+                .collect();
+            crate::message_ext::apply_states(
+                self,
+                &ring.current,
+                &mut TypedBatch::default(),
+                states,
+                &mut ops,
+            )
+            .await?;
+        }
         let done = page.len() < max;
         if done {
-            ops.put(META, meta_keys::SCHEMA_VERSION, version::encode(2).to_vec());
+            ops.put(
+                META,
+                meta_keys::SCHEMA_VERSION,
+                version::encode(to).to_vec(),
+            );
             ops.delete(META, meta_keys::MIGRATION_CURSOR);
         } else {
-            let mut c = 2u32.to_le_bytes().to_vec();
+            let mut c = to.to_le_bytes().to_vec();
             if let Some((last, _)) = page.last() {
                 c.extend_from_slice(last);
             }

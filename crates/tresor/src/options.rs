@@ -45,6 +45,10 @@ pub struct Options {
     /// Bytes of opened typed records kept in memory (an LRU cache invalidated by every write;
     /// hits and misses in [`crate::Stats`]). 0 turns it off. Default: 8 MiB.
     pub cache_bytes: usize,
+    /// How often the sweeper deletes expired (disappearing) messages and applies
+    /// per-conversation retention ([`crate::Messages::sweep`]); it also sweeps once at open.
+    /// `None` turns both off (sweep by hand). Default: every 60 s.
+    pub sweep_interval: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -58,11 +62,18 @@ impl Default for Options {
             backend: BackendKind::Redb,
             migration_batch: crate::MIGRATION_BATCH,
             cache_bytes: 8 << 20,
+            sweep_interval: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
 
 impl Options {
+    /// Sets the sweeper's interval ([`Options::sweep_interval`]; `None`: no automatic sweeps).
+    pub fn with_sweep_interval(mut self, every: Option<std::time::Duration>) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
     /// Sets the KDF used when creating a store or changing its passphrase.
     pub fn with_kdf(mut self, kdf: KdfParams) -> Self {
         self.kdf = kdf;

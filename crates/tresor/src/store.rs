@@ -57,6 +57,21 @@ pub(crate) struct Inner {
     pub(crate) writes: std::sync::atomic::AtomicU64,
     /// Signalled after every committed write.
     pub(crate) wrote: tokio::sync::Notify,
+    /// The interval sweeper task (`message_ext.rs`), aborted when the store is dropped.
+    pub(crate) sweeper: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The result of the most recent automatic sweep.
+    pub(crate) last_sweep:
+        std::sync::Mutex<Option<Result<crate::message_ext::SweepReport, String>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(slot) = self.sweeper.get_mut()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
+    }
 }
 
 impl Inner {
@@ -220,7 +235,9 @@ impl Tresor {
         {
             Self::unlock(backend, secret, options, None).await
         } else {
-            Self::initialize(backend, secret, options, None).await
+            let store = Self::initialize(backend, secret, options, None).await?;
+            store.inner.start_sweeper().await;
+            Ok(store)
         }
     }
 
@@ -268,6 +285,7 @@ impl Tresor {
                 .await?;
         }
         store.resume_rotation().await?;
+        store.inner.start_sweeper().await;
         Ok(store)
     }
 
@@ -296,6 +314,8 @@ impl Tresor {
                 writes: std::sync::atomic::AtomicU64::new(0),
                 wrote: tokio::sync::Notify::new(),
                 cache: crate::cache::RecordCache::new(options.cache_bytes),
+                sweeper: std::sync::Mutex::new(None),
+                last_sweep: std::sync::Mutex::new(None),
             }),
         }
     }

@@ -82,6 +82,34 @@ impl TypedBatch {
         Ok(found)
     }
 
+    /// Reads the records under `rks` not known to the batch yet in one `get_many`.
+    pub(crate) async fn preload(
+        &mut self,
+        inner: &Inner,
+        keys: &StoreKeys,
+        rks: &[Vec<u8>],
+    ) -> Result<(), Error> {
+        let mut missing: Vec<Vec<u8>> = rks
+            .iter()
+            .filter(|rk| !self.records.contains_key(*rk))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = inner.backend.get_many(TYPED_RECORDS, &missing).await?;
+        for (rk, bytes) in missing.into_iter().zip(found) {
+            let env = match bytes {
+                Some(bytes) => Some(open_envelope(keys, &rk, &bytes)?),
+                None => None,
+            };
+            self.records.insert(rk, env);
+        }
+        Ok(())
+    }
+
     async fn owner(&mut self, inner: &Inner, key: &[u8]) -> Result<Option<Token>, Error> {
         if let Some(o) = self.index.get(key) {
             return Ok(*o);
@@ -216,6 +244,11 @@ fn decode_checked<V: DeserializeOwned>(
 impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
     fn inner(&self) -> &Inner {
         &self.store.inner
+    }
+
+    /// The store this table belongs to.
+    pub(crate) fn store(&self) -> &Tresor {
+        self.store
     }
 
     /// The table's definition.
