@@ -924,16 +924,23 @@ impl Inner {
     /// Sweeps once now (the sweep at open) and starts the interval sweeper, if
     /// [`crate::Options::sweep_interval`] is set and a tokio runtime is running. The task
     /// holds the store only while it sweeps; dropping the store aborts it.
-    pub(crate) async fn start_sweeper(&self) {
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if the sweep at open cannot read or write the store (the open then
+    /// fails like any other I/O error at open); other errors (damage) are only recorded in
+    /// [`Tresor::last_sweep`], so that a damaged store still opens for `check` and `repair`.
+    pub(crate) async fn start_sweeper(&self) -> Result<(), Error> {
         let Some(every) = self.options.sweep_interval else {
-            return;
+            return Ok(());
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return Ok(());
         };
         if let Some(inner) = self.me.upgrade() {
             let store = Tresor { inner };
-            store.record_sweep().await;
+            if let Err(Error::Backend(e)) = store.record_sweep().await {
+                return Err(Error::Backend(e));
+            }
         }
         let me = self.me.clone();
         let every = every.max(Duration::from_millis(1));
@@ -943,25 +950,25 @@ impl Inner {
             loop {
                 ticker.tick().await;
                 let Some(inner) = me.upgrade() else { return };
-                Tresor { inner }.record_sweep().await;
+                // The result is kept for `last_sweep`; the next tick tries again.
+                let _ = Tresor { inner }.record_sweep().await;
             }
         });
         if let Ok(mut slot) = self.sweeper.lock() {
             *slot = Some(task.abort_handle());
         }
+        Ok(())
     }
 }
 
 impl Tresor {
-    async fn record_sweep(&self) {
-        let result = self
-            .messages()
-            .sweep(now_ms())
-            .await
-            .map_err(|e| e.to_string());
+    /// Sweeps now and keeps the result for [`Tresor::last_sweep`].
+    async fn record_sweep(&self) -> Result<SweepReport, Error> {
+        let result = self.messages().sweep(now_ms()).await;
         if let Ok(mut last) = self.inner.last_sweep.lock() {
-            *last = Some(result);
+            *last = Some(result.as_ref().map(|r| *r).map_err(ToString::to_string));
         }
+        result
     }
 
     /// The result of the store's most recent automatic sweep (at open or on its interval):

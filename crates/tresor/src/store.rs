@@ -236,7 +236,7 @@ impl Tresor {
             Self::unlock(backend, secret, options, None).await
         } else {
             let store = Self::initialize(backend, secret, options, None).await?;
-            store.inner.start_sweeper().await;
+            store.inner.start_sweeper().await?;
             Ok(store)
         }
     }
@@ -285,7 +285,7 @@ impl Tresor {
                 .await?;
         }
         store.resume_rotation().await?;
-        store.inner.start_sweeper().await;
+        store.inner.start_sweeper().await?;
         Ok(store)
     }
 

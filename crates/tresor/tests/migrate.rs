@@ -71,7 +71,7 @@ async fn a_v1_store_is_migrated_at_open() {
     let path = fixture_copy(dir.path());
     let store = Tresor::open(&path, FIXTURE_PASS.into()).await.unwrap();
     let stats = store.stats().await.unwrap();
-    assert_eq!(stats.schema_version, 2);
+    assert_eq!(stats.schema_version, tresor::SCHEMA_VERSION);
     assert_eq!(stats.conversations, 20);
     assert!(stats.messages > 100, "{}", stats.messages);
     assert_conversations_match_messages(&store).await;
@@ -82,14 +82,14 @@ async fn a_v1_store_is_migrated_at_open() {
     let again = store.stats().await.unwrap();
     assert_eq!(
         (again.messages, again.conversations, again.schema_version),
-        (stats.messages, stats.conversations, 2)
+        (stats.messages, stats.conversations, tresor::SCHEMA_VERSION)
     );
     assert_eq!(
         store.conversations().recent(100, None).await.unwrap().len(),
         20
     );
-    assert!(Tresor::pending_migrations(2).is_empty());
-    assert_eq!(Tresor::pending_migrations(1).len(), 1);
+    assert!(Tresor::pending_migrations(tresor::SCHEMA_VERSION).is_empty());
+    assert_eq!(Tresor::pending_migrations(1).len(), 2);
 }
 
 #[tokio::test]
@@ -123,7 +123,10 @@ async fn a_migration_interrupted_by_a_crash_resumes() {
         );
     }
     let store = Tresor::open(&path, FIXTURE_PASS.into()).await.unwrap();
-    assert_eq!(store.stats().await.unwrap().schema_version, 2);
+    assert_eq!(
+        store.stats().await.unwrap().schema_version,
+        tresor::SCHEMA_VERSION
+    );
     assert_conversations_match_messages(&store).await;
 }
 
@@ -134,15 +137,14 @@ async fn a_store_newer_than_the_code_is_refused() {
     {
         let raw = RedbBackend::open_existing(&path).unwrap();
         let mut batch = WriteBatch::new();
-        batch.put("meta", "schema_version", 3u32.to_le_bytes().to_vec());
+        let newer = tresor::SCHEMA_VERSION + 1;
+        batch.put("meta", "schema_version", newer.to_le_bytes().to_vec());
         raw.commit(batch, Durability::Immediate).await.unwrap();
     }
     let err = Tresor::open(&path, FIXTURE_PASS.into()).await.unwrap_err();
     assert!(matches!(
         err,
-        Error::UnsupportedVersion {
-            found: 3,
-            supported: 2
-        }
+        Error::UnsupportedVersion { found, supported }
+            if found == tresor::SCHEMA_VERSION + 1 && supported == tresor::SCHEMA_VERSION
     ));
 }

@@ -93,7 +93,7 @@ async fn a_newer_schema_version_is_refused() {
             err,
             Error::UnsupportedVersion {
                 found: 99,
-                supported: 2
+                supported: tresor::SCHEMA_VERSION
             }
         ),
         "{err:?}"
