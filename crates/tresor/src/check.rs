@@ -188,6 +188,11 @@ impl Tresor {
             ..RepairReport::default()
         };
         let mut ops = WriteBatch::new();
+        // Typed records rewritten by the repair; those that do not open count as absent.
+        let mut typed = crate::table::TypedBatch::default();
+        for key in &derived.bad_typed {
+            typed.assume_absent(key.clone());
+        }
         for issue in &found.issues {
             let key = unhex(&issue.key);
             match issue.kind {
@@ -265,7 +270,6 @@ impl Tresor {
                 IssueKind::UnreadMismatch => {
                     if let Some(c) = derived.unread_fixes.get(&key) {
                         // Written through the typed overlay: its index entries follow.
-                        let mut typed = crate::table::TypedBatch::default();
                         if c.is_empty() {
                             typed
                                 .delete(
@@ -306,6 +310,9 @@ impl Tresor {
             report.records_lost += 1;
         }
         for key in &derived.bad_typed {
+            if derived.unread_fixes.get(key).is_some_and(|c| !c.is_empty()) {
+                continue; // rewritten above
+            }
             ops.delete(TYPED_RECORDS, key.clone());
             report.records_lost += 1;
         }

@@ -82,6 +82,12 @@ impl TypedBatch {
         Ok(found)
     }
 
+    /// Makes the batch treat record key `rk` as absent (a record that does not open, which a
+    /// repair replaces).
+    pub(crate) fn assume_absent(&mut self, rk: Vec<u8>) {
+        self.records.insert(rk, None);
+    }
+
     /// Reads the records under `rks` not known to the batch yet in one `get_many`.
     pub(crate) async fn preload(
         &mut self,
