@@ -977,3 +977,51 @@ impl Tresor {
         self.inner.last_sweep.lock().ok().and_then(|l| l.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_than_bounds_exactly_the_older_messages() {
+        let bound = older_than(100);
+        for (ts, seq) in [(99, 0), (99, u64::MAX - 1), (-5, 7), (i64::MIN, 0)] {
+            assert!(
+                order_key(Position {
+                    timestamp_ms: ts,
+                    seq
+                }) < bound,
+                "{ts} {seq}"
+            );
+        }
+        for (ts, seq) in [(100, 0), (100, u64::MAX - 1), (101, 3), (i64::MAX, 0)] {
+            assert!(
+                order_key(Position {
+                    timestamp_ms: ts,
+                    seq
+                }) >= bound,
+                "{ts} {seq}"
+            );
+        }
+    }
+
+    #[test]
+    fn extras_replace_what_they_carry_and_keep_history() {
+        let m = Message::new("m", "c", "bob", None, 1, "x");
+        let mut s = MessageState::default_for(&m);
+        s.edits.push(Edit {
+            previous_body: "old".into(),
+            edited_ms: 2,
+        });
+        MessageExtras::incoming()
+            .replying_to("root")
+            .expiring_at(9)
+            .apply_to(&mut s);
+        assert!(s.is_unread());
+        assert_eq!(s.relates_to.as_deref(), Some("root"));
+        assert_eq!(s.expires_ms, Some(9));
+        assert_eq!(s.edits.len(), 1, "edits are not the extras' to change");
+        MessageExtras::outgoing(DeliveryStatus::Failed).apply_to(&mut s);
+        assert!(!s.incoming && s.relates_to.is_none() && s.expires_ms.is_none());
+    }
+}
