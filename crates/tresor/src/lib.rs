@@ -35,7 +35,9 @@
 //! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
 //! - `schedule.rs`: [`Tresor::schedule_backups`]: automatic backups with retention.
 //! - `salvage.rs`: [`salvage`]: every readable message of a damaged store into a new one.
-//! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters.
+//! - `check.rs`: [`Tresor::check`] and [`Tresor::repair`]: integrity of records, indexes, counters;
+//!   `check_typed.rs`: the same for typed tables (envelopes, `typed_index`, message states,
+//!   unread counts).
 //! - `keys.rs`: the keys of an open store: unlock ([`Secret`]: passphrase or [`RawKey`]),
 //!   seal counting, [`Tresor::change_passphrase`], [`Tresor::key_info`].
 //! - `rotation.rs`: [`Tresor::rotate_key`], online key rotation in atomic batches.

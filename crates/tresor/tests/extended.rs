@@ -499,3 +499,40 @@ async fn extended_state_survives_a_key_rotation() {
     assert_eq!(store.conversations().unread("c").await.unwrap(), 0);
     assert!(store.check().await.unwrap().is_clean());
 }
+
+#[tokio::test]
+async fn the_sweeper_stops_when_the_store_is_dropped() {
+    let backend = MemoryBackend::new();
+    let every = Some(std::time::Duration::from_millis(2));
+    let store = Tresor::with_backend(
+        backend.clone(),
+        PASS.into(),
+        Options::default().with_sweep_interval(every),
+    )
+    .await
+    .unwrap();
+    drop(store);
+    // The same data opened without a sweeper: an expired message stays, so no sweeper of the
+    // dropped store is still running over it.
+    let store = Tresor::with_backend(
+        backend,
+        PASS.into(),
+        Options::default().with_sweep_interval(None),
+    )
+    .await
+    .unwrap();
+    store
+        .messages()
+        .save_with(
+            &msg("expired", "c", "bob", None, 1, "x"),
+            &incoming().expiring_at(1),
+        )
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(store.messages().get("expired").await.unwrap().is_some());
+    }
+    // A sweep by hand deletes it.
+    assert_eq!(store.messages().sweep(2).await.unwrap().expired, 1);
+}
