@@ -536,3 +536,47 @@ async fn the_sweeper_stops_when_the_store_is_dropped() {
     // A sweep by hand deletes it.
     assert_eq!(store.messages().sweep(2).await.unwrap().expired, 1);
 }
+
+#[tokio::test]
+async fn a_failed_write_stores_neither_the_message_nor_its_state() {
+    use tresor_backend::{Fault, FaultBackend, FaultKind, FaultPoint};
+    let base = MemoryBackend::new();
+    // Commit 0 creates the store; commit 1 is the save below.
+    let faulty = FaultBackend::new(
+        base.clone(),
+        Fault {
+            point: FaultPoint::Write,
+            nth: 1,
+            kind: FaultKind::Io,
+            sticky: false,
+        },
+    );
+    let store = Tresor::with_backend(faulty.clone(), PASS.into(), Options::default())
+        .await
+        .unwrap();
+    let saved = store
+        .messages()
+        .save_with(
+            &msg("m", "c", "bob", None, 1, "x"),
+            &incoming().replying_to("root").expiring_at(5),
+        )
+        .await;
+    assert!(saved.is_err());
+    assert_eq!(faulty.injected(), 1);
+    drop(store);
+    let store = Tresor::with_backend(base, PASS.into(), Options::default())
+        .await
+        .unwrap();
+    assert!(store.messages().get("m").await.unwrap().is_none());
+    assert!(store.messages().state("m").await.unwrap().is_none());
+    assert!(
+        store
+            .messages()
+            .thread("root", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.conversations().unread("c").await.unwrap(), 0);
+    assert!(store.check().await.unwrap().is_clean());
+}
