@@ -28,7 +28,6 @@ use tresor_schema::messages::conversation_token;
 use tresor_schema::typed::{Envelope, KeyPart, record_key};
 use tresor_schema::{ConversationSummary, Message, sealed};
 
-use crate::keys::Keyring;
 use crate::messages::{Found, open_any};
 use crate::store::Inner;
 use crate::table::TypedBatch;
@@ -126,6 +125,16 @@ pub(crate) enum StateChange {
     Extras(MessageExtras),
     /// Replaced as a whole.
     Set(Box<MessageState>),
+}
+
+/// How many messages one `Messages::delete_page` may delete.
+#[derive(Debug, Clone, Copy)]
+enum Limit<'a> {
+    /// At most this many.
+    Fixed(usize),
+    /// As many as conversation `conversation` holds beyond `max` (at most [`SWEEP_BATCH`]),
+    /// counted under the writer lock.
+    Excess { conversation: &'a str, max: u64 },
 }
 
 /// What one sweep ([`Messages::sweep`]) deleted.
@@ -599,7 +608,7 @@ impl Messages<'_> {
         &self,
         table: &'static str,
         range: impl Fn(&StoreKeys) -> KeyRange,
-        limit: impl FnOnce(&Inner, &Keyring) -> usize,
+        limit: Limit<'_>,
         current_only: bool,
     ) -> Result<(u64, usize), Error> {
         let inner = self.inner();
@@ -610,7 +619,16 @@ impl Messages<'_> {
         if current_only && ring.previous.is_some() {
             return Ok((0, 0));
         }
-        let limit = limit(inner, &ring);
+        let limit = match limit {
+            Limit::Fixed(n) => n,
+            // Read under the writer lock: no concurrent delete can make this over-delete.
+            Limit::Excess { conversation, max } => {
+                let count = self.conversation_count(conversation).await?;
+                usize::try_from(count.saturating_sub(max))
+                    .unwrap_or(usize::MAX)
+                    .min(SWEEP_BATCH)
+            }
+        };
         if limit == 0 {
             return Ok((0, 0));
         }
@@ -662,7 +680,7 @@ impl Messages<'_> {
                         start: Bound::Unbounded,
                         end: Bound::Excluded(older_than(before_ms).to_vec()),
                     },
-                    |_, _| SWEEP_BATCH,
+                    Limit::Fixed(SWEEP_BATCH),
                     false,
                 )
                 .await?;
@@ -842,7 +860,7 @@ impl Messages<'_> {
                                 end: Bound::Excluded(end),
                             }
                         },
-                        |_, _| SWEEP_BATCH,
+                        Limit::Fixed(SWEEP_BATCH),
                         true,
                     )
                     .await?;
@@ -854,19 +872,14 @@ impl Messages<'_> {
         }
         if let Some(max) = policy.max_count {
             loop {
-                let count = self.conversation_count(id).await?;
-                let excess = count.saturating_sub(max);
-                if excess == 0 {
-                    break;
-                }
-                let limit = usize::try_from(excess)
-                    .unwrap_or(usize::MAX)
-                    .min(SWEEP_BATCH);
                 let (n, scanned) = self
                     .delete_page(
                         MSG_BY_CONVERSATION,
                         |k| KeyRange::prefix(&prefix(k)),
-                        |_, _| limit,
+                        Limit::Excess {
+                            conversation: id,
+                            max,
+                        },
                         true,
                     )
                     .await?;
