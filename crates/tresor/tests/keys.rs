@@ -519,9 +519,14 @@ async fn the_seal_limit_starts_a_rotation_in_the_background() {
     loop {
         let info = store.key_info().await.unwrap();
         if info.rotation.is_none() && info.key_created_ms != first {
-            // Re-sealed records (60 messages, 12 summaries, 7 conversation records) and the
-            // writes after the rotation began (each batch re-seals up to 7 conversations).
-            assert!(info.seals < 40 + 60 + 12 + 7 + 6 * 7, "{}", info.seals);
+            // Re-sealed records (60 messages, 12 summaries, 7 conversation records, 60
+            // message states) and the writes after the rotation began (each batch re-seals up
+            // to 7 conversations and seals its 10 message states).
+            assert!(
+                info.seals < 40 + 60 + 12 + 7 + 60 + 6 * (7 + 10),
+                "{}",
+                info.seals
+            );
             break;
         }
         rounds += 1;
