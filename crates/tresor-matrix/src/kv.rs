@@ -204,7 +204,7 @@ impl Txn<'_> {
             .into_iter()
             .map(|e| (entry_pk(&e), e))
             .collect();
-        for (pk, e) in &self.overlay {
+        for pk in self.overlay.keys() {
             found.remove(pk);
         }
         for e in self.overlay.values().flatten() {
