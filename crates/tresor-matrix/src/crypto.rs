@@ -155,7 +155,12 @@ impl TresorCryptoStore {
 
     async fn all_inbound(&self) -> Result<Vec<(InboundGroupSession, Option<String>)>> {
         let mut out = Vec::new();
-        for e in self.kv().scan(INBOUND, &[]).await.map_err(CryptoStoreError::from)? {
+        for e in self
+            .kv()
+            .scan(INBOUND, &[])
+            .await
+            .map_err(CryptoStoreError::from)?
+        {
             let stored: StoredInbound = e.decode()?;
             let backed_up_to = stored.backed_up_to.clone();
             out.push((Self::open_inbound(stored)?, backed_up_to));
@@ -168,7 +173,10 @@ impl TresorCryptoStore {
         session: &InboundGroupSession,
         backed_up_to: Option<&str>,
     ) -> Result<()> {
-        let parts = [session.room_id().as_bytes(), session.session_id().as_bytes()];
+        let parts = [
+            session.room_id().as_bytes(),
+            session.session_id().as_bytes(),
+        ];
         let backed_up_to = match backed_up_to {
             Some(v) => Some(v.to_owned()),
             // Saving without a version keeps the backup the session is known to be in.
@@ -299,11 +307,7 @@ impl CryptoStore for TresorCryptoStore {
     type Error = CryptoStoreError;
 
     async fn load_account(&self) -> Result<Option<Account>> {
-        let Some(pickle) = self
-            .kv()
-            .get_json::<PickledAccount>(ACCOUNT, &[])
-            .await?
-        else {
+        let Some(pickle) = self.kv().get_json::<PickledAccount>(ACCOUNT, &[]).await? else {
             return Ok(None);
         };
         let account = Account::from_pickle(pickle)?;
@@ -404,7 +408,12 @@ impl CryptoStore for TresorCryptoStore {
     }
 
     async fn get_inbound_group_sessions(&self) -> Result<Vec<InboundGroupSession>> {
-        Ok(self.all_inbound().await?.into_iter().map(|(s, _)| s).collect())
+        Ok(self
+            .all_inbound()
+            .await?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
     }
 
     async fn inbound_group_session_counts(
@@ -561,14 +570,21 @@ impl CryptoStore for TresorCryptoStore {
         Ok(txn.commit().await?)
     }
 
-    async fn get_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<Option<DeviceData>> {
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<Option<DeviceData>> {
         Ok(self
             .kv()
             .get_json(DEVICE, &[user_id.as_bytes(), device_id.as_bytes()])
             .await?)
     }
 
-    async fn get_user_devices(&self, user_id: &UserId) -> Result<HashMap<OwnedDeviceId, DeviceData>> {
+    async fn get_user_devices(
+        &self,
+        user_id: &UserId,
+    ) -> Result<HashMap<OwnedDeviceId, DeviceData>> {
         let mut out = HashMap::new();
         for e in self.kv().scan(DEVICE, &[user_id.as_bytes()]).await? {
             let device: DeviceData = e.decode()?;
@@ -606,10 +622,16 @@ impl CryptoStore for TresorCryptoStore {
         &self,
         request_id: &TransactionId,
     ) -> Result<Option<GossipRequest>> {
-        Ok(self.kv().get_json(KEY_REQUEST, &[request_id.as_bytes()]).await?)
+        Ok(self
+            .kv()
+            .get_json(KEY_REQUEST, &[request_id.as_bytes()])
+            .await?)
     }
 
-    async fn get_secret_request_by_info(&self, key_info: &SecretInfo) -> Result<Option<GossipRequest>> {
+    async fn get_secret_request_by_info(
+        &self,
+        key_info: &SecretInfo,
+    ) -> Result<Option<GossipRequest>> {
         let Some(id) = self
             .kv()
             .get(KEY_REQUEST_INFO, &[&info_key(key_info)?])
@@ -657,7 +679,10 @@ impl CryptoStore for TresorCryptoStore {
             .map(|e| e.decode())
             .collect::<std::result::Result<_, Error>>()?;
         secrets.sort_by_key(|s| s.seq);
-        Ok(secrets.into_iter().map(|s| Zeroizing::new(s.secret)).collect())
+        Ok(secrets
+            .into_iter()
+            .map(|s| Zeroizing::new(s.secret))
+            .collect())
     }
 
     async fn delete_secrets_from_inbox(&self, secret_name: &SecretName) -> Result<()> {
@@ -669,7 +694,10 @@ impl CryptoStore for TresorCryptoStore {
     }
 
     async fn get_room_settings(&self, room_id: &RoomId) -> Result<Option<RoomSettings>> {
-        Ok(self.kv().get_json(ROOM_SETTINGS, &[room_id.as_bytes()]).await?)
+        Ok(self
+            .kv()
+            .get_json(ROOM_SETTINGS, &[room_id.as_bytes()])
+            .await?)
     }
 
     async fn get_received_room_key_bundle_data(
@@ -687,7 +715,10 @@ impl CryptoStore for TresorCryptoStore {
         &self,
         room_id: &RoomId,
     ) -> Result<Option<RoomPendingKeyBundleDetails>> {
-        Ok(self.kv().get_json(PENDING_BUNDLE, &[room_id.as_bytes()]).await?)
+        Ok(self
+            .kv()
+            .get_json(PENDING_BUNDLE, &[room_id.as_bytes()])
+            .await?)
     }
 
     async fn get_all_rooms_pending_key_bundles(&self) -> Result<Vec<RoomPendingKeyBundleDetails>> {
@@ -708,7 +739,11 @@ impl CryptoStore for TresorCryptoStore {
     }
 
     async fn get_custom_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.kv().get(CUSTOM, &[key.as_bytes()]).await?.map(|e| e.value))
+        Ok(self
+            .kv()
+            .get(CUSTOM, &[key.as_bytes()])
+            .await?
+            .map(|e| e.value))
     }
 
     async fn set_custom_value(&self, key: &str, value: Vec<u8>) -> Result<()> {

@@ -44,14 +44,18 @@ impl Entry {
 
     /// Key part `i` as UTF-8.
     pub fn part_str(&self, i: usize) -> Result<&str, Error> {
-        let part = self.parts.get(i).ok_or(Error::Malformed("missing key part"))?;
+        let part = self
+            .parts
+            .get(i)
+            .ok_or(Error::Malformed("missing key part"))?;
         std::str::from_utf8(part).map_err(|_| Error::Malformed("key part is not UTF-8"))
     }
 }
 
 /// The primary key of `parts` in `ns`: each piece as a 4-byte big-endian length and its bytes.
 pub(crate) fn primary_key(ns: &str, parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ns.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>() + 4);
+    let mut out =
+        Vec::with_capacity(ns.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>() + 4);
     for piece in std::iter::once(ns.as_bytes()).chain(parts.iter().copied()) {
         // Pieces are ids and small keys, far below 4 GiB.
         out.extend_from_slice(&(piece.len() as u32).to_be_bytes());
@@ -123,7 +127,11 @@ impl<'a> Kv<'a> {
 
     /// The entry `parts` of `ns`.
     pub async fn get(&self, ns: &str, parts: &[&[u8]]) -> Result<Option<Entry>, Error> {
-        Ok(self.store.table(&MATRIX).get(primary_key(ns, parts)).await?)
+        Ok(self
+            .store
+            .table(&MATRIX)
+            .get(primary_key(ns, parts))
+            .await?)
     }
 
     /// The value of entry `parts` of `ns`, deserialized.

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use matrix_sdk_base::deserialized_responses::{DisplayName, RawAnySyncOrStrippedState};
 use matrix_sdk_base::store::{
     ChildTransactionId, DependentQueuedRequest, DependentQueuedRequestKind, QueueWedgeError,
-    QueuedRequest, QueuedRequestKind, RoomLoadSettings, SentRequestKey, StateChanges,
-    StateStore, StateStoreDataKey, StateStoreDataValue, StoredThreadSubscription,
-    ThreadSubscriptionStatus, compare_thread_subscription_bump_stamps,
+    QueuedRequest, QueuedRequestKind, RoomLoadSettings, SentRequestKey, StateChanges, StateStore,
+    StateStoreDataKey, StateStoreDataValue, StoredThreadSubscription, ThreadSubscriptionStatus,
+    compare_thread_subscription_bump_stamps,
 };
 use matrix_sdk_base::{
     MinimalRoomMemberEvent, ROOM_VERSION_FALLBACK, ROOM_VERSION_RULES_FALLBACK, RoomInfo,
@@ -119,7 +119,10 @@ fn data_key(key: &StateStoreDataKey<'_>) -> Vec<Vec<u8>> {
             vec![name(StateStoreDataKey::USER_AVATAR_URL), name(u.as_str())]
         }
         StateStoreDataKey::RecentlyVisitedRooms(u) => {
-            vec![name(StateStoreDataKey::RECENTLY_VISITED_ROOMS), name(u.as_str())]
+            vec![
+                name(StateStoreDataKey::RECENTLY_VISITED_ROOMS),
+                name(u.as_str()),
+            ]
         }
         StateStoreDataKey::UtdHookManagerData => {
             vec![name(StateStoreDataKey::UTD_HOOK_MANAGER_DATA)]
@@ -134,7 +137,10 @@ fn data_key(key: &StateStoreDataKey<'_>) -> Vec<Vec<u8>> {
             name(thread.map_or("", |t| t.as_str())),
         ],
         StateStoreDataKey::SeenKnockRequests(room) => {
-            vec![name(StateStoreDataKey::SEEN_KNOCK_REQUESTS), name(room.as_str())]
+            vec![
+                name(StateStoreDataKey::SEEN_KNOCK_REQUESTS),
+                name(room.as_str()),
+            ]
         }
         StateStoreDataKey::ThreadSubscriptionsCatchupTokens => {
             vec![name(StateStoreDataKey::THREAD_SUBSCRIPTIONS_CATCHUP_TOKENS)]
@@ -190,7 +196,10 @@ impl TresorStateStore {
     ) -> Result<Vec<RawAnySyncOrStrippedState>, Error> {
         let room = room_id.as_bytes();
         let ty = event_type.to_string();
-        let stripped = self.kv().scan(STRIPPED_STATE, &[room, ty.as_bytes()]).await?;
+        let stripped = self
+            .kv()
+            .scan(STRIPPED_STATE, &[room, ty.as_bytes()])
+            .await?;
         if !stripped.is_empty() {
             return stripped
                 .iter()
@@ -205,7 +214,11 @@ impl TresorStateStore {
             .collect()
     }
 
-    async fn save_changes_in(&self, txn: &mut Txn<'_>, changes: &StateChanges) -> Result<(), Error> {
+    async fn save_changes_in(
+        &self,
+        txn: &mut Txn<'_>,
+        changes: &StateChanges,
+    ) -> Result<(), Error> {
         if let Some(token) = &changes.sync_token {
             txn.put(KV, &[StateStoreDataKey::SYNC_TOKEN.as_bytes()], token)?;
         }
@@ -438,9 +451,10 @@ impl StateStore for TresorStateStore {
             (StateStoreDataKey::ComposerDraft(..), StateStoreDataValue::ComposerDraft(v)) => {
                 serde_json::to_vec(&v)?
             }
-            (StateStoreDataKey::SeenKnockRequests(_), StateStoreDataValue::SeenKnockRequests(v)) => {
-                serde_json::to_vec(&v)?
-            }
+            (
+                StateStoreDataKey::SeenKnockRequests(_),
+                StateStoreDataValue::SeenKnockRequests(v),
+            ) => serde_json::to_vec(&v)?,
             (
                 StateStoreDataKey::ThreadSubscriptionsCatchupTokens,
                 StateStoreDataValue::ThreadSubscriptionsCatchupTokens(v),
@@ -473,7 +487,10 @@ impl StateStore for TresorStateStore {
         txn.commit().await
     }
 
-    async fn get_presence_event(&self, user_id: &UserId) -> Result<Option<Raw<PresenceEvent>>, Error> {
+    async fn get_presence_event(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<Raw<PresenceEvent>>, Error> {
         self.kv().get_json(PRESENCE, &[user_id.as_bytes()]).await
     }
 
@@ -664,7 +681,10 @@ impl StateStore for TresorStateStore {
     ) -> Result<Option<(OwnedEventId, Receipt)>, Error> {
         let kind = receipt_kind(&receipt_type, &thread);
         self.kv()
-            .get_json(RECEIPT_BY_USER, &[room_id.as_bytes(), &kind, user_id.as_bytes()])
+            .get_json(
+                RECEIPT_BY_USER,
+                &[room_id.as_bytes(), &kind, user_id.as_bytes()],
+            )
             .await
     }
 
@@ -780,7 +800,10 @@ impl StateStore for TresorStateStore {
         Ok(true)
     }
 
-    async fn load_send_queue_requests(&self, room_id: &RoomId) -> Result<Vec<QueuedRequest>, Error> {
+    async fn load_send_queue_requests(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Vec<QueuedRequest>, Error> {
         let mut stored: Vec<StoredRequest> = self
             .kv()
             .scan(SEND_QUEUE, &[room_id.as_bytes()])
@@ -941,8 +964,10 @@ impl StateStore for TresorStateStore {
                 if previous == new {
                     continue;
                 }
-                if !compare_thread_subscription_bump_stamps(previous.bump_stamp, &mut new.bump_stamp)
-                {
+                if !compare_thread_subscription_bump_stamps(
+                    previous.bump_stamp,
+                    &mut new.bump_stamp,
+                ) {
                     continue;
                 }
             }

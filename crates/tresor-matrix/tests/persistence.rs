@@ -54,13 +54,20 @@ async fn data_survives_reopen_and_stores_are_independent() {
     drop(store);
     let other = TresorMatrixStore::open(&b, "pw-b".into()).await.unwrap();
     assert_eq!(token(&other).await.as_deref(), Some("other"));
-    assert_eq!(other.crypto_store().get_custom_value("k").await.unwrap(), None);
+    assert_eq!(
+        other.crypto_store().get_custom_value("k").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
 async fn wrong_passphrase_is_a_typed_error() {
     let path = common::fresh_path();
-    drop(TresorMatrixStore::open(&path, "right".into()).await.unwrap());
+    drop(
+        TresorMatrixStore::open(&path, "right".into())
+            .await
+            .unwrap(),
+    );
     let err = TresorMatrixStore::open(&path, "wrong".into())
         .await
         .expect_err("a wrong passphrase must not open the store");
@@ -130,7 +137,12 @@ async fn save_changes_then_remove_room_clears_the_room() {
         .insert(String::new(), topic);
     state.save_changes(&changes).await.unwrap();
     assert_eq!(
-        state.get_kv_data(StateStoreDataKey::SyncToken).await.unwrap().and_then(StateStoreDataValue::into_sync_token).as_deref(),
+        state
+            .get_kv_data(StateStoreDataKey::SyncToken)
+            .await
+            .unwrap()
+            .and_then(StateStoreDataValue::into_sync_token)
+            .as_deref(),
         Some("token-1")
     );
     assert!(
