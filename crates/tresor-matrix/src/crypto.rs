@@ -108,7 +108,9 @@ fn info_key(info: &SecretInfo) -> Result<Vec<u8>> {
 }
 
 impl TresorCryptoStore {
-    /// The crypto store on `store` (its entries live in the typed table `matrix`).
+    /// The crypto store on `store` (its entries live in the typed table `matrix`). Clone it to
+    /// share it: two stores made by `new` on one tresor store have separate write locks, so
+    /// their read-modify-write calls could interleave.
     pub fn new(store: Arc<Tresor>) -> Self {
         Self {
             store,

@@ -46,6 +46,9 @@ use tresor::Tresor;
 #[derive(Debug, Clone)]
 pub struct TresorMatrixStore {
     store: Arc<Tresor>,
+    /// Handed out as clones, so every handle shares one write lock (and account cache).
+    state: TresorStateStore,
+    crypto: TresorCryptoStore,
 }
 
 impl TresorMatrixStore {
@@ -78,7 +81,11 @@ impl TresorMatrixStore {
 
     /// Uses an open tresor store (its Matrix data lives in the typed table `matrix`).
     pub fn from_tresor(store: Arc<Tresor>) -> Self {
-        Self { store }
+        Self {
+            state: TresorStateStore::new(store.clone()),
+            crypto: TresorCryptoStore::new(store.clone()),
+            store,
+        }
     }
 
     /// The underlying tresor store.
@@ -86,13 +93,15 @@ impl TresorMatrixStore {
         &self.store
     }
 
-    /// The matrix-sdk state store on this tresor store.
+    /// The matrix-sdk state store on this tresor store (every call returns a handle to the
+    /// same store: one write lock).
     pub fn state_store(&self) -> TresorStateStore {
-        TresorStateStore::new(self.store.clone())
+        self.state.clone()
     }
 
-    /// The matrix-sdk crypto store on this tresor store.
+    /// The matrix-sdk crypto store on this tresor store (every call returns a handle to the
+    /// same store: one write lock, one account cache).
     pub fn crypto_store(&self) -> TresorCryptoStore {
-        TresorCryptoStore::new(self.store.clone())
+        self.crypto.clone()
     }
 }

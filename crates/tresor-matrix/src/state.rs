@@ -177,7 +177,9 @@ fn display_name_key(name: &DisplayName) -> &str {
 }
 
 impl TresorStateStore {
-    /// The state store on `store` (its entries live in the typed table `matrix`).
+    /// The state store on `store` (its entries live in the typed table `matrix`). Clone it to
+    /// share it: two stores made by `new` on one tresor store have separate write locks, so
+    /// their read-modify-write calls could interleave.
     pub fn new(store: Arc<Tresor>) -> Self {
         Self {
             store,

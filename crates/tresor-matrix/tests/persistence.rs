@@ -161,3 +161,26 @@ async fn save_changes_then_remove_room_clears_the_room() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn handles_share_one_store() {
+    use matrix_sdk_crypto::olm::Account;
+    use matrix_sdk_crypto::store::types::PendingChanges;
+    use ruma::{device_id, user_id};
+
+    let store = TresorMatrixStore::open(common::fresh_path(), "pw".into())
+        .await
+        .unwrap();
+    let (a, b) = (store.crypto_store(), store.crypto_store());
+    assert!(b.get_static_account().is_none());
+    let account = Account::with_device_id(user_id!("@a:example.org"), device_id!("DEV"));
+    a.save_pending_changes(PendingChanges {
+        account: Some(account),
+    })
+    .await
+    .unwrap();
+    let seen = b
+        .get_static_account()
+        .expect("the other handle sees the account");
+    assert_eq!(seen.device_id, device_id!("DEV"));
+}
