@@ -51,6 +51,8 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         .into(),
     );
     m.insert("tresor-cli", ["tresor"].into());
+    // matrix-sdk's stores on the facade (never the CLI).
+    m.insert("tresor-matrix", ["tresor"].into());
     // The benchmark harness sits on top: it drives the facade and reads the store file raw.
     m.insert(
         "tresor-bench",

@@ -21,6 +21,8 @@ use crate::keys::Keyring;
 use crate::store::{Inner, WriterState};
 use crate::{Error, Tresor};
 
+mod write;
+
 /// The order of a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
