@@ -107,6 +107,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Proofs { limit, json } => {
             list_records(&db(&cli.db)?, key, Family::Proofs, limit, json, out).await
         }
+        Command::Peers(cmd) => crate::p2p::peers(&db(&cli.db)?, key, cmd, out).await,
+        Command::Media(cmd) => crate::p2p::media(&db(&cli.db)?, key, cmd, out).await,
         Command::Migrate { dry_run } => migrate(&db(&cli.db)?, key, dry_run, out).await,
         Command::Repair { into, json } => {
             repair(&db(&cli.db)?, key, into.as_deref(), json, out).await
@@ -147,7 +149,7 @@ fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
     db.clone().ok_or(CliError::NoDb)
 }
 
-async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tresor, CliError> {
+pub(crate) async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tresor, CliError> {
     if !path.exists() {
         return Err(CliError::NoStore(path.to_path_buf()));
     }
@@ -226,7 +228,7 @@ struct JsonMessage<'a> {
     body: &'a str,
 }
 
-fn format_time(ms: i64) -> String {
+pub(crate) fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || format!("{ms} ms"),
         |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -794,7 +796,7 @@ struct JsonProof<'a> {
     prover: &'a str,
 }
 
-fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+pub(crate) fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
     serde_json::to_writer(&mut *out, value)?;
     writeln!(out)?;
     Ok(())

@@ -12,6 +12,9 @@
 //! - [`messages`]: which entries one message occupies (record + index entries).
 //! - [`version`]: the schema version and its check.
 //! - [`typed`]: typed tables: declared record types, primary key, secondary indexes.
+//! - [`matrix`]: Matrix-compatible room state tables (Matrix field names).
+//! - [`media`]: encrypted media blobs: metadata and sealed fixed-size chunks.
+//! - [`peers`]: peers for reconnection and their quality and reconnection scores.
 //! - [`records`]: tresor's own record families, declared as typed tables.
 //!
 //! # Architecture invariants
@@ -28,7 +31,10 @@ pub mod codec;
 mod error;
 pub mod index;
 mod message;
+pub mod matrix;
+pub mod media;
 pub mod messages;
+pub mod peers;
 pub mod records;
 pub mod sealed;
 pub mod typed;

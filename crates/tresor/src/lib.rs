@@ -26,6 +26,13 @@
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
 //!   message writes.
 //! - [`Contacts`], [`Sessions`], [`Proofs`], [`RelayQueue`], [`KeyValues`] (`families.rs`): record families on typed tables.
+//! - [`Peers`] (`peers.rs`): peers for reconnection: quality, attempts and blacklisting,
+//!   reconnection candidates, cleanup, quotas, encrypted export/import.
+//! - [`Media`] (`media.rs`): encrypted media blobs in sealed fixed-size chunks, streamed
+//!   in ([`MediaUpload`]) and out ([`MediaDownload`]), indexed by room, MIME type and time.
+//! - [`Matrix`] (`room.rs`): Matrix-compatible room state: applying room events, rooms,
+//!   state, members, keys (one-time key claims exactly once), receipts, typing, transactions,
+//!   aliases. `locked.rs`: atomic read-modify-write of typed records under the writer lock.
 //! - `cache.rs`: an LRU of opened typed records bounded in bytes ([`Options::cache_bytes`]).
 //! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
@@ -54,10 +61,14 @@ mod engine;
 mod error;
 mod families;
 mod keys;
+mod locked;
+mod media;
 mod messages;
 mod migrate;
 mod options;
+mod peers;
 mod place;
+mod room;
 mod rotation;
 mod salvage;
 mod schedule;
@@ -76,9 +87,15 @@ pub use families::{
     Contacts, KeyValues, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
 };
 pub use keys::KeyInfo;
+pub use media::{FLUSH_CHUNKS, MAX_CHUNK_SIZE, Media, MediaDownload, MediaUpload, NewMedia};
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
+pub use peers::{
+    AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerSort,
+    PeerStats, Peers, Retention,
+};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
+pub use room::{Matrix, MatrixEvent, redact_content};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
 pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
@@ -98,6 +115,12 @@ pub use tresor_backup::{
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
+pub use tresor_schema::matrix::{
+    AccountData, DeviceKeys, Invite, OneTimeKey, Presence, Receipt, Room, RoomAlias, RoomMember,
+    StateEvent, Transaction, TxnStatus, Typing,
+};
+pub use tresor_schema::media::{DEFAULT_CHUNK_SIZE, INCOMPLETE_GRACE_MS, MediaInfo};
+pub use tresor_schema::peers::{ConnectionQuality, ConnectionType, IceServer, Peer};
 pub use tresor_schema::records::{
     Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,
 };
