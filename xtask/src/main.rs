@@ -81,7 +81,14 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("media-1gib") => run(
             "1 GiB media blob round trip (peak RSS)",
-            cargo().args(["run", "--release", "-p", "tresor", "--example", "media_1gib"]),
+            cargo().args([
+                "run",
+                "--release",
+                "-p",
+                "tresor",
+                "--example",
+                "media_1gib",
+            ]),
         ),
         _ => {
             eprintln!(

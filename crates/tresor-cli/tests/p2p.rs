@@ -36,7 +36,9 @@ fn ok(out: Output) -> String {
 }
 
 fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn now() -> i64 {
@@ -68,26 +70,49 @@ async fn peers_list_candidates_cleanup() {
     }
     let list = ok(tresor(&db, &["peers", "list", "--json"]));
     let rows = json_lines(&list);
-    let ids: Vec<&str> = rows.iter().map(|r| r["peer_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["peer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["near", "far", "gone"]);
-    assert!(!list.contains("top secret"), "shared secrets are never printed");
-    assert!(rows[0]["quality_score"].as_f64().unwrap() > rows[1]["quality_score"].as_f64().unwrap());
+    assert!(
+        !list.contains("top secret"),
+        "shared secrets are never printed"
+    );
+    assert!(
+        rows[0]["quality_score"].as_f64().unwrap() > rows[1]["quality_score"].as_f64().unwrap()
+    );
 
-    let by_quality = json_lines(&ok(tresor(&db, &["peers", "list", "--sort", "quality", "--json"])));
+    let by_quality = json_lines(&ok(tresor(
+        &db,
+        &["peers", "list", "--sort", "quality", "--json"],
+    )));
     assert_eq!(by_quality.last().unwrap()["peer_id"], "far");
 
     let cands = json_lines(&ok(tresor(&db, &["peers", "candidates", "--json"])));
-    let ids: Vec<&str> = cands.iter().map(|r| r["peer_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = cands
+        .iter()
+        .map(|r| r["peer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["near", "far"], "older than 7 days is no candidate");
-    assert!(cands[0]["reconnection_score"].as_f64().unwrap() > cands[1]["reconnection_score"].as_f64().unwrap());
+    assert!(
+        cands[0]["reconnection_score"].as_f64().unwrap()
+            > cands[1]["reconnection_score"].as_f64().unwrap()
+    );
 
     let human = ok(tresor(&db, &["peers", "candidates"]));
     assert!(human.contains("near") && human.contains("score"), "{human}");
 
-    let report = json_lines(&ok(tresor(&db, &["peers", "cleanup", "--inactive-days", "30", "--json"])));
+    let report = json_lines(&ok(tresor(
+        &db,
+        &["peers", "cleanup", "--inactive-days", "30", "--json"],
+    )));
     assert_eq!(report[0]["stale_deleted"], 1);
     assert_eq!(report[0]["peers"], 2);
-    let report = json_lines(&ok(tresor(&db, &["peers", "cleanup", "--keep", "1", "--json"])));
+    let report = json_lines(&ok(tresor(
+        &db,
+        &["peers", "cleanup", "--keep", "1", "--json"],
+    )));
     assert_eq!(report[0]["trimmed"], 1);
     let ids: Vec<Value> = json_lines(&ok(tresor(&db, &["peers", "list", "--json"])))
         .into_iter()
@@ -109,7 +134,14 @@ async fn media_put_get_ls() {
 
     let put = json_lines(&ok(tresor(
         &db,
-        &["media", "put", photo.to_str().unwrap(), "--room", "!r:x", "--json"],
+        &[
+            "media",
+            "put",
+            photo.to_str().unwrap(),
+            "--room",
+            "!r:x",
+            "--json",
+        ],
     )));
     assert_eq!(put[0]["id"], "cat.jpg");
     assert_eq!(put[0]["mime_type"], "image/jpeg");
@@ -117,24 +149,44 @@ async fn media_put_get_ls() {
     assert_eq!(put[0]["chunks"], 3);
     ok(tresor(
         &db,
-        &["media", "put", note.to_str().unwrap(), "--id", "n1", "--expires-days", "1"],
+        &[
+            "media",
+            "put",
+            note.to_str().unwrap(),
+            "--id",
+            "n1",
+            "--expires-days",
+            "1",
+        ],
     ));
 
     let back = dir.path().join("back.jpg");
-    ok(tresor(&db, &["media", "get", "cat.jpg", "--out", back.to_str().unwrap()]));
+    ok(tresor(
+        &db,
+        &["media", "get", "cat.jpg", "--out", back.to_str().unwrap()],
+    ));
     assert_eq!(std::fs::read(&back).unwrap(), bytes);
     let stdout = ok(tresor(&db, &["media", "get", "n1", "--out", "-"]));
     assert_eq!(stdout, "hello");
 
     let all = json_lines(&ok(tresor(&db, &["media", "ls", "--json"])));
     assert_eq!(all.len(), 2);
-    let room = json_lines(&ok(tresor(&db, &["media", "ls", "--room", "!r:x", "--json"])));
+    let room = json_lines(&ok(tresor(
+        &db,
+        &["media", "ls", "--room", "!r:x", "--json"],
+    )));
     assert_eq!(room.len(), 1);
     assert_eq!(room[0]["id"], "cat.jpg");
-    let text = json_lines(&ok(tresor(&db, &["media", "ls", "--mime", "text/plain", "--json"])));
+    let text = json_lines(&ok(tresor(
+        &db,
+        &["media", "ls", "--mime", "text/plain", "--json"],
+    )));
     assert_eq!(text[0]["id"], "n1");
     let human = ok(tresor(&db, &["media", "ls"]));
-    assert!(human.contains("cat.jpg") && human.contains("700000 bytes"), "{human}");
+    assert!(
+        human.contains("cat.jpg") && human.contains("700000 bytes"),
+        "{human}"
+    );
 
     let missing = tresor(&db, &["media", "get", "nope", "--out", "-"]);
     assert!(!missing.status.success());

@@ -83,7 +83,12 @@ pub static ROOMS: TableDef<Room> = TableDef {
         IndexDef {
             name: ROOMS_BY_MEMBERSHIP,
             unique: false,
-            keys: |r| vec![vec![KeyPart::id(&r.membership), KeyPart::I64(r.last_event_ts)]],
+            keys: |r| {
+                vec![vec![
+                    KeyPart::id(&r.membership),
+                    KeyPart::I64(r.last_event_ts),
+                ]]
+            },
         },
         IndexDef {
             name: ROOMS_BY_LAST_EVENT,
@@ -303,7 +308,12 @@ pub static INVITES: TableDef<Invite> = TableDef {
     indexes: &[IndexDef {
         name: INVITES_BY_USER,
         unique: false,
-        keys: |i| vec![vec![KeyPart::id(&i.user_id), KeyPart::I64(i.origin_server_ts)]],
+        keys: |i| {
+            vec![vec![
+                KeyPart::id(&i.user_id),
+                KeyPart::I64(i.origin_server_ts),
+            ]]
+        },
     }],
 };
 

@@ -56,7 +56,8 @@ impl MediaInfo {
     /// [`INCOMPLETE_GRACE_MS`] (whichever comes first); `None` for a complete blob that never
     /// expires.
     pub fn sweep_at(&self) -> Option<i64> {
-        let incomplete = (!self.complete).then(|| self.created_ms.saturating_add(INCOMPLETE_GRACE_MS));
+        let incomplete =
+            (!self.complete).then(|| self.created_ms.saturating_add(INCOMPLETE_GRACE_MS));
         match (self.expires_ms, incomplete) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -136,7 +137,12 @@ pub static MEDIA: TableDef<MediaInfo> = TableDef {
         IndexDef {
             name: MEDIA_BY_SWEEP,
             unique: false,
-            keys: |m| m.sweep_at().map(|t| vec![KeyPart::I64(t)]).into_iter().collect(),
+            keys: |m| {
+                m.sweep_at()
+                    .map(|t| vec![KeyPart::I64(t)])
+                    .into_iter()
+                    .collect()
+            },
         },
     ],
 };

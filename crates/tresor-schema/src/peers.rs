@@ -183,7 +183,8 @@ impl Peer {
     /// The reconnection score at `now_ms` (formula in the module docs).
     pub fn reconnection_score(&self, now_ms: i64) -> f64 {
         let age_h = (now_ms.saturating_sub(self.last_active_ms())).max(0) as f64 / 3_600_000.0;
-        self.quality.score() * (-age_h / 24.0).exp2() / (1.0 + f64::from(self.reconnection_attempts))
+        self.quality.score() * (-age_h / 24.0).exp2()
+            / (1.0 + f64::from(self.reconnection_attempts))
     }
 }
 

@@ -61,7 +61,11 @@ async fn main() {
     );
 
     let started = Instant::now();
-    let mut down = media.open("mxc://bench/1gib").await.expect("open").expect("stored");
+    let mut down = media
+        .open("mxc://bench/1gib")
+        .await
+        .expect("open")
+        .expect("stored");
     let mut at = 0u64;
     while let Some(chunk) = down.next_chunk().await.expect("chunk") {
         for (j, b) in chunk.iter().enumerate() {

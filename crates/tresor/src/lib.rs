@@ -90,11 +90,11 @@ pub use keys::KeyInfo;
 pub use media::{FLUSH_CHUNKS, MAX_CHUNK_SIZE, Media, MediaDownload, MediaUpload, NewMedia};
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
+pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use peers::{
     AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerSort,
     PeerStats, Peers, Retention,
 };
-pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use room::{Matrix, MatrixEvent, redact_content};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};

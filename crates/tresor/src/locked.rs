@@ -12,10 +12,10 @@ use tresor_backend::{Direction, KeyRange, WriteBatch};
 use tresor_schema::catalog::TYPED_INDEX;
 use tresor_schema::typed::{KeyPart, TableDef, index_value, prefix_key, record_key, table_token};
 
+use crate::Error;
 use crate::keys::Keyring;
 use crate::store::{Inner, WriterState};
 use crate::table::TypedBatch;
-use crate::Error;
 
 /// A write in progress with the writer lock held. Dropping it writes nothing.
 pub(crate) struct Locked<'a> {

@@ -259,7 +259,9 @@ impl<'a> Media<'a> {
             let from = info.chunks.saturating_sub(DELETE_CHUNKS);
             delete_chunks(keys, &info, from, info.chunks, &mut ops);
             if from == 0 {
-                batch.delete(inner, keys, MEDIA.name, id.as_bytes(), &mut ops).await?;
+                batch
+                    .delete(inner, keys, MEDIA.name, id.as_bytes(), &mut ops)
+                    .await?;
             } else {
                 info.chunks = from;
                 info.complete = false;
@@ -579,23 +581,36 @@ mod tests {
         let s = store().await;
         let media = s.media();
         let a = media
-            .put(NewMedia::new("a", "image/png", 1).with_chunk_size(1024), &data(4000))
+            .put(
+                NewMedia::new("a", "image/png", 1).with_chunk_size(1024),
+                &data(4000),
+            )
             .await
             .unwrap();
         let b = media
-            .put(NewMedia::new("b", "image/png", 2).with_chunk_size(1024), &data(4000))
+            .put(
+                NewMedia::new("b", "image/png", 2).with_chunk_size(1024),
+                &data(4000),
+            )
             .await
             .unwrap();
         assert_eq!(a.chunks, 4);
         assert_eq!(media.read("a").await.unwrap().unwrap(), data(4000));
         let backend = &s.inner.backend;
-        let get = |k: Vec<u8>| async move { backend.get(TYPED_RECORDS, &k).await.unwrap().unwrap() };
+        let get =
+            |k: Vec<u8>| async move { backend.get(TYPED_RECORDS, &k).await.unwrap().unwrap() };
         let put = |k: Vec<u8>, v: Vec<u8>| async move {
             let mut ops = WriteBatch::new();
             ops.put(TYPED_RECORDS, k, v);
-            backend.commit(ops, tresor_backend::Durability::Immediate).await.unwrap();
+            backend
+                .commit(ops, tresor_backend::Durability::Immediate)
+                .await
+                .unwrap();
         };
-        let (c0, c1) = (get(chunk_key(&s, &a, 0)).await, get(chunk_key(&s, &a, 1)).await);
+        let (c0, c1) = (
+            get(chunk_key(&s, &a, 0)).await,
+            get(chunk_key(&s, &a, 1)).await,
+        );
 
         // Chunks 0 and 1 of a swapped.
         put(chunk_key(&s, &a, 0), c1.clone()).await;
@@ -614,7 +629,10 @@ mod tests {
         let c3 = get(chunk_key(&s, &a, 3)).await;
         let mut ops = WriteBatch::new();
         ops.delete(TYPED_RECORDS, chunk_key(&s, &a, 3));
-        backend.commit(ops, tresor_backend::Durability::Immediate).await.unwrap();
+        backend
+            .commit(ops, tresor_backend::Durability::Immediate)
+            .await
+            .unwrap();
         let mut d = media.open("a").await.unwrap().unwrap();
         for _ in 0..3 {
             assert!(d.next_chunk().await.unwrap().is_some());
@@ -634,21 +652,39 @@ mod tests {
         let s = store().await;
         let media = s.media();
         let first = media
-            .put(NewMedia::new("m", "video/mp4", 1).with_chunk_size(100), &data(950))
+            .put(
+                NewMedia::new("m", "video/mp4", 1).with_chunk_size(100),
+                &data(950),
+            )
             .await
             .unwrap();
         let second = media
-            .put(NewMedia::new("m", "video/mp4", 2).with_chunk_size(100), &data(150))
+            .put(
+                NewMedia::new("m", "video/mp4", 2).with_chunk_size(100),
+                &data(150),
+            )
             .await
             .unwrap();
         let backend = &s.inner.backend;
         for i in 0..first.chunks {
-            assert!(backend.get(TYPED_RECORDS, &chunk_key(&s, &first, i)).await.unwrap().is_none());
+            assert!(
+                backend
+                    .get(TYPED_RECORDS, &chunk_key(&s, &first, i))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
         assert_eq!(media.read("m").await.unwrap().unwrap(), data(150));
         assert!(media.delete("m").await.unwrap());
         for i in 0..second.chunks {
-            assert!(backend.get(TYPED_RECORDS, &chunk_key(&s, &second, i)).await.unwrap().is_none());
+            assert!(
+                backend
+                    .get(TYPED_RECORDS, &chunk_key(&s, &second, i))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
         assert!(media.info("m").await.unwrap().is_none());
         assert!(!media.delete("m").await.unwrap());

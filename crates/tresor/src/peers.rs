@@ -582,7 +582,13 @@ impl<'a> Peers<'a> {
         let page = q.limit.clamp(1, PAGE);
         while out.len() < q.limit {
             let found = table
-                .scan(index, &[], q.order, page, after.as_deref().map(str::as_bytes))
+                .scan(
+                    index,
+                    &[],
+                    q.order,
+                    page,
+                    after.as_deref().map(str::as_bytes),
+                )
                 .await?;
             let Some(last) = found.last() else { break };
             after = Some(last.peer_id.clone());
@@ -659,9 +665,8 @@ impl<'a> Peers<'a> {
     /// # Errors
     /// As [`Peers::remove`]; batches deleted before an error stay deleted.
     pub async fn cleanup(&self, now_ms: i64, retention: Retention) -> Result<u64, Error> {
-        let oldest_kept = now_ms.saturating_sub(
-            i64::from(retention.active_days.min(retention.inactive_days)) * DAY_MS,
-        );
+        let oldest_kept = now_ms
+            .saturating_sub(i64::from(retention.active_days.min(retention.inactive_days)) * DAY_MS);
         let mut ids = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -872,8 +877,7 @@ impl<'a> Peers<'a> {
 fn past_end(q: &PeerQuery, last: &Peer) -> bool {
     q.order == Order::Descending
         && q.sort == PeerSort::Quality
-        && q
-            .min_quality
+        && q.min_quality
             .is_some_and(|m| score_key(last.quality.score()) < score_key(m))
 }
 

@@ -12,10 +12,11 @@ use tresor_schema::matrix::{
     ACCOUNT_DATA, ACCOUNT_DATA_BY_USER, ALIASES_BY_ROOM, AccountData, DEVICE_KEYS,
     DEVICE_KEYS_BY_USER, DeviceKeys, INVITES, INVITES_BY_USER, Invite, MEMBERS,
     MEMBERS_BY_MEMBERSHIP, MEMBERS_BY_ROOM, MEMBERS_BY_USER, ONE_TIME_KEYS,
-    OTK_BY_DEVICE_ALGORITHM, OneTimeKey, PRESENCE, Presence, RECEIPTS, RECEIPTS_BY_EVENT, ROOM_ALIASES,
-    ROOMS, ROOMS_BY_ALIAS, ROOMS_BY_LAST_EVENT, ROOMS_BY_MEMBERSHIP, Receipt, Room, RoomAlias,
-    RoomMember, STATE_BY_EVENT_ID, STATE_BY_ROOM_TYPE, STATE_EVENTS, StateEvent, TRANSACTIONS,
-    TYPING, TYPING_BY_EXPIRY, TYPING_BY_ROOM, Transaction, TxnStatus, Typing, compound_key,
+    OTK_BY_DEVICE_ALGORITHM, OneTimeKey, PRESENCE, Presence, RECEIPTS, RECEIPTS_BY_EVENT,
+    ROOM_ALIASES, ROOMS, ROOMS_BY_ALIAS, ROOMS_BY_LAST_EVENT, ROOMS_BY_MEMBERSHIP, Receipt, Room,
+    RoomAlias, RoomMember, STATE_BY_EVENT_ID, STATE_BY_ROOM_TYPE, STATE_EVENTS, StateEvent,
+    TRANSACTIONS, TYPING, TYPING_BY_EXPIRY, TYPING_BY_ROOM, Transaction, TxnStatus, Typing,
+    compound_key,
 };
 use tresor_schema::typed::KeyPart;
 
@@ -259,8 +260,10 @@ impl<'a> Matrix<'a> {
                 .or_else(|| text(&event.content, "redacts"));
             let found = match &target {
                 Some(t) => {
-                    tx.first(&STATE_EVENTS, STATE_BY_EVENT_ID, &[KeyPart::id(t)], |_| true)
-                        .await?
+                    tx.first(&STATE_EVENTS, STATE_BY_EVENT_ID, &[KeyPart::id(t)], |_| {
+                        true
+                    })
+                    .await?
                 }
                 None => None,
             };
@@ -334,7 +337,11 @@ impl<'a> Matrix<'a> {
     ///
     /// # Errors
     /// As [`crate::Table::scan`].
-    pub async fn recent_rooms(&self, limit: usize, after: Option<&str>) -> Result<Vec<Room>, Error> {
+    pub async fn recent_rooms(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<Room>, Error> {
         self.store
             .table(&ROOMS)
             .scan(
@@ -355,7 +362,13 @@ impl<'a> Matrix<'a> {
         let mut found = self
             .store
             .table(&ROOMS)
-            .scan(ROOMS_BY_ALIAS, &[KeyPart::id(alias)], Order::Ascending, 1, None)
+            .scan(
+                ROOMS_BY_ALIAS,
+                &[KeyPart::id(alias)],
+                Order::Ascending,
+                1,
+                None,
+            )
             .await?;
         Ok(found.pop())
     }
@@ -434,7 +447,11 @@ impl<'a> Matrix<'a> {
                 .unwrap_or(0)),
             None => {
                 let creator = self.room(room_id).await?.and_then(|r| r.creator);
-                Ok(if creator.as_deref() == Some(user_id) { 100 } else { 0 })
+                Ok(if creator.as_deref() == Some(user_id) {
+                    100
+                } else {
+                    0
+                })
             }
         }
     }
@@ -475,7 +492,13 @@ impl<'a> Matrix<'a> {
             }
             None => {
                 table
-                    .scan(MEMBERS_BY_ROOM, &[KeyPart::id(room_id)], Order::Ascending, limit, None)
+                    .scan(
+                        MEMBERS_BY_ROOM,
+                        &[KeyPart::id(room_id)],
+                        Order::Ascending,
+                        limit,
+                        None,
+                    )
                     .await
             }
         }
@@ -485,10 +508,20 @@ impl<'a> Matrix<'a> {
     ///
     /// # Errors
     /// As [`crate::Table::scan`].
-    pub async fn memberships_of(&self, user_id: &str, limit: usize) -> Result<Vec<RoomMember>, Error> {
+    pub async fn memberships_of(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<RoomMember>, Error> {
         self.store
             .table(&MEMBERS)
-            .scan(MEMBERS_BY_USER, &[KeyPart::id(user_id)], Order::Ascending, limit, None)
+            .scan(
+                MEMBERS_BY_USER,
+                &[KeyPart::id(user_id)],
+                Order::Ascending,
+                limit,
+                None,
+            )
             .await
     }
 
@@ -499,7 +532,13 @@ impl<'a> Matrix<'a> {
     pub async fn invites(&self, user_id: &str, limit: usize) -> Result<Vec<Invite>, Error> {
         self.store
             .table(&INVITES)
-            .scan(INVITES_BY_USER, &[KeyPart::id(user_id)], Order::Descending, limit, None)
+            .scan(
+                INVITES_BY_USER,
+                &[KeyPart::id(user_id)],
+                Order::Descending,
+                limit,
+                None,
+            )
             .await
     }
 
@@ -515,7 +554,11 @@ impl<'a> Matrix<'a> {
     ///
     /// # Errors
     /// As [`crate::Table::get`].
-    pub async fn device_keys(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceKeys>, Error> {
+    pub async fn device_keys(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<DeviceKeys>, Error> {
         self.store
             .table(&DEVICE_KEYS)
             .get(compound_key(&[user_id, device_id]))
@@ -529,7 +572,13 @@ impl<'a> Matrix<'a> {
     pub async fn devices_of(&self, user_id: &str, limit: usize) -> Result<Vec<DeviceKeys>, Error> {
         self.store
             .table(&DEVICE_KEYS)
-            .scan(DEVICE_KEYS_BY_USER, &[KeyPart::id(user_id)], Order::Ascending, limit, None)
+            .scan(
+                DEVICE_KEYS_BY_USER,
+                &[KeyPart::id(user_id)],
+                Order::Ascending,
+                limit,
+                None,
+            )
             .await
     }
 
@@ -656,7 +705,11 @@ impl<'a> Matrix<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupted`] if the stored content is not JSON; as [`crate::Table::get`].
-    pub async fn account_data(&self, user_id: &str, event_type: &str) -> Result<Option<Value>, Error> {
+    pub async fn account_data(
+        &self,
+        user_id: &str,
+        event_type: &str,
+    ) -> Result<Option<Value>, Error> {
         match self
             .store
             .table(&ACCOUNT_DATA)
@@ -672,10 +725,20 @@ impl<'a> Matrix<'a> {
     ///
     /// # Errors
     /// As [`crate::Table::scan`].
-    pub async fn all_account_data(&self, user_id: &str, limit: usize) -> Result<Vec<AccountData>, Error> {
+    pub async fn all_account_data(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<AccountData>, Error> {
         self.store
             .table(&ACCOUNT_DATA)
-            .scan(ACCOUNT_DATA_BY_USER, &[KeyPart::id(user_id)], Order::Ascending, limit, None)
+            .scan(
+                ACCOUNT_DATA_BY_USER,
+                &[KeyPart::id(user_id)],
+                Order::Ascending,
+                limit,
+                None,
+            )
             .await
     }
 
@@ -748,7 +811,10 @@ impl<'a> Matrix<'a> {
                 })
                 .await
         } else {
-            table.delete(compound_key(&[room_id, user_id])).await.map(drop)
+            table
+                .delete(compound_key(&[room_id, user_id]))
+                .await
+                .map(drop)
         }
     }
 
@@ -761,7 +827,13 @@ impl<'a> Matrix<'a> {
         let found = self
             .store
             .table(&TYPING)
-            .scan(TYPING_BY_ROOM, &[KeyPart::id(room_id)], Order::Descending, PAGE, None)
+            .scan(
+                TYPING_BY_ROOM,
+                &[KeyPart::id(room_id)],
+                Order::Descending,
+                PAGE,
+                None,
+            )
             .await?;
         Ok(found
             .into_iter()
@@ -878,7 +950,13 @@ impl<'a> Matrix<'a> {
     pub async fn aliases_of(&self, room_id: &str, limit: usize) -> Result<Vec<RoomAlias>, Error> {
         self.store
             .table(&ROOM_ALIASES)
-            .scan(ALIASES_BY_ROOM, &[KeyPart::id(room_id)], Order::Ascending, limit, None)
+            .scan(
+                ALIASES_BY_ROOM,
+                &[KeyPart::id(room_id)],
+                Order::Ascending,
+                limit,
+                None,
+            )
             .await
     }
 

@@ -79,11 +79,13 @@ async fn a_realistic_event_sequence_gives_the_expected_state() {
     assert_eq!(room.creator.as_deref(), Some(ME));
     assert_eq!(room.room_version.as_deref(), Some("10"));
     assert_eq!(room.canonical_alias.as_deref(), Some("#tresor:example.org"));
-    assert_eq!((room.last_event_ts, room.last_event_id.as_deref()), (1015, Some("$16")));
+    assert_eq!(
+        (room.last_event_ts, room.last_event_id.as_deref()),
+        (1015, Some("$16"))
+    );
 
     // Members by membership.
     let member = |u: &str| {
-        let mx = mx;
         let u = u.to_owned();
         async move { mx.member(ROOM, &u).await.unwrap().unwrap() }
     };
@@ -98,14 +100,30 @@ async fn a_realistic_event_sequence_gives_the_expected_state() {
         v.sort();
         v
     };
-    assert_eq!(names(mx.members(ROOM, None, 100).await.unwrap()), [ME, BOB, EVE]);
-    assert_eq!(names(mx.members(ROOM, Some("join"), 100).await.unwrap()), [ME]);
-    assert_eq!(names(mx.members(ROOM, Some("ban"), 100).await.unwrap()), [EVE]);
+    assert_eq!(
+        names(mx.members(ROOM, None, 100).await.unwrap()),
+        [ME, BOB, EVE]
+    );
+    assert_eq!(
+        names(mx.members(ROOM, Some("join"), 100).await.unwrap()),
+        [ME]
+    );
+    assert_eq!(
+        names(mx.members(ROOM, Some("ban"), 100).await.unwrap()),
+        [EVE]
+    );
     assert_eq!(mx.memberships_of(BOB, 10).await.unwrap().len(), 1);
-    assert!(mx.invites(BOB, 10).await.unwrap().is_empty(), "the invite was accepted");
+    assert!(
+        mx.invites(BOB, 10).await.unwrap().is_empty(),
+        "the invite was accepted"
+    );
 
     // Power levels: the latest event was redacted, which keeps users/users_default/ban/kick.
-    let pl = mx.state(ROOM, "m.room.power_levels", "").await.unwrap().unwrap();
+    let pl = mx
+        .state(ROOM, "m.room.power_levels", "")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pl.event_id, "$12");
     assert_eq!(pl.redacted_because.as_deref(), Some("$16"));
     assert_eq!(mx.power_level(ROOM, BOB).await.unwrap(), 50);
@@ -113,21 +131,54 @@ async fn a_realistic_event_sequence_gives_the_expected_state() {
     assert_eq!(mx.power_level(ROOM, EVE).await.unwrap(), 0);
 
     // The redacted topic keeps no content; the name is untouched.
-    let topic = mx.state_content(ROOM, "m.room.topic", "").await.unwrap().unwrap();
+    let topic = mx
+        .state_content(ROOM, "m.room.topic", "")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(topic, json!({}));
-    let name = mx.state_content(ROOM, "m.room.name", "").await.unwrap().unwrap();
+    let name = mx
+        .state_content(ROOM, "m.room.name", "")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(name, json!({"name": "Tresor dev"}));
-    assert_eq!(mx.state_of_type(ROOM, "m.room.member", 100).await.unwrap().len(), 3);
+    assert_eq!(
+        mx.state_of_type(ROOM, "m.room.member", 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     // Message events are not state.
-    assert_eq!(mx.state_of_type(ROOM, "m.room.message", 10).await.unwrap().len(), 0);
+    assert_eq!(
+        mx.state_of_type(ROOM, "m.room.message", 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
 
     // Rooms by membership, by alias (canonical and alternative), by last event.
     assert_eq!(mx.rooms_by_membership("join", 10).await.unwrap().len(), 1);
-    assert!(mx.rooms_by_membership("leave", 10).await.unwrap().is_empty());
+    assert!(
+        mx.rooms_by_membership("leave", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     for alias in ["#tresor:example.org", "#storage:example.org"] {
-        assert_eq!(mx.room_by_alias(alias).await.unwrap().unwrap().room_id, ROOM);
+        assert_eq!(
+            mx.room_by_alias(alias).await.unwrap().unwrap().room_id,
+            ROOM
+        );
     }
-    assert!(mx.room_by_alias("#nope:example.org").await.unwrap().is_none());
+    assert!(
+        mx.room_by_alias("#nope:example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(mx.recent_rooms(10, None).await.unwrap().len(), 1);
 }
 
@@ -143,7 +194,10 @@ async fn aliases_are_unique_across_rooms() {
         mx.apply("!other:example.org", &steal).await,
         Err(Error::UniqueViolation { .. })
     ));
-    assert!(mx.room("!other:example.org").await.unwrap().is_none(), "nothing written");
+    assert!(
+        mx.room("!other:example.org").await.unwrap().is_none(),
+        "nothing written"
+    );
 
     let alias = RoomAlias {
         alias: "#a:example.org".into(),
@@ -156,8 +210,14 @@ async fn aliases_are_unique_across_rooms() {
         room_id: "!other:example.org".into(),
         ..alias.clone()
     };
-    assert!(matches!(mx.set_alias(&taken).await, Err(Error::UniqueViolation { .. })));
-    assert_eq!(mx.resolve_alias("#a:example.org").await.unwrap(), Some(alias));
+    assert!(matches!(
+        mx.set_alias(&taken).await,
+        Err(Error::UniqueViolation { .. })
+    ));
+    assert_eq!(
+        mx.resolve_alias("#a:example.org").await.unwrap(),
+        Some(alias)
+    );
     assert_eq!(mx.aliases_of(ROOM, 10).await.unwrap().len(), 1);
     assert!(mx.remove_alias("#a:example.org").await.unwrap());
     mx.set_alias(&taken).await.unwrap();
@@ -183,7 +243,9 @@ async fn one_time_keys_are_claimed_exactly_once() {
         .collect();
     mx.add_one_time_keys(&keys).await.unwrap();
     assert_eq!(
-        mx.count_one_time_keys(BOB, "BOBPHONE", "signed_curve25519", 100).await.unwrap(),
+        mx.count_one_time_keys(BOB, "BOBPHONE", "signed_curve25519", 100)
+            .await
+            .unwrap(),
         50
     );
     let mut tasks = Vec::new();
@@ -212,11 +274,16 @@ async fn one_time_keys_are_claimed_exactly_once() {
     assert_eq!(before, 50, "every key claimed");
     assert_eq!(claimed.len(), 50, "no key claimed twice");
     assert_eq!(
-        mx.count_one_time_keys(BOB, "BOBPHONE", "signed_curve25519", 100).await.unwrap(),
+        mx.count_one_time_keys(BOB, "BOBPHONE", "signed_curve25519", 100)
+            .await
+            .unwrap(),
         0
     );
     // The other algorithm is untouched.
-    let other = mx.claim_one_time_key(BOB, "BOBPHONE", "curve25519").await.unwrap();
+    let other = mx
+        .claim_one_time_key(BOB, "BOBPHONE", "curve25519")
+        .await
+        .unwrap();
     assert_eq!(other.unwrap().key_id, "curve25519:OTHER");
 }
 
@@ -241,15 +308,25 @@ async fn transactions_start_once() {
     }
     assert_eq!(created, 1);
     let mx = store.matrix(ME);
-    assert_eq!(mx.transaction("txn-1").await.unwrap().unwrap().status, TxnStatus::Pending);
+    assert_eq!(
+        mx.transaction("txn-1").await.unwrap().unwrap().status,
+        TxnStatus::Pending
+    );
     let sent = TxnStatus::Sent {
         event_id: "$sent".into(),
     };
-    mx.set_transaction_status("txn-1", sent.clone()).await.unwrap();
+    mx.set_transaction_status("txn-1", sent.clone())
+        .await
+        .unwrap();
     let (t, created) = mx.begin_transaction("txn-1", ROOM, 99).await.unwrap();
     assert!(!created);
     assert_eq!(t.status, sent);
-    assert!(mx.set_transaction_status("nope", TxnStatus::Pending).await.unwrap().is_none());
+    assert!(
+        mx.set_transaction_status("nope", TxnStatus::Pending)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -261,7 +338,9 @@ async fn typing_expires_and_never_survives_a_restart_past_expiry() {
         let mx = store.matrix(ME);
         mx.set_typing(ROOM, BOB, true, 30_000, 1_000).await.unwrap();
         mx.set_typing(ROOM, EVE, true, 5_000, 1_000).await.unwrap();
-        mx.set_typing("!elsewhere:x", EVE, true, 5_000, 1_000).await.unwrap();
+        mx.set_typing("!elsewhere:x", EVE, true, 5_000, 1_000)
+            .await
+            .unwrap();
         let mut now = mx.typing(ROOM, 1_000).await.unwrap();
         now.sort();
         assert_eq!(now, [BOB, EVE]);
@@ -270,7 +349,10 @@ async fn typing_expires_and_never_survives_a_restart_past_expiry() {
     }
     let store = Tresor::open(&path, PASS.into()).await.unwrap();
     let mx = store.matrix(ME);
-    assert!(mx.typing(ROOM, 6_000).await.unwrap().is_empty(), "expired before the reopen");
+    assert!(
+        mx.typing(ROOM, 6_000).await.unwrap().is_empty(),
+        "expired before the reopen"
+    );
     assert_eq!(mx.sweep_typing(6_000).await.unwrap(), 2);
     assert_eq!(mx.sweep_typing(6_000).await.unwrap(), 0);
 }
@@ -282,8 +364,14 @@ async fn keys_receipts_presence_account_data() {
     let dk = DeviceKeys {
         user_id: BOB.into(),
         device_id: "BOBPHONE".into(),
-        algorithms: vec!["m.olm.v1.curve25519-aes-sha2".into(), "m.megolm.v1.aes-sha2".into()],
-        keys: vec![("curve25519:BOBPHONE".into(), "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI".into())],
+        algorithms: vec![
+            "m.olm.v1.curve25519-aes-sha2".into(),
+            "m.megolm.v1.aes-sha2".into(),
+        ],
+        keys: vec![(
+            "curve25519:BOBPHONE".into(),
+            "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI".into(),
+        )],
         signatures: json!({BOB: {"ed25519:BOBPHONE": "dSO80A01XiigH3uBiDVx"}}).to_string(),
         device_display_name: Some("Bob's phone".into()),
     };
@@ -310,7 +398,10 @@ async fn keys_receipts_presence_account_data() {
         .await
         .unwrap();
     }
-    assert_eq!(mx.receipts_for_event(ROOM, "$5", 10).await.unwrap().len(), 2);
+    assert_eq!(
+        mx.receipts_for_event(ROOM, "$5", 10).await.unwrap().len(),
+        2
+    );
     // Bob reads further: his receipt moves.
     mx.set_receipt(&Receipt {
         room_id: ROOM.into(),
@@ -321,9 +412,22 @@ async fn keys_receipts_presence_account_data() {
     })
     .await
     .unwrap();
-    assert_eq!(mx.receipts_for_event(ROOM, "$5", 10).await.unwrap().len(), 1);
-    assert_eq!(mx.receipts_for_event(ROOM, "$9", 10).await.unwrap().len(), 2);
-    assert_eq!(mx.receipt(ROOM, BOB, "m.read").await.unwrap().unwrap().event_id, "$9");
+    assert_eq!(
+        mx.receipts_for_event(ROOM, "$5", 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        mx.receipts_for_event(ROOM, "$9", 10).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        mx.receipt(ROOM, BOB, "m.read")
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "$9"
+    );
 
     let p = Presence {
         user_id: BOB.into(),
@@ -335,8 +439,12 @@ async fn keys_receipts_presence_account_data() {
     mx.set_presence(&p).await.unwrap();
     assert_eq!(mx.presence(BOB).await.unwrap(), Some(p));
 
-    mx.set_account_data(ME, "m.direct", &json!({BOB: [ROOM]})).await.unwrap();
-    mx.set_account_data(ME, "m.push_rules", &json!({"global": {}})).await.unwrap();
+    mx.set_account_data(ME, "m.direct", &json!({BOB: [ROOM]}))
+        .await
+        .unwrap();
+    mx.set_account_data(ME, "m.push_rules", &json!({"global": {}}))
+        .await
+        .unwrap();
     assert_eq!(
         mx.account_data(ME, "m.direct").await.unwrap(),
         Some(json!({BOB: [ROOM]}))

@@ -88,12 +88,20 @@ async fn small_and_empty_blobs_and_indexes() {
     assert_eq!(media.read("a").await.unwrap().unwrap(), b"png");
     assert!(media.read("zzz").await.unwrap().is_none());
     let ids = |v: Vec<tresor::MediaInfo>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
-    assert_eq!(ids(media.by_room("r1", 10, None).await.unwrap()), ["b", "a"]);
+    assert_eq!(
+        ids(media.by_room("r1", 10, None).await.unwrap()),
+        ["b", "a"]
+    );
     assert_eq!(ids(media.by_room("r1", 1, Some("b")).await.unwrap()), ["a"]);
-    assert_eq!(ids(media.by_mime("image/png", 10, None).await.unwrap()), ["c", "a"]);
+    assert_eq!(
+        ids(media.by_mime("image/png", 10, None).await.unwrap()),
+        ["c", "a"]
+    );
     assert_eq!(ids(media.recent(10, None).await.unwrap()), ["c", "b", "a"]);
     assert!(matches!(
-        media.upload(NewMedia::new("x", "a/b", 0).with_chunk_size(0)).await,
+        media
+            .upload(NewMedia::new("x", "a/b", 0).with_chunk_size(0))
+            .await,
         Err(Error::InvalidInput(_))
     ));
 }
@@ -103,11 +111,17 @@ async fn sweep_removes_expired_and_abandoned_uploads() {
     let store = memory_store().await;
     let media = store.media();
     media
-        .put(NewMedia::new("old", "text/plain", 0).expires_at(100), b"bye")
+        .put(
+            NewMedia::new("old", "text/plain", 0).expires_at(100),
+            b"bye",
+        )
         .await
         .unwrap();
     media
-        .put(NewMedia::new("later", "text/plain", 0).expires_at(1_000), b"later")
+        .put(
+            NewMedia::new("later", "text/plain", 0).expires_at(1_000),
+            b"later",
+        )
         .await
         .unwrap();
     media
@@ -142,7 +156,10 @@ async fn a_replaced_upload_cannot_continue() {
         .upload(NewMedia::new("m", "text/plain", 0).with_chunk_size(2))
         .await
         .unwrap();
-    media.put(NewMedia::new("m", "text/plain", 1), b"second").await.unwrap();
+    media
+        .put(NewMedia::new("m", "text/plain", 1), b"second")
+        .await
+        .unwrap();
     first.write(&[0; 100]).await.unwrap_err();
     assert_eq!(media.read("m").await.unwrap().unwrap(), b"second");
 }

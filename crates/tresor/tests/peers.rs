@@ -46,7 +46,16 @@ async fn upsert_get_touch_quality_remove() {
     assert_eq!(peers.get("a").await.unwrap(), Some(a.clone()));
     a.display_name = Some("Alice".into());
     peers.upsert(&a).await.unwrap();
-    assert_eq!(peers.get("a").await.unwrap().unwrap().display_name.as_deref(), Some("Alice"));
+    assert_eq!(
+        peers
+            .get("a")
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("Alice")
+    );
 
     let t = peers.touch("a", NOW + 5).await.unwrap().unwrap();
     assert_eq!(t.last_seen_ms, NOW + 5);
@@ -93,14 +102,30 @@ async fn attempts_blacklist_and_success_resets() {
     }
     let o = peers.record_attempt("a", NOW + 7).await.unwrap().unwrap();
     assert_eq!((o.attempts, o.blacklisted_until_ms), (3, Some(NOW + 7 + H)));
-    assert!(peers.get("a").await.unwrap().unwrap().is_blacklisted(NOW + H));
+    assert!(
+        peers
+            .get("a")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_blacklisted(NOW + H)
+    );
     assert!(peers.record_attempt("zz", NOW).await.unwrap().is_none());
 
     // Candidates leave it out while blacklisted.
-    assert!(peers.reconnection_candidates(NOW, 10, DAY).await.unwrap().is_empty());
+    assert!(
+        peers
+            .reconnection_candidates(NOW, 10, DAY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Not yet expired: nothing cleared.
     assert_eq!(peers.clear_expired_blacklists(NOW + H).await.unwrap(), 0);
-    assert_eq!(peers.clear_expired_blacklists(NOW + 7 + H).await.unwrap(), 1);
+    assert_eq!(
+        peers.clear_expired_blacklists(NOW + 7 + H).await.unwrap(),
+        1
+    );
     let p = peers.get("a").await.unwrap().unwrap();
     assert_eq!((p.reconnection_attempts, p.blacklisted_until_ms), (0, None));
 
@@ -115,7 +140,11 @@ async fn attempts_blacklist_and_success_resets() {
 async fn concurrent_attempts_never_lose_an_increment() {
     let store = memory_store().await;
     let config = PeerConfig::default().with_blacklist(1_000, H);
-    store.peers_with(config).upsert(&peer("a", NOW)).await.unwrap();
+    store
+        .peers_with(config)
+        .upsert(&peer("a", NOW))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for t in 0..16 {
         let store = store.clone();
@@ -144,7 +173,11 @@ async fn query_sorts_filters_and_pages() {
     let peers = store.peers();
     for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
         let mut p = peer(id, NOW - i as i64 * H);
-        p.quality = quality(10 + 100 * i as u32, 1.0 - 0.2 * i as f64, ConnectionType::Host);
+        p.quality = quality(
+            10 + 100 * i as u32,
+            1.0 - 0.2 * i as f64,
+            ConnectionType::Host,
+        );
         if i % 2 == 0 {
             p.last_connected_ms = Some(NOW - 10 * H + i as i64);
         }
@@ -152,20 +185,35 @@ async fn query_sorts_filters_and_pages() {
     }
     peers.record_attempt("b", NOW).await.unwrap();
     let q = PeerQuery::new(NOW, 10);
-    assert_eq!(ids(&peers.query(&q).await.unwrap()), ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        ids(&peers.query(&q).await.unwrap()),
+        ["a", "b", "c", "d", "e"]
+    );
     let asc = q.clone().sorted(PeerSort::LastSeen, Order::Ascending);
-    assert_eq!(ids(&peers.query(&asc).await.unwrap()), ["e", "d", "c", "b", "a"]);
+    assert_eq!(
+        ids(&peers.query(&asc).await.unwrap()),
+        ["e", "d", "c", "b", "a"]
+    );
     let best = q.clone().sorted(PeerSort::Quality, Order::Descending);
-    assert_eq!(ids(&peers.query(&best).await.unwrap()), ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        ids(&peers.query(&best).await.unwrap()),
+        ["a", "b", "c", "d", "e"]
+    );
     let connected = q.clone().sorted(PeerSort::LastConnected, Order::Descending);
-    assert_eq!(ids(&peers.query(&connected).await.unwrap()), ["e", "c", "a"]);
+    assert_eq!(
+        ids(&peers.query(&connected).await.unwrap()),
+        ["e", "c", "a"]
+    );
 
     // Filters.
     let good = best.clone().min_quality(0.6);
     let got = peers.query(&good).await.unwrap();
     assert!(got.iter().all(|p| p.quality.score() >= 0.6) && !got.is_empty());
     assert!(got.len() < 5);
-    assert_eq!(ids(&peers.query(&q.clone().max_age(2 * H)).await.unwrap()), ["a", "b", "c"]);
+    assert_eq!(
+        ids(&peers.query(&q.clone().max_age(2 * H)).await.unwrap()),
+        ["a", "b", "c"]
+    );
     store
         .peers_with(PeerConfig::default().with_blacklist(1, H))
         .record_attempt("b", NOW)
@@ -212,7 +260,10 @@ async fn candidates_follow_the_documented_score() {
     for p in [&fresh, &stale, &flaky, &ancient] {
         peers.upsert(p).await.unwrap();
     }
-    let c = peers.reconnection_candidates(NOW, 10, 7 * DAY).await.unwrap();
+    let c = peers
+        .reconnection_candidates(NOW, 10, 7 * DAY)
+        .await
+        .unwrap();
     let got: Vec<&str> = c.iter().map(|c| c.peer.peer_id.as_str()).collect();
     assert_eq!(got, ["fresh", "stale", "flaky"]);
     let q = fresh.quality.score();
@@ -220,7 +271,14 @@ async fn candidates_follow_the_documented_score() {
     assert!((c[1].score - q / 2.0).abs() < 1e-9);
     // 0.4 + 0.3 + 0.2 + 0.1 * (600 / 3600) = 0.91666…, over 4.
     assert!((c[2].score - (0.9 + 0.1 / 6.0) / 4.0).abs() < 1e-9);
-    assert_eq!(peers.reconnection_candidates(NOW, 1, 7 * DAY).await.unwrap().len(), 1);
+    assert_eq!(
+        peers
+            .reconnection_candidates(NOW, 1, 7 * DAY)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -243,29 +301,38 @@ async fn cleanup_keep_best_and_clear() {
     assert_eq!(peers.stats().await.unwrap().count, 2);
 
     for i in 0..5 {
-        peers.upsert(&peer(&format!("p{i}"), NOW + i)).await.unwrap();
+        peers
+            .upsert(&peer(&format!("p{i}"), NOW + i))
+            .await
+            .unwrap();
     }
     assert_eq!(peers.keep_best(3, PeerSort::LastSeen).await.unwrap(), 4);
     let left = peers.query(&PeerQuery::new(NOW, 10)).await.unwrap();
     assert_eq!(ids(&left), ["p4", "p3", "p2"]);
     assert_eq!(peers.clear().await.unwrap(), 3);
-    assert!(peers.query(&PeerQuery::new(NOW, 10)).await.unwrap().is_empty());
+    assert!(
+        peers
+            .query(&PeerQuery::new(NOW, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(peers.stats().await.unwrap().count, 0);
 }
 
 #[tokio::test]
 async fn quotas_reject_or_evict() {
     let store = memory_store().await;
-    let reject = store.peers_with(PeerConfig::default().with_quota(
-        Some(2),
-        None,
-        EvictionPolicy::Reject,
-    ));
+    let reject =
+        store.peers_with(PeerConfig::default().with_quota(Some(2), None, EvictionPolicy::Reject));
     reject.upsert(&peer("a", NOW)).await.unwrap();
     reject.upsert(&peer("b", NOW + 1)).await.unwrap();
     assert!(matches!(
         reject.upsert(&peer("c", NOW + 2)).await,
-        Err(Error::QuotaExceeded { what: "peers", limit: 2 })
+        Err(Error::QuotaExceeded {
+            what: "peers",
+            limit: 2
+        })
     ));
     assert!(reject.get("c").await.unwrap().is_none(), "nothing written");
     // Replacing an existing peer is fine.
@@ -280,7 +347,10 @@ async fn quotas_reject_or_evict() {
         EvictionPolicy::LeastRecentlySeen,
     ));
     lru.upsert(&peer("c", NOW + 2)).await.unwrap();
-    assert!(lru.get("b").await.unwrap().is_none(), "b was least recently seen");
+    assert!(
+        lru.get("b").await.unwrap().is_none(),
+        "b was least recently seen"
+    );
     assert!(lru.get("a").await.unwrap().is_some() && lru.get("c").await.unwrap().is_some());
 
     let mut low = peer("low", NOW);
@@ -308,7 +378,10 @@ async fn quotas_reject_or_evict() {
     big.ice_candidates = vec!["x".repeat(1000)];
     assert!(matches!(
         bytes.upsert(&big).await,
-        Err(Error::QuotaExceeded { what: "peer bytes", .. })
+        Err(Error::QuotaExceeded {
+            what: "peer bytes",
+            ..
+        })
     ));
 }
 
@@ -326,11 +399,21 @@ async fn export_import_round_trip_encrypted() {
     let file = peers.export(&Secret::from(key.clone())).await.unwrap();
     assert!(file.starts_with(tresor::EXPORT_MAGIC));
     for needle in [b"alice-peer".as_slice(), b"192.0.2.1", &[9; 32]] {
-        assert!(!file.windows(needle.len()).any(|w| w == needle), "plaintext leaked");
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle),
+            "plaintext leaked"
+        );
     }
 
     let target = memory_store().await;
-    assert_eq!(target.peers().import(&file, &Secret::from(key.clone())).await.unwrap(), 2);
+    assert_eq!(
+        target
+            .peers()
+            .import(&file, &Secret::from(key.clone()))
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(target.peers().get("alice-peer").await.unwrap(), Some(a));
     assert_eq!(target.peers().get("bob-peer").await.unwrap(), Some(b));
     assert_eq!(target.peers().stats().await.unwrap().count, 2);
@@ -344,7 +427,10 @@ async fn export_import_round_trip_encrypted() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert!(matches!(
-        target.peers().import(&bad, &Secret::from(key.clone())).await,
+        target
+            .peers()
+            .import(&bad, &Secret::from(key.clone()))
+            .await,
         Err(Error::Corrupted(_))
     ));
     assert!(matches!(
@@ -355,5 +441,12 @@ async fn export_import_round_trip_encrypted() {
     // A passphrase export (stretched with the store's KDF).
     let file = peers.export(&"export pass".into()).await.unwrap();
     let third = memory_store().await;
-    assert_eq!(third.peers().import(&file, &"export pass".into()).await.unwrap(), 2);
+    assert_eq!(
+        third
+            .peers()
+            .import(&file, &"export pass".into())
+            .await
+            .unwrap(),
+        2
+    );
 }
