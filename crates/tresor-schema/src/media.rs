@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::typed::{IndexDef, KeyPart, TableDef};
 
-/// Default chunk size: 256 KiB.
-pub const DEFAULT_CHUNK_SIZE: u32 = 256 * 1024;
+/// Default chunk size: 255 KiB (261,120 bytes), so that a sealed chunk (data plus about 100
+/// bytes of envelope, nonce and tag) stays within 256 KiB: redb allocates values in
+/// power-of-two regions, and a chunk of exactly 256 KiB would take 512 KiB on disk.
+pub const DEFAULT_CHUNK_SIZE: u32 = 255 * 1024;
 /// How long an incomplete upload is kept after it started before a sweep removes it: one day,
 /// in ms.
 pub const INCOMPLETE_GRACE_MS: i64 = 86_400_000;
@@ -75,6 +77,7 @@ pub struct MediaChunk {
     /// Its index, from 0.
     pub index: u64,
     /// Its bytes.
+    #[serde(with = "crate::bytes")]
     pub data: Vec<u8>,
 }
 

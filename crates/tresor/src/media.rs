@@ -46,7 +46,8 @@ pub struct NewMedia {
     pub created_ms: i64,
     /// When it expires, ms since the Unix epoch (`None`: never).
     pub expires_ms: Option<i64>,
-    /// The chunk size in bytes, 1 to [`MAX_CHUNK_SIZE`]. Default: 256 KiB.
+    /// The chunk size in bytes, 1 to [`MAX_CHUNK_SIZE`]. Default: [`DEFAULT_CHUNK_SIZE`]
+    /// (255 KiB).
     pub chunk_size: u32,
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use tresor::{Error, INCOMPLETE_GRACE_MS, NewMedia, Tresor};
+use tresor::{DEFAULT_CHUNK_SIZE, Error, INCOMPLETE_GRACE_MS, NewMedia, Tresor};
 
 use common::{PASS, memory_store};
 
@@ -44,7 +44,10 @@ async fn eight_mib_streams_in_and_out_on_redb() {
     }
     let info = up.finish().await.unwrap();
     assert_eq!(info.size, blob.len() as u64);
-    assert_eq!(info.chunks, blob.len().div_ceil(256 * 1024) as u64);
+    assert_eq!(
+        info.chunks,
+        blob.len().div_ceil(DEFAULT_CHUNK_SIZE as usize) as u64
+    );
     assert!(info.complete);
 
     let mut down = media.open("mxc://example.org/abc").await.unwrap().unwrap();
@@ -56,7 +59,7 @@ async fn eight_mib_streams_in_and_out_on_redb() {
         largest = largest.max(chunk.len());
     }
     assert_eq!(at, blob.len());
-    assert_eq!(largest, 256 * 1024, "one chunk at a time");
+    assert_eq!(largest, DEFAULT_CHUNK_SIZE as usize, "one chunk at a time");
     let got = media.info("mxc://example.org/abc").await.unwrap().unwrap();
     assert_eq!(got.thumbnail, Some(vec![0xFF, 0xD8, 0xFF]));
 
