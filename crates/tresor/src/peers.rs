@@ -603,7 +603,9 @@ impl<'a> Peers<'a> {
     }
 
     /// Up to `limit` peers to reconnect to at `now_ms`, best first: not blacklisted, active
-    /// within `max_age_ms`, ordered by [`Peer::reconnection_score`] (ties by peer id).
+    /// within `max_age_ms`, ordered by [`Peer::reconnection_score`] (ties by peer id). Reads
+    /// every peer once (a peer's age is the later of two timestamps, so no index bounds it):
+    /// O(peers), which quotas keep small.
     ///
     /// # Errors
     /// As [`crate::Table::scan`].
