@@ -26,6 +26,8 @@
 //! - `cargo xtask bench [--runs N] [--quick] [--systems …] [--data FILE] [--scale 1m|10m]`:
 //!   tresor vs raw redb vs SQLCipher vs SQLite on the chitchat corpus (see `bench.rs` and
 //!   docs/BENCHMARKS.md). Builds SQLCipher and OpenSSL the first time: minutes.
+//! - `cargo xtask media-1gib`: a 1 GiB encrypted media blob streamed into a redb store and
+//!   back (release), printing throughput and peak RSS (VmHWM).
 
 mod bench;
 
@@ -77,9 +79,20 @@ fn main() -> ExitCode {
             cargo().args(["bench", "-p", "tresor-redb", "--bench", "backend"]),
         ),
         Some("bench") => bench::bench(&args[1..]),
+        Some("media-1gib") => run(
+            "1 GiB media blob round trip (peak RSS)",
+            cargo().args([
+                "run",
+                "--release",
+                "-p",
+                "tresor",
+                "--example",
+                "media_1gib",
+            ]),
+        ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write] | bench-backend | bench-backup | bench [--quick] [--runs N] [--systems LIST] [--data FILE] [--scale 1m|10m]>"
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write] | bench-backend | bench-backup | media-1gib | bench [--quick] [--runs N] [--systems LIST] [--data FILE] [--scale 1m|10m]>"
             );
             return ExitCode::from(2);
         }

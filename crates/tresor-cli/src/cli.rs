@@ -148,6 +148,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Peers for reconnection: list, reconnection candidates, cleanup.
+    #[command(subcommand)]
+    Peers(crate::p2p::PeersCmd),
+    /// Encrypted media blobs: put, get, ls.
+    #[command(subcommand)]
+    Media(crate::p2p::MediaCmd),
     /// Migrate the store to this tresor's schema version (opening a store does it too).
     Migrate {
         /// Only show the store's version and the steps a migration would run.

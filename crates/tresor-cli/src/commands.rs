@@ -111,6 +111,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let store = open_existing(&db(&cli.db)?, key).await?;
             crate::extended::thread(&store, &root, limit, json, out).await
         }
+        Command::Peers(cmd) => crate::p2p::peers(&db(&cli.db)?, key, cmd, out).await,
+        Command::Media(cmd) => crate::p2p::media(&db(&cli.db)?, key, cmd, out).await,
         Command::Migrate { dry_run } => migrate(&db(&cli.db)?, key, dry_run, out).await,
         Command::Repair { into, json } => {
             repair(&db(&cli.db)?, key, into.as_deref(), json, out).await
@@ -151,7 +153,7 @@ fn db(db: &Option<PathBuf>) -> Result<PathBuf, CliError> {
     db.clone().ok_or(CliError::NoDb)
 }
 
-async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tresor, CliError> {
+pub(crate) async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tresor, CliError> {
     if !path.exists() {
         return Err(CliError::NoStore(path.to_path_buf()));
     }
@@ -813,7 +815,7 @@ struct JsonConversation<'a> {
     unread: u64,
 }
 
-fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+pub(crate) fn json_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
     serde_json::to_writer(&mut *out, value)?;
     writeln!(out)?;
     Ok(())

@@ -6,6 +6,7 @@
 //! - [`commands`]: one function per subcommand.
 //! - [`chitchat`]: the chitchat corpus importer and the bundled sample.
 //! - [`crash`]: the crash-consistency harness shared by `tresor-crash-writer` and its tests.
+//! - [`p2p`]: `tresor peers` and `tresor media`.
 //! - [`passphrase`]: `TRESOR_PASSPHRASE` or a terminal prompt.
 //!
 //! # Architecture invariant
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod crash;
 mod error;
 pub mod extended;
+pub mod p2p;
 pub mod passphrase;
 
 pub use error::CliError;

@@ -12,6 +12,9 @@
 //! - [`messages`]: which entries one message occupies (record + index entries).
 //! - [`version`]: the schema version and its check.
 //! - [`typed`]: typed tables: declared record types, primary key, secondary indexes.
+//! - [`matrix`]: Matrix-compatible room state tables (Matrix field names).
+//! - [`media`]: encrypted media blobs: metadata and sealed fixed-size chunks.
+//! - [`peers`]: peers for reconnection and their quality and reconnection scores.
 //! - [`records`]: tresor's own record families, declared as typed tables.
 //! - [`message_state`]: extended message state (delivery status, thread, edits, redaction,
 //!   media, expiry) and per-conversation state (unread count, retention), as typed tables.
@@ -25,13 +28,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bytes;
 pub mod catalog;
 pub mod codec;
 mod error;
 pub mod index;
+pub mod matrix;
+pub mod media;
 mod message;
 pub mod message_state;
 pub mod messages;
+pub mod peers;
 pub mod records;
 pub mod sealed;
 pub mod typed;

@@ -118,7 +118,9 @@ pub struct Envelope {
     pub pk: Vec<u8>,
     /// Every index entry of the record.
     pub entries: Vec<EntryParts>,
-    /// The value, as [`codec::encode`] bytes.
+    /// The value, as [`codec::encode`] bytes (a byte string: same encoding as a `u8`
+    /// sequence, copied in one piece).
+    #[serde(with = "crate::bytes")]
     pub value: Vec<u8>,
 }
 

@@ -40,6 +40,18 @@ pub enum Error {
         /// The unique index.
         index: &'static str,
     },
+    /// A write would take a table past a configured quota (peers: count or bytes) and the
+    /// eviction policy rejects it; nothing was written.
+    #[error("quota exceeded: at most {limit} {what}")]
+    QuotaExceeded {
+        /// What is limited (`"peers"`, `"peer bytes"`).
+        what: &'static str,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Input given to tresor (an export file, a media stream) is not what it claims to be.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// A typed-table scan names an index the table does not declare.
     #[error("no index {0} in this table")]
     UnknownIndex(String),

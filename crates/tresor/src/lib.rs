@@ -30,6 +30,13 @@
 //! - [`Conversations`] (`conversations.rs`): conversations, a typed table kept up to date by
 //!   message writes.
 //! - [`Contacts`], [`Sessions`], [`Proofs`], [`RelayQueue`], [`KeyValues`] (`families.rs`): record families on typed tables.
+//! - [`Peers`] (`peers.rs`): peers for reconnection: quality, attempts and blacklisting,
+//!   reconnection candidates, cleanup, quotas, encrypted export/import.
+//! - [`Media`] (`media.rs`): encrypted media blobs in sealed fixed-size chunks, streamed
+//!   in ([`MediaUpload`]) and out ([`MediaDownload`]), indexed by room, MIME type and time.
+//! - [`Matrix`] (`room.rs`): Matrix-compatible room state: applying room events, rooms,
+//!   state, members, keys (one-time key claims exactly once), receipts, typing, transactions,
+//!   aliases. `locked.rs`: atomic read-modify-write of typed records under the writer lock.
 //! - `cache.rs`: an LRU of opened typed records bounded in bytes ([`Options::cache_bytes`]).
 //! - `migrate.rs`: schema migrations at open ([`Tresor::pending_migrations`]).
 //! - `backup.rs`: backups to a repository (or a v1 file), verify, restore into a new store.
@@ -62,10 +69,14 @@ mod error;
 mod families;
 mod keys;
 mod message_ext;
+mod locked;
+mod media;
 mod messages;
 mod migrate;
 mod options;
+mod peers;
 mod place;
+mod room;
 mod rotation;
 mod salvage;
 mod schedule;
@@ -85,9 +96,15 @@ pub use families::{
 };
 pub use keys::KeyInfo;
 pub use message_ext::{MessageExtras, SWEEP_BATCH, SweepReport};
+pub use media::{FLUSH_CHUNKS, MAX_CHUNK_SIZE, Media, MediaDownload, MediaUpload, NewMedia};
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
+pub use peers::{
+    AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerSort,
+    PeerStats, Peers, Retention,
+};
+pub use room::{Matrix, MatrixEvent, redact_content};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
 pub use salvage::{SalvageReport, salvage};
 pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
@@ -110,6 +127,12 @@ pub use tresor_schema::Message;
 pub use tresor_schema::message_state::{
     ConversationState, DeliveryStatus, Edit, MediaRef, MessageState, Redaction, Retention,
 };
+pub use tresor_schema::matrix::{
+    AccountData, DeviceKeys, Invite, OneTimeKey, Presence, Receipt, Room, RoomAlias, RoomMember,
+    StateEvent, Transaction, TxnStatus, Typing,
+};
+pub use tresor_schema::media::{DEFAULT_CHUNK_SIZE, INCOMPLETE_GRACE_MS, MediaInfo};
+pub use tresor_schema::peers::{ConnectionQuality, ConnectionType, IceServer, Peer};
 pub use tresor_schema::records::{
     Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,
 };
