@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
-use tresor::{MediaInfo, NewMedia, Order, Peer, PeerQuery, PeerSort, Retention};
+use tresor::{MediaInfo, NewMedia, Order, Peer, PeerQuery, PeerRetention, PeerSort};
 
 use crate::CliError;
 use crate::commands::{format_time, json_line, open_existing};
@@ -229,7 +229,7 @@ pub async fn peers(
             json,
         } => {
             let stale = peers
-                .cleanup(now, Retention::new(active_days, inactive_days))
+                .cleanup(now, PeerRetention::new(active_days, inactive_days))
                 .await?;
             let unblocked = peers.clear_expired_blacklists(now).await?;
             let trimmed = match keep {

@@ -102,7 +102,7 @@ pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use peers::{
     AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerSort,
-    PeerStats, Peers, Retention,
+    PeerRetention, PeerStats, Peers,
 };
 pub use room::{Matrix, MatrixEvent, redact_content};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};

@@ -189,14 +189,14 @@ impl PeerQuery {
 /// Retention of [`Peers::cleanup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Retention {
+pub struct PeerRetention {
     /// Peers that ever connected are kept this many days after they were last active.
     pub active_days: u32,
     /// Peers that never connected are kept this many days after they were last seen.
     pub inactive_days: u32,
 }
 
-impl Retention {
+impl PeerRetention {
     /// Keeps connected peers `active_days`, never-connected ones `inactive_days`.
     pub fn new(active_days: u32, inactive_days: u32) -> Self {
         Self {
@@ -666,7 +666,7 @@ impl<'a> Peers<'a> {
     ///
     /// # Errors
     /// As [`Peers::remove`]; batches deleted before an error stay deleted.
-    pub async fn cleanup(&self, now_ms: i64, retention: Retention) -> Result<u64, Error> {
+    pub async fn cleanup(&self, now_ms: i64, retention: PeerRetention) -> Result<u64, Error> {
         let oldest_kept = now_ms
             .saturating_sub(i64::from(retention.active_days.min(retention.inactive_days)) * DAY_MS);
         let mut ids = Vec::new();
