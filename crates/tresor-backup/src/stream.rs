@@ -2,7 +2,9 @@
 //! write, and reassembly across chunk boundaries on read.
 
 use tresor_crypto::StoreKeys;
-use tresor_schema::catalog::TABLES;
+use tresor_schema::catalog::{
+    CONVERSATIONS, TableSpec, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES,
+};
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{message_token, position};
 use tresor_schema::{Message, codec};
@@ -23,6 +25,31 @@ pub(crate) const MAX_ENTRY: usize = MAX_CHUNK_PLAINTEXT;
 const _: () = assert!(matches!(TABLES[0].name.as_bytes(), b"meta"));
 const _: () = assert!(matches!(TABLES[1].name.as_bytes(), b"messages"));
 
+/// The catalog tables a restore derives from the `messages` records, hence left out of the
+/// stream. Every other catalog table is carried (see [`carried`]).
+pub(crate) const DERIVED_FROM_MESSAGES: [&str; 5] =
+    [CONVERSATIONS, PEERS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME];
+
+/// Whether catalog table `index` follows `meta` and `messages` in the stream: every catalog
+/// table except those two and [`DERIVED_FROM_MESSAGES`] (so a table added to the catalog is
+/// backed up without any change here).
+pub(crate) fn carried(index: usize) -> bool {
+    index > usize::from(STREAM_MESSAGES)
+        && TABLES
+            .get(index)
+            .is_some_and(|spec| !DERIVED_FROM_MESSAGES.contains(&spec.name))
+}
+
+/// Catalog indexes of the carried tables, ascending.
+pub(crate) fn carried_tables() -> impl Iterator<Item = (u8, &'static TableSpec)> {
+    // Invariant: the catalog has at most 255 tables (asserted in `format`).
+    TABLES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| carried(*i))
+        .map(|(i, spec)| (i as u8, spec))
+}
+
 /// Checks the entries of a stream in order and counts them. Used by the writer on what it
 /// writes and by the readers on what they read, so `create` never writes a stream that
 /// `verify` rejects.
@@ -34,6 +61,9 @@ pub(crate) struct StreamCheck<'a> {
     in_messages: bool,
     last_order: Option<[u8; 16]>,
     pub messages: u64,
+    /// The carried tables after the messages (order, contents, counts per table).
+    rest: Tally,
+    in_rest: bool,
 }
 
 fn malformed(reason: &'static str) -> BackupError {
@@ -50,6 +80,8 @@ impl<'a> StreamCheck<'a> {
             in_messages: false,
             last_order: None,
             messages: 0,
+            rest: Tally::new(),
+            in_rest: false,
         }
     }
 
@@ -74,7 +106,7 @@ impl<'a> StreamCheck<'a> {
                     })?;
                 Ok(None)
             }
-            STREAM_MESSAGES => {
+            STREAM_MESSAGES if !self.in_rest => {
                 self.in_messages = true;
                 let m: Message = codec::decode(value)
                     .map_err(|_| malformed("message record does not decode"))?;
@@ -90,18 +122,38 @@ impl<'a> StreamCheck<'a> {
                 Ok(Some(m))
             }
             STREAM_META => Err(malformed("meta entry after the messages")),
+            STREAM_MESSAGES => Err(malformed("message after the other tables")),
+            t if carried(usize::from(t)) => {
+                self.in_messages = true;
+                self.in_rest = true;
+                let expect = Expect {
+                    key_header: self.key_header,
+                    schema_version: self.schema_version,
+                };
+                self.rest
+                    .entry(&expect, t, key, value)
+                    .map_err(|e| match e {
+                        Invalid::KeyHeaderMismatch => BackupError::KeyHeaderMismatch,
+                        Invalid::Entry(reason) => malformed(reason),
+                    })?;
+                Ok(None)
+            }
             _ => Err(malformed("table not carried by the stream")),
         }
     }
 
     /// Entries counted so far.
     pub fn entries(&self) -> u64 {
-        self.meta.entries() + self.messages
+        self.meta.entries() + self.messages + self.rest.entries()
     }
 
-    /// `meta` entries counted so far.
-    pub fn meta_entries(&self) -> u64 {
-        self.meta.entries()
+    /// Entries of catalog table `index` counted so far.
+    pub fn table_entries(&self, index: usize) -> u64 {
+        match index {
+            0 => self.meta.entries(),
+            1 => self.messages,
+            i => self.rest.per_table().get(i).copied().unwrap_or(0),
+        }
     }
 
     /// Checks that the stream held the key header.

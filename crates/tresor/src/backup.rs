@@ -7,12 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use tresor_backend::Backend;
+use tresor_backend::{Backend, Snapshot};
 use tresor_backup::{
     BackupOptions, BackupReport, BackupSummary, BackupTarget, Progress, Repository,
 };
 use tresor_crypto::Secret;
 
+use crate::backup_status::{BackupKind, LastBackup};
 use crate::error::io;
 use crate::{Error, Options, Tresor};
 
@@ -34,25 +35,58 @@ fn now_ms() -> i64 {
 
 impl Tresor {
     /// Streams a backup of the whole store to `out` (format: `docs/FORMAT.md`, "Backup file").
-    /// Writes wait while the backup runs, so it is a consistent cut of the store. A key
-    /// rotation in progress is finished first (a backup holds one key generation).
+    /// The backup reads a snapshot taken at the start (under the writer lock, after finishing
+    /// a key rotation in progress: a backup holds one key generation); writes go on while it
+    /// runs and do not appear in it. The outcome is recorded ([`Tresor::last_backup`],
+    /// [`crate::Stats::last_backup`]) and sent to [`Tresor::backup_events`] receivers.
     ///
     /// # Errors
     /// [`Error::Backup`] if writing or reading fails; as [`Tresor::rotate_key`] if finishing a
     /// rotation fails.
     pub async fn backup_to<W: Write + Send>(&self, out: W) -> Result<BackupSummary, Error> {
+        let started_ms = now_ms();
+        let status = &self.inner.backups;
+        status.started(BackupKind::File, started_ms);
+        let result = async {
+            let (snapshot, ring, header) = self.backup_snapshot().await?;
+            Ok::<_, Error>(
+                tresor_backup::create_from_snapshot(
+                    &*snapshot,
+                    &ring.current,
+                    &header,
+                    started_ms,
+                    out,
+                )
+                .await?,
+            )
+        }
+        .await;
+        status.finished(match &result {
+            Ok(s) => LastBackup {
+                kind: BackupKind::File,
+                started_ms,
+                finished_ms: now_ms(),
+                id: Some(hex(&s.backup_id)),
+                bytes: s.bytes,
+                entries: s.entries,
+                error: None,
+            },
+            Err(e) => failed(BackupKind::File, started_ms, e),
+        });
+        result
+    }
+
+    /// Takes a snapshot of the store for a backup, under the writer lock (held only for
+    /// that), after finishing a key rotation in progress; with the keys and key header it was
+    /// taken under.
+    async fn backup_snapshot(
+        &self,
+    ) -> Result<(Box<dyn Snapshot>, Arc<crate::keys::Keyring>, Vec<u8>), Error> {
         let inner = &self.inner;
         let mut writer = inner.writer.lock().await;
         inner.finish_rotation_locked(&mut writer).await?;
-        let ring = inner.keyring();
-        Ok(tresor_backup::create(
-            &*inner.backend,
-            &ring.current,
-            &writer.keys.header,
-            now_ms(),
-            out,
-        )
-        .await?)
+        let snapshot = inner.backend.snapshot().await?;
+        Ok((snapshot, inner.keyring(), writer.keys.header.clone()))
     }
 
     /// Writes a backup file into directory `dir` (created if missing), named
@@ -121,8 +155,10 @@ impl Tresor {
     /// the repository does not hold yet are written (format: `docs/FORMAT.md`, "Backup
     /// repository format, version 2").
     ///
-    /// Writes wait while the store is read (the backup is a consistent cut); chunk uploads
-    /// happen during that read, so on a slow target writes wait longer.
+    /// The backup reads a snapshot taken at the start under the writer lock (held only for
+    /// that): writes go on while chunks are read and uploaded, and do not appear in it. The
+    /// outcome is recorded ([`Tresor::last_backup`], [`crate::Stats::last_backup`]) and sent
+    /// to [`Tresor::backup_events`] receivers.
     ///
     /// # Errors
     /// [`Error::Backup`]: the target fails, a prune holds the repository's lock
@@ -142,19 +178,55 @@ impl Tresor {
     /// Backs the store up into an open `repository` (see [`Tresor::backup_to_target`]).
     ///
     /// # Errors
-    /// As [`Tresor::backup_to_target`].
+    /// As [`Tresor::backup_to_target`]; [`Error::Backup`] (`KeyHeaderMismatch`) if the store's
+    /// keys changed since `repository` was opened.
     pub async fn backup_to_repository(
         &self,
         repository: &Repository,
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, Error> {
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock().await;
-        inner.finish_rotation_locked(&mut writer).await?;
-        Ok(repository
-            .backup(&*inner.backend, options, progress)
-            .await?)
+        let started_ms = now_ms();
+        let status = &self.inner.backups;
+        status.started(BackupKind::Repository, started_ms);
+        let result = async {
+            let (snapshot, _, _) = self.backup_snapshot().await?;
+            Ok::<_, Error>(
+                repository
+                    .backup_snapshot(&*snapshot, options, progress)
+                    .await?,
+            )
+        }
+        .await;
+        status.finished(match &result {
+            Ok(r) => LastBackup {
+                kind: BackupKind::Repository,
+                started_ms,
+                finished_ms: now_ms(),
+                id: Some(r.info.id.clone()),
+                bytes: r.info.added_bytes + r.info.manifest_bytes,
+                entries: r.info.entries,
+                error: None,
+            },
+            Err(e) => failed(BackupKind::Repository, started_ms, e),
+        });
+        result
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn failed(kind: BackupKind, started_ms: i64, e: &Error) -> LastBackup {
+    LastBackup {
+        kind,
+        started_ms,
+        finished_ms: now_ms(),
+        id: None,
+        bytes: 0,
+        entries: 0,
+        error: Some(e.to_string()),
     }
 }
 

@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod backup_status;
 mod cache;
 mod check;
 mod conversations;
@@ -68,6 +69,7 @@ pub use backup::{
     BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
     verify_backup,
 };
+pub use backup_status::{BackupEvent, BackupKind, LastBackup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use conversations::Conversations;
 pub use engine::BackendKind;
