@@ -79,9 +79,9 @@ pub use repo::{
 pub use restore::restore;
 pub use retention::{Decision, RetentionPolicy, Span};
 pub use target::{BackupTarget, open_url};
-pub use writer::{create, create_from_snapshot};
 #[doc(hidden)]
 pub use writer::create_with_chunk_target;
+pub use writer::{create, create_from_snapshot};
 
 /// What a backup holds, as returned by [`create`], [`verify`] and [`restore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

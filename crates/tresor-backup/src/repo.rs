@@ -918,11 +918,12 @@ impl Repository {
                         (t, _) => {
                             // Invariant: the stream check accepted `t`, so it is a carried
                             // catalog table.
-                            let spec = TABLES.get(usize::from(t)).ok_or(
-                                BackupError::MalformedStream {
-                                    reason: "table not carried by the stream",
-                                },
-                            )?;
+                            let spec =
+                                TABLES
+                                    .get(usize::from(t))
+                                    .ok_or(BackupError::MalformedStream {
+                                        reason: "table not carried by the stream",
+                                    })?;
                             let stored = if spec.kind == TableKind::Sealed {
                                 sealed::seal_bytes(&keys, spec.name, key, value)
                                     .map_err(BackupError::Schema)?

@@ -3,7 +3,7 @@
 
 use tresor_crypto::StoreKeys;
 use tresor_schema::catalog::{
-    CONVERSATIONS, TableSpec, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES,
+    CONVERSATIONS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TableSpec,
 };
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{message_token, position};
@@ -27,8 +27,13 @@ const _: () = assert!(matches!(TABLES[1].name.as_bytes(), b"messages"));
 
 /// The catalog tables a restore derives from the `messages` records, hence left out of the
 /// stream. Every other catalog table is carried (see [`carried`]).
-pub(crate) const DERIVED_FROM_MESSAGES: [&str; 5] =
-    [CONVERSATIONS, PEERS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME];
+pub(crate) const DERIVED_FROM_MESSAGES: [&str; 5] = [
+    CONVERSATIONS,
+    PEERS,
+    MSG_BY_CONVERSATION,
+    MSG_BY_PEER,
+    MSG_BY_TIME,
+];
 
 /// Whether catalog table `index` follows `meta` and `messages` in the stream: every catalog
 /// table except those two and [`DERIVED_FROM_MESSAGES`] (so a table added to the catalog is

@@ -44,34 +44,51 @@ impl Tresor {
     /// [`Error::Backup`] if writing or reading fails; as [`Tresor::rotate_key`] if finishing a
     /// rotation fails.
     pub async fn backup_to<W: Write + Send>(&self, out: W) -> Result<BackupSummary, Error> {
-        let started_ms = now_ms();
-        let status = &self.inner.backups;
-        status.started(BackupKind::File, started_ms);
-        let result = async {
-            let (snapshot, ring, header) = self.backup_snapshot().await?;
-            Ok::<_, Error>(
-                tresor_backup::create_from_snapshot(
+        self.recorded(
+            BackupKind::File,
+            async {
+                let (snapshot, ring, header) = self.backup_snapshot().await?;
+                Ok(tresor_backup::create_from_snapshot(
                     &*snapshot,
                     &ring.current,
                     &header,
-                    started_ms,
+                    now_ms(),
                     out,
                 )
-                .await?,
-            )
-        }
-        .await;
-        status.finished(match &result {
-            Ok(s) => LastBackup {
-                kind: BackupKind::File,
-                started_ms,
-                finished_ms: now_ms(),
-                id: Some(hex(&s.backup_id)),
-                bytes: s.bytes,
-                entries: s.entries,
-                error: None,
+                .await?)
             },
-            Err(e) => failed(BackupKind::File, started_ms, e),
+            |s| (hex(&s.backup_id), s.bytes, s.entries),
+        )
+        .await
+    }
+
+    /// Runs the backup `run`, reporting its start and outcome ([`Tresor::backup_events`],
+    /// [`Tresor::last_backup`]); `describe` gives a success's id, bytes written and entries.
+    pub(crate) async fn recorded<T>(
+        &self,
+        kind: BackupKind,
+        run: impl std::future::Future<Output = Result<T, Error>>,
+        describe: impl FnOnce(&T) -> (String, u64, u64),
+    ) -> Result<T, Error> {
+        let started_ms = now_ms();
+        let status = &self.inner.backups;
+        status.started(kind, started_ms);
+        let result = run.await;
+        let (id, bytes, entries, error) = match &result {
+            Ok(done) => {
+                let (id, bytes, entries) = describe(done);
+                (Some(id), bytes, entries, None)
+            }
+            Err(e) => (None, 0, 0, Some(e.to_string())),
+        };
+        status.finished(LastBackup {
+            kind,
+            started_ms,
+            finished_ms: now_ms(),
+            id,
+            bytes,
+            entries,
+            error,
         });
         result
     }
@@ -170,9 +187,29 @@ impl Tresor {
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, Error> {
-        let repository = self.repository(target).await?;
-        self.backup_to_repository(&repository, options, progress)
-            .await
+        Ok(self.backup_into(target, options, progress).await?.1)
+    }
+
+    /// [`Tresor::backup_to_target`], also returning the opened repository (for the
+    /// scheduler's retention); opening the repository counts as part of the backup.
+    pub(crate) async fn backup_into(
+        &self,
+        target: Arc<dyn BackupTarget>,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, BackupReport), Error> {
+        self.recorded(
+            BackupKind::Repository,
+            async {
+                let repository = self.repository(target).await?;
+                let report = self
+                    .backup_unrecorded(&repository, options, progress)
+                    .await?;
+                Ok((repository, report))
+            },
+            |(_, r)| describe_report(r),
+        )
+        .await
     }
 
     /// Backs the store up into an open `repository` (see [`Tresor::backup_to_target`]).
@@ -186,48 +223,37 @@ impl Tresor {
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, Error> {
-        let started_ms = now_ms();
-        let status = &self.inner.backups;
-        status.started(BackupKind::Repository, started_ms);
-        let result = async {
-            let (snapshot, _, _) = self.backup_snapshot().await?;
-            Ok::<_, Error>(
-                repository
-                    .backup_snapshot(&*snapshot, options, progress)
-                    .await?,
-            )
-        }
-        .await;
-        status.finished(match &result {
-            Ok(r) => LastBackup {
-                kind: BackupKind::Repository,
-                started_ms,
-                finished_ms: now_ms(),
-                id: Some(r.info.id.clone()),
-                bytes: r.info.added_bytes + r.info.manifest_bytes,
-                entries: r.info.entries,
-                error: None,
-            },
-            Err(e) => failed(BackupKind::Repository, started_ms, e),
-        });
-        result
+        self.recorded(
+            BackupKind::Repository,
+            self.backup_unrecorded(repository, options, progress),
+            describe_report,
+        )
+        .await
     }
+
+    async fn backup_unrecorded(
+        &self,
+        repository: &Repository,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport, Error> {
+        let (snapshot, _, _) = self.backup_snapshot().await?;
+        Ok(repository
+            .backup_snapshot(&*snapshot, options, progress)
+            .await?)
+    }
+}
+
+fn describe_report(r: &BackupReport) -> (String, u64, u64) {
+    (
+        r.info.id.clone(),
+        r.info.added_bytes + r.info.manifest_bytes,
+        r.info.entries,
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn failed(kind: BackupKind, started_ms: i64, e: &Error) -> LastBackup {
-    LastBackup {
-        kind,
-        started_ms,
-        finished_ms: now_ms(),
-        id: None,
-        bytes: 0,
-        entries: 0,
-        error: Some(e.to_string()),
-    }
 }
 
 /// Reads and checks the whole backup file at `path` (every chunk's tag, the trailer, the

@@ -213,10 +213,9 @@ async fn run_with_retries(store: &Tresor, policy: &BackupPolicy) -> Result<Backu
 }
 
 async fn run_once(store: &Tresor, policy: &BackupPolicy) -> Result<BackupRun, Error> {
-    let repository = store.repository(Arc::clone(&policy.target)).await?;
     let options = BackupOptions::with_description(policy.description.clone());
-    let report = store
-        .backup_to_repository(&repository, &options, &NoProgress)
+    let (repository, report) = store
+        .backup_into(Arc::clone(&policy.target), &options, &NoProgress)
         .await?;
     let mut run = BackupRun {
         backup: report.info,
