@@ -347,14 +347,33 @@ pub async fn restore_from_repository(
     secret: Secret,
     progress: &dyn Progress,
 ) -> Result<(Tresor, BackupSummary), Error> {
-    restore_into(
-        new_store.as_ref(),
+    restore_from_repository_with(
+        repository,
+        which,
+        new_store,
         secret,
         Options::default(),
-        move |backend| {
-            Box::pin(async move { Ok(repository.restore(which, &*backend, progress).await?) })
-        },
+        progress,
     )
+    .await
+}
+
+/// As [`restore_from_repository`], with `options` for the new store (its storage engine,
+/// [`Options::backend`], e.g. SQLite, whatever engine the backed-up store used).
+///
+/// # Errors
+/// As [`restore_from_repository`].
+pub async fn restore_from_repository_with(
+    repository: &Repository,
+    which: &str,
+    new_store: impl AsRef<Path>,
+    secret: Secret,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<(Tresor, BackupSummary), Error> {
+    restore_into(new_store.as_ref(), secret, options, move |backend| {
+        Box::pin(async move { Ok(repository.restore(which, &*backend, progress).await?) })
+    })
     .await
 }
 

@@ -67,7 +67,7 @@ mod table;
 
 pub use backup::{
     BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
-    verify_backup,
+    restore_from_repository_with, verify_backup,
 };
 pub use backup_status::{BackupEvent, BackupKind, LastBackup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
