@@ -15,6 +15,7 @@ use std::sync::Arc;
 use common::{build_store, cheap_keys, dump, passphrase};
 use garage::{BUCKET, Garage, KEY_ID, REGION, SECRET, garage_bin};
 use tresor_backend::MemoryBackend;
+use tresor_backup::repo_format::Chunking;
 use tresor_backup::target::{BackupTarget, DirTarget, ErasureTarget, S3Target};
 use tresor_backup::{BackupOptions, NoProgress, Repository, RetentionPolicy};
 use tresor_crypto::KeyHeader;
@@ -65,7 +66,14 @@ async fn repository_on_a_real_s3_server() {
     let a = build_store(&k, 200, 60).await;
     let b = build_store(&k, 202, 60).await;
     let target: Arc<dyn BackupTarget> = Arc::new(s3(&garage, "repo"));
-    let repo = Repository::open_or_init(Arc::clone(&target), keys, &k.key_header)
+    // Small chunks, so that stores this small span many chunks and the second backup can
+    // share most of them.
+    let small = Chunking {
+        min: 256,
+        avg: 1024,
+        max: 4096,
+    };
+    let repo = Repository::open_or_init_with(Arc::clone(&target), keys, &k.key_header, small)
         .await
         .unwrap();
     repo.backup(&a, &BackupOptions::default(), &NoProgress)
