@@ -326,6 +326,47 @@ mod tests {
     }
 
     #[test]
+    fn carried_tables_follow_the_messages_and_derived_ones_are_refused() {
+        use tresor_schema::catalog::{TYPED_INDEX, TYPED_RECORDS};
+        let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
+        let carried_names: Vec<&str> = carried_tables().map(|(_, s)| s.name).collect();
+        assert_eq!(carried_names, [TYPED_RECORDS, TYPED_INDEX]);
+        // Every catalog table is in the stream or derived from the messages.
+        for (i, spec) in TABLES.iter().enumerate() {
+            assert!(
+                i <= 1 || carried(i) != DERIVED_FROM_MESSAGES.contains(&spec.name),
+                "{}",
+                spec.name
+            );
+        }
+        let keys = tresor_crypto::DataKey::generate().unwrap().store_keys();
+        let mut check = StreamCheck::new(&keys, b"kh", 2);
+        check.entry(STREAM_META, b"key_header", b"kh").unwrap();
+        let typed_index = index_of(TYPED_INDEX);
+        check.entry(typed_index, b"a", &[0; 16]).unwrap();
+        // Order, duplicates and contents are checked as in format 1.
+        assert!(check.entry(typed_index, b"a", &[0; 16]).is_err());
+        assert!(check.entry(typed_index, b"b", &[0; 15]).is_err());
+        assert!(check.entry(index_of(TYPED_RECORDS), b"z", b"").is_err());
+        // Nothing of meta or messages after a carried table; derived tables never.
+        assert!(check.entry(STREAM_META, b"next_seq", &[0; 8]).is_err());
+        let m = codec::encode(&Message::new("i", "c", "s", None, 1, "b")).unwrap();
+        assert!(
+            check
+                .entry(STREAM_MESSAGES, &message_token(&keys, "i"), &m)
+                .is_err()
+        );
+        for derived in DERIVED_FROM_MESSAGES {
+            assert!(check.entry(index_of(derived), b"zz", &[0; 16]).is_err());
+        }
+        assert!(check.entry(TABLES.len() as u8, b"zz", &[0; 16]).is_err());
+        check.entry(typed_index, b"c", &[0; 16]).unwrap();
+        assert_eq!(check.table_entries(usize::from(typed_index)), 2);
+        assert_eq!(check.table_entries(0), 1);
+        assert_eq!(check.entries(), 3);
+    }
+
+    #[test]
     fn parser_reassembles_entries_across_chunks() {
         let mut stream = Vec::new();
         let entries: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..50u8)
