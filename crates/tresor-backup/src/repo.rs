@@ -24,7 +24,8 @@ use crate::repo_format::{
 };
 use crate::retention::{self, Decision, RetentionPolicy};
 use crate::stream::{
-    Chunker, STREAM_MESSAGES, STREAM_META, StreamCheck, StreamParser, carried, carried_tables,
+    Chunker, STREAM_MESSAGES, STREAM_META, StreamCheck, StreamParser, carried, carried_chunking,
+    carried_tables,
 };
 use crate::target::BackupTarget;
 use crate::{BackupError, BackupSummary};
@@ -525,7 +526,9 @@ impl Repository {
         }
 
         // Every other carried table (typed records and their index, and any table the
-        // catalog adds), in catalog order, each in key order.
+        // catalog adds), in catalog order, each in key order: cut after the messages, in
+        // smaller chunks (see `carried_chunking`).
+        sink.restart(carried_chunking(self.config.chunking)).await?;
         for (index, spec) in carried_tables() {
             let mut start = Bound::Unbounded;
             loop {
@@ -1117,6 +1120,13 @@ impl ChunkSink<'_> {
         while let Some(chunk) = self.chunker.take(true) {
             self.emit(&chunk).await?;
         }
+        Ok(())
+    }
+
+    /// Cuts here and chunks what follows with `chunking`.
+    async fn restart(&mut self, chunking: Chunking) -> Result<(), BackupError> {
+        self.finish().await?;
+        self.chunker = Chunker::new(chunking);
         Ok(())
     }
 

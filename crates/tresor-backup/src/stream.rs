@@ -55,6 +55,19 @@ pub(crate) fn carried_tables() -> impl Iterator<Item = (u8, &'static TableSpec)>
         .map(|(i, spec)| (i as u8, spec))
 }
 
+/// The carried tables are cut into chunks 16 times smaller than the messages (within fastcdc's
+/// limits): their records change or arrive at random key positions (keys are random tokens),
+/// so small chunks keep a backup after a few changes small. Only the writer cares: readers
+/// concatenate chunks whatever their sizes.
+pub(crate) fn carried_chunking(c: Chunking) -> Chunking {
+    use fastcdc::v2020::{AVERAGE_MIN, MAXIMUM_MIN, MINIMUM_MIN};
+    Chunking {
+        min: (c.min / 16).max(MINIMUM_MIN),
+        avg: (c.avg / 16).max(AVERAGE_MIN),
+        max: (c.max / 16).max(MAXIMUM_MIN),
+    }
+}
+
 /// Checks the entries of a stream in order and counts them. Used by the writer on what it
 /// writes and by the readers on what they read, so `create` never writes a stream that
 /// `verify` rejects.
@@ -339,6 +352,17 @@ mod tests {
                 spec.name
             );
         }
+        for c in [
+            DEFAULT_CHUNKING,
+            Chunking {
+                min: 64,
+                avg: 256,
+                max: 1024,
+            },
+        ] {
+            assert!(carried_chunking(c).is_valid());
+        }
+        assert_eq!(carried_chunking(DEFAULT_CHUNKING).avg, 4096);
         let keys = tresor_crypto::DataKey::generate().unwrap().store_keys();
         let mut check = StreamCheck::new(&keys, b"kh", 2);
         check.entry(STREAM_META, b"key_header", b"kh").unwrap();
