@@ -9,8 +9,9 @@
 //! - `cargo xtask crash [--iterations N]`: the crash-consistency test (writer SIGKILLed at
 //!   random moments, store reopened and checked) with N iterations (default 1,000), release.
 //! - `cargo xtask bench-backup`: backup and restore throughput, peak RSS and incremental bytes
-//!   on the full chitchat corpus (release build), against `tar | zstd` of the store file; prints
-//!   the Markdown table of docs/BENCHMARKS.md ("Backups").
+//!   on the full chitchat corpus (release build), against `tar | zstd` of the store file and
+//!   restic when installed (`bench_backup.rs`); prints the tables of docs/BENCHMARKS.md
+//!   ("Backups").
 //! - `cargo xtask proptest`: the model-based property tests at 100 times the default cases.
 //! - `cargo xtask faults`: the fault-injection test at every n (the default run takes every 4th).
 //! - `cargo xtask fuzz [--seconds S]`: every cargo-fuzz target for S seconds each (default 60),
