@@ -9,8 +9,9 @@
 //! - `cargo xtask crash [--iterations N]`: the crash-consistency test (writer SIGKILLed at
 //!   random moments, store reopened and checked) with N iterations (default 1,000), release.
 //! - `cargo xtask bench-backup`: backup and restore throughput, peak RSS and incremental bytes
-//!   on the full chitchat corpus (release build), against `tar | zstd` of the store file; prints
-//!   the Markdown table of docs/BENCHMARKS.md ("Backups").
+//!   on the full chitchat corpus (release build), against `tar | zstd` of the store file and
+//!   restic when installed (`bench_backup.rs`); prints the tables of docs/BENCHMARKS.md
+//!   ("Backups").
 //! - `cargo xtask proptest`: the model-based property tests at 100 times the default cases.
 //! - `cargo xtask faults`: the fault-injection test at every n (the default run takes every 4th).
 //! - `cargo xtask fuzz [--seconds S]`: every cargo-fuzz target for S seconds each (default 60),
@@ -30,6 +31,7 @@
 //!   back (release), printing throughput and peak RSS (VmHWM).
 
 mod bench;
+mod bench_backup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo(&args[1..]),
         Some("crash") => crash(&args[1..]),
-        Some("bench-backup") => bench_backup(),
+        Some("bench-backup") => bench_backup::bench_backup(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("proptest") => run(
             "model-based property tests at 100x cases",
@@ -385,234 +387,5 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         cmd.arg("--").arg(format!("-max_total_time={seconds}"));
         run(&format!("fuzz {target} for {seconds} s"), &mut cmd)?;
     }
-    Ok(())
-}
-
-/// Runs the release CLI with `args`, returning its stdout; fails on a non-zero exit.
-fn cli(bin: &Path, db: Option<&Path>, args: &[&str], pass: &str) -> Result<String, String> {
-    let mut cmd = Command::new(bin);
-    if let Some(db) = db {
-        cmd.arg("--db").arg(db);
-    }
-    let out = cmd
-        .args(args)
-        .env("TRESOR_PASSPHRASE", pass)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "tresor {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn json_of(s: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(s.lines().last().unwrap_or("")).map_err(|e| format!("bad JSON: {e}"))
-}
-
-fn mb(bytes: f64) -> f64 {
-    bytes / 1e6
-}
-
-/// Writes the corpus without the conversations selected by `drop`, returning the number of
-/// messages left out.
-fn write_subset(
-    corpus: &serde_json::Map<String, serde_json::Value>,
-    drop: &std::collections::HashSet<String>,
-    path: &Path,
-) -> Result<u64, String> {
-    let mut kept = serde_json::Map::new();
-    let mut left_out = 0;
-    for (k, v) in corpus {
-        if drop.contains(k) {
-            left_out += message_count(v);
-        } else {
-            kept.insert(k.clone(), v.clone());
-        }
-    }
-    let bytes = serde_json::to_vec(&serde_json::Value::Object(kept)).map_err(|e| e.to_string())?;
-    std::fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
-    Ok(left_out)
-}
-
-fn message_count(conversation: &serde_json::Value) -> u64 {
-    conversation["messages"].as_array().map_or(0, |turns| {
-        turns
-            .iter()
-            .map(|t| t.as_array().map_or(0, Vec::len) as u64)
-            .sum()
-    })
-}
-
-fn newest_timestamp(conversation: &serde_json::Value) -> String {
-    conversation["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_array())
-        .flatten()
-        .filter_map(|m| m["timestamp"].as_str())
-        .max()
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// `cargo xtask bench-backup`: see the module documentation.
-fn bench_backup() -> Result<(), String> {
-    use std::io::Read;
-    let root = workspace_root();
-    let corpus_path = root.join("../shared/data/chitchat/dataset.json.gz");
-    if !corpus_path.exists() {
-        return Err(format!("no corpus at {}", corpus_path.display()));
-    }
-    run(
-        "build the release CLI",
-        cargo().args(["build", "--quiet", "--release", "-p", "tresor-cli"]),
-    )?;
-    let bin = root.join("target/release/tresor");
-    let dir = root.join("target/bench-backup");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let pass = "bench passphrase";
-
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&corpus_path).map_err(|e| e.to_string())?)
-        .read_to_end(&mut json)
-        .map_err(|e| e.to_string())?;
-    let corpus: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&json).map_err(|e| format!("corpus: {e}"))?;
-    let total: u64 = corpus.values().map(message_count).sum();
-
-    // Scenario A: the newest 1% of messages arrive (whole conversations, newest last message).
-    let mut by_time: Vec<(String, String)> = corpus
-        .iter()
-        .map(|(k, v)| (newest_timestamp(v), k.clone()))
-        .collect();
-    by_time.sort();
-    let mut newest = std::collections::HashSet::new();
-    let mut n = 0;
-    for (_, k) in by_time.iter().rev() {
-        if n * 100 >= total {
-            break;
-        }
-        n += message_count(&corpus[k]);
-        newest.insert(k.clone());
-    }
-    // Scenario B: every 100th conversation (in id order) arrives: spread over time.
-    let spread: std::collections::HashSet<String> = corpus.keys().step_by(100).cloned().collect();
-
-    let mut rows = Vec::new();
-    for (name, drop) in [
-        ("newest 1% of messages", &newest),
-        ("every 100th conversation", &spread),
-    ] {
-        let sub = dir.join("base.json");
-        let left_out = write_subset(&corpus, drop, &sub)?;
-        let db = dir.join(format!("{}.redb", rows.len()));
-        let repo = dir.join(format!("repo-{}", rows.len()));
-        let target = format!("dir:{}", repo.display());
-        eprintln!("==> {name}: import {} messages", total - left_out);
-        cli(
-            &bin,
-            Some(&db),
-            &["import", "chitchat", &sub.to_string_lossy()],
-            pass,
-        )?;
-        let first = json_of(&cli(
-            &bin,
-            Some(&db),
-            &["backup", "create", "--target", &target, "--json"],
-            pass,
-        )?)?;
-        eprintln!("==> {name}: import the remaining {left_out} messages");
-        cli(
-            &bin,
-            Some(&db),
-            &["import", "chitchat", &corpus_path.to_string_lossy()],
-            pass,
-        )?;
-        let second = json_of(&cli(
-            &bin,
-            Some(&db),
-            &["backup", "create", "--target", &target, "--json"],
-            pass,
-        )?)?;
-        let restored = dir.join(format!("restored-{}.redb", rows.len()));
-        let restore = json_of(&cli(
-            &bin,
-            Some(&restored),
-            &["restore", "--target", &target, "latest", "--json"],
-            pass,
-        )?)?;
-        rows.push((name, left_out, first, second, restore, db));
-    }
-
-    // tar | zstd of the full store file.
-    let (_, _, _, _, _, full_db) = &rows[0];
-    let started = Instant::now();
-    let tar = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -cf - -C {} {} | zstd -q -3 -c | wc -c",
-            full_db
-                .parent()
-                .map_or(".".into(), |p| p.display().to_string()),
-            full_db
-                .file_name()
-                .map_or(String::new(), |f| f.to_string_lossy().into_owned())
-        ))
-        .output()
-        .map_err(|e| format!("tar | zstd: {e}"))?;
-    let tar_seconds = started.elapsed().as_secs_f64();
-    let tar_bytes: f64 = String::from_utf8_lossy(&tar.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0);
-    let restic = Command::new("restic").arg("version").output().is_ok();
-
-    let g = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
-    println!(
-        "Corpus: {total} messages (chitchat), store file of the full corpus; release build, `dir:` target on the same disk.\n"
-    );
-    println!(
-        "| scenario | store MB | 1st backup: s | MB/s | written MB | peak RSS MB | +1%: new messages | 2nd backup: s | written MB | % of 1st | restore: s | MB/s | peak RSS MB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, left_out, first, second, restore, _) in &rows {
-        let store = g(second, "store_bytes");
-        let written1 = g(first, "added_bytes") + g(first, "manifest_bytes");
-        let written2 = g(second, "added_bytes") + g(second, "manifest_bytes");
-        println!(
-            "| {name} | {:.1} | {:.2} | {:.1} | {:.2} | {:.0} | {left_out} | {:.2} | {:.3} | {:.2}% | {:.2} | {:.1} | {:.0} |",
-            mb(store),
-            g(first, "seconds"),
-            mb(g(first, "store_bytes")) / g(first, "seconds").max(1e-9),
-            mb(written1),
-            mb(g(first, "peak_rss_bytes")),
-            g(second, "seconds"),
-            mb(written2),
-            100.0 * written2 / written1.max(1.0),
-            g(restore, "seconds"),
-            mb(g(restore, "store_bytes")) / g(restore, "seconds").max(1e-9),
-            mb(g(restore, "peak_rss_bytes")),
-        );
-    }
-    let store = g(&rows[0].3, "store_bytes");
-    println!(
-        "\n`tar -cf - STORE | zstd -3` of the same store file: {:.2} MB in {tar_seconds:.2} s ({:.1} MB/s); every run rewrites it whole.",
-        mb(tar_bytes),
-        mb(store) / tar_seconds.max(1e-9)
-    );
-    println!(
-        "restic: {}",
-        if restic {
-            "installed (not run by this task)"
-        } else {
-            "not installed on this machine"
-        }
-    );
     Ok(())
 }

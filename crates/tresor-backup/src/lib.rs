@@ -25,9 +25,10 @@
 //! ```
 //!
 //! # Contracts
-//! - **No concurrent writes during [`create`]:** the caller guarantees that nothing writes to
-//!   the backend while a backup is being created (the `tresor` facade holds its writer lock),
-//!   so the backup is a consistent snapshot.
+//! - **Backups read a snapshot:** [`create`] and [`Repository::backup`] read everything from
+//!   one backend snapshot ([`tresor_backend::Snapshot`]), so writers go on meanwhile and the
+//!   backup holds exactly the snapshot's state ([`create_from_snapshot`],
+//!   [`Repository::backup_snapshot`] take a snapshot from the caller).
 //! - **Restore into a fresh target, publish on success:** [`restore`] refuses a target whose
 //!   catalog tables are not all empty, and returns `Ok` only after the whole backup (trailer
 //!   and stream digest included) has been checked and the last batch committed durably. On
@@ -78,9 +79,9 @@ pub use repo::{
 pub use restore::restore;
 pub use retention::{Decision, RetentionPolicy, Span};
 pub use target::{BackupTarget, open_url};
-pub use writer::create;
 #[doc(hidden)]
 pub use writer::create_with_chunk_target;
+pub use writer::{create, create_from_snapshot};
 
 /// What a backup holds, as returned by [`create`], [`verify`] and [`restore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

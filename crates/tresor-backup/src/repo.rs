@@ -7,10 +7,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tresor_backend::{Backend, Direction, Durability, KeyRange, WriteBatch};
+use tresor_backend::{Backend, Direction, Durability, KeyRange, Snapshot, WriteBatch};
 use tresor_crypto::{CryptoError, KeyHeader, Secret, StoreKeys};
 use tresor_schema::catalog::{
     CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES,
+    TableKind,
 };
 use tresor_schema::messages::{
     conversation_token, index_entries, open_message, peer_ids, peer_token, tokens,
@@ -22,7 +23,10 @@ use crate::repo_format::{
     Manifest, REPO_ID_LEN, RepoKeys, STALE_LOCK_MS, chunk_name, hex, manifest_name, unhex,
 };
 use crate::retention::{self, Decision, RetentionPolicy};
-use crate::stream::{Chunker, STREAM_MESSAGES, STREAM_META, StreamCheck, StreamParser};
+use crate::stream::{
+    Chunker, STREAM_MESSAGES, STREAM_META, StreamCheck, StreamParser, carried, carried_chunking,
+    carried_tables,
+};
 use crate::target::BackupTarget;
 use crate::{BackupError, BackupSummary};
 
@@ -81,7 +85,7 @@ pub struct BackupInfo {
     pub schema_version: u32,
     /// `(table, entry count)` of every catalog table of the source store.
     pub tables: Vec<(String, u64)>,
-    /// Entries in the logical stream (`meta` and `messages`).
+    /// Entries in the logical stream (`meta`, `messages` and the other carried tables).
     pub entries: u64,
     /// Length of the logical stream in bytes (uncompressed).
     pub stream_bytes: u64,
@@ -350,8 +354,10 @@ impl Repository {
 
     /// Backs up every table of `backend` into the repository and returns the new backup.
     ///
-    /// The logical stream is `meta` in key order then every `messages` record (opened) in time
-    /// order, read page by page through `msg_by_time`; it is cut into content-defined chunks
+    /// The logical stream is `meta` in key order, every `messages` record (opened) in time
+    /// order, read page by page through `msg_by_time`, then every other catalog table that is
+    /// not derived from the messages (the typed tables, and any table the catalog adds) in
+    /// catalog order and key order, sealed values opened; it is cut into content-defined chunks
     /// (FastCDC, the repository's parameters), and only chunks whose id is not yet in the
     /// repository are compressed (zstd), sealed and written. The manifest is written last, so
     /// a backup that fails midway leaves only unreferenced chunks (removed by
@@ -359,8 +365,8 @@ impl Repository {
     /// [`Repository::prune`]). Memory: a scan page, about two chunks, and the set of chunk ids
     /// in the repository (32 bytes each).
     ///
-    /// **Consistency contract:** as [`crate::create`], nothing may write to `backend` while
-    /// this runs (the facade holds its writer lock).
+    /// Everything is read from one snapshot of `backend` ([`Backend::snapshot`]) taken first,
+    /// so writers go on while the backup runs and the backup is that snapshot's state.
     ///
     /// # Errors
     /// [`BackupError::RepositoryLocked`] while a prune runs; [`BackupError::KeyHeaderMismatch`]
@@ -374,8 +380,25 @@ impl Repository {
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, BackupError> {
+        let snapshot = backend.snapshot().await?;
+        self.backup_snapshot(&*snapshot, options, progress).await
+    }
+
+    /// [`Repository::backup`] of a snapshot taken by the caller: the backup holds exactly the
+    /// snapshot's state, whatever is committed to the backend meanwhile (the facade takes the
+    /// snapshot under its writer lock, with no key rotation in progress, then releases the
+    /// lock, so writers never wait for a backup).
+    ///
+    /// # Errors
+    /// As [`Repository::backup`].
+    pub async fn backup_snapshot(
+        &self,
+        snapshot: &dyn Snapshot,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport, BackupError> {
         let lock = self.lock(LOCK_BACKUP).await?;
-        let result = self.backup_locked(backend, options, progress).await;
+        let result = self.backup_locked(snapshot, options, progress).await;
         let released = self.target.delete(&lock).await;
         let report = result?;
         released?;
@@ -384,7 +407,7 @@ impl Repository {
 
     async fn backup_locked(
         &self,
-        backend: &dyn Backend,
+        backend: &dyn Snapshot,
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, BackupError> {
@@ -500,6 +523,53 @@ impl Repository {
                 table: MSG_BY_TIME,
                 reason: "msg_by_time and messages disagree (run tresor repair)",
             });
+        }
+
+        // Every other carried table (typed records and their index, and any table the
+        // catalog adds), in catalog order, each in key order: cut after the messages, in
+        // smaller chunks (see `carried_chunking`).
+        sink.restart(carried_chunking(self.config.chunking)).await?;
+        for (index, spec) in carried_tables() {
+            let mut start = Bound::Unbounded;
+            loop {
+                let page = backend
+                    .scan(
+                        spec.name,
+                        KeyRange {
+                            start,
+                            end: Bound::Unbounded,
+                        },
+                        Direction::Forward,
+                        PAGE,
+                    )
+                    .await?;
+                for (key, stored) in &page {
+                    let opened;
+                    let value: &[u8] = if spec.kind == TableKind::Sealed {
+                        opened = zeroize::Zeroizing::new(
+                            sealed::open_bytes(&self.store_keys, spec.name, key, stored)
+                                .map_err(BackupError::Schema)?,
+                        );
+                        &opened
+                    } else {
+                        stored
+                    };
+                    check.entry(index, key, value).map_err(|e| match e {
+                        BackupError::MalformedStream { reason } => BackupError::InvalidEntry {
+                            table: spec.name,
+                            reason,
+                        },
+                        other => other,
+                    })?;
+                    entry.clear();
+                    crate::stream::push_entry(&mut entry, index, key, value);
+                    sink.push(&entry).await?;
+                }
+                match page.last() {
+                    Some((last, _)) if page.len() == PAGE => start = Bound::Excluded(last.clone()),
+                    _ => break,
+                }
+            }
         }
         sink.finish().await?;
 
@@ -663,8 +733,15 @@ impl Repository {
         };
         mismatch("stream entries", manifest.stream_entries, check.entries())?;
         let recorded = |table: usize| manifest.source_tables.get(table).copied().unwrap_or(0);
-        mismatch("entries of table meta", recorded(0), check.meta_entries())?;
-        mismatch("entries of table messages", recorded(1), check.messages)?;
+        for (index, spec) in TABLES.iter().enumerate() {
+            if index <= usize::from(STREAM_MESSAGES) || carried(index) {
+                mismatch(
+                    &format!("entries of table {}", spec.name),
+                    recorded(index),
+                    check.table_entries(index),
+                )?;
+            }
+        }
         if hasher.finalize().as_bytes() != &manifest.digest {
             return Err(BackupError::DigestMismatch);
         }
@@ -780,7 +857,8 @@ impl Repository {
     /// Runs every check of [`Repository::verify`] on the stream while writing: each chunk's
     /// entries become one write batch in which `meta` entries are written as they are and every
     /// message record is re-sealed under a fresh nonce together with its index entries
-    /// (`msg_by_conversation`, `msg_by_peer`, `msg_by_time`); then `conversations` and `peers`
+    /// (`msg_by_conversation`, `msg_by_peer`, `msg_by_time`), and the entries of the other
+    /// carried tables are written as they are (sealed ones re-sealed); then `conversations` and `peers`
     /// are rebuilt from the indexes in bounded batches (one grouped scan each). Batches are
     /// committed with [`Durability::Eventual`], the last one with [`Durability::Immediate`]
     /// after the counts and digest have been checked. Memory: about two chunks and a batch.
@@ -839,7 +917,24 @@ impl Repository {
                                 b.put(table, k, v);
                             }
                         }
-                        _ => b.put(META, key, value.to_vec()),
+                        (STREAM_META, _) => b.put(META, key, value.to_vec()),
+                        (t, _) => {
+                            // Invariant: the stream check accepted `t`, so it is a carried
+                            // catalog table.
+                            let spec =
+                                TABLES
+                                    .get(usize::from(t))
+                                    .ok_or(BackupError::MalformedStream {
+                                        reason: "table not carried by the stream",
+                                    })?;
+                            let stored = if spec.kind == TableKind::Sealed {
+                                sealed::seal_bytes(&keys, spec.name, key, value)
+                                    .map_err(BackupError::Schema)?
+                            } else {
+                                value.to_vec()
+                            };
+                            b.put(spec.name, key, stored);
+                        }
                     }
                     Ok(())
                 },
@@ -864,6 +959,21 @@ impl Repository {
                 return Err(BackupError::ManifestMismatch {
                     what: format!("restored entries of table {table}"),
                     recorded: messages,
+                    counted: restored,
+                });
+            }
+        }
+        for (index, spec) in carried_tables() {
+            let recorded = manifest
+                .source_tables
+                .get(usize::from(index))
+                .copied()
+                .unwrap_or(0);
+            let restored = target.len(spec.name).await?;
+            if restored != recorded {
+                return Err(BackupError::ManifestMismatch {
+                    what: format!("restored entries of table {}", spec.name),
+                    recorded,
                     counted: restored,
                 });
             }
@@ -1010,6 +1120,13 @@ impl ChunkSink<'_> {
         while let Some(chunk) = self.chunker.take(true) {
             self.emit(&chunk).await?;
         }
+        Ok(())
+    }
+
+    /// Cuts here and chunks what follows with `chunking`.
+    async fn restart(&mut self, chunking: Chunking) -> Result<(), BackupError> {
+        self.finish().await?;
+        self.chunker = Chunker::new(chunking);
         Ok(())
     }
 

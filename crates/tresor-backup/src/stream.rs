@@ -2,7 +2,9 @@
 //! write, and reassembly across chunk boundaries on read.
 
 use tresor_crypto::StoreKeys;
-use tresor_schema::catalog::TABLES;
+use tresor_schema::catalog::{
+    CONVERSATIONS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TableSpec,
+};
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{message_token, position};
 use tresor_schema::{Message, codec};
@@ -23,6 +25,49 @@ pub(crate) const MAX_ENTRY: usize = MAX_CHUNK_PLAINTEXT;
 const _: () = assert!(matches!(TABLES[0].name.as_bytes(), b"meta"));
 const _: () = assert!(matches!(TABLES[1].name.as_bytes(), b"messages"));
 
+/// The catalog tables a restore derives from the `messages` records, hence left out of the
+/// stream. Every other catalog table is carried (see [`carried`]).
+pub(crate) const DERIVED_FROM_MESSAGES: [&str; 5] = [
+    CONVERSATIONS,
+    PEERS,
+    MSG_BY_CONVERSATION,
+    MSG_BY_PEER,
+    MSG_BY_TIME,
+];
+
+/// Whether catalog table `index` follows `meta` and `messages` in the stream: every catalog
+/// table except those two and [`DERIVED_FROM_MESSAGES`] (so a table added to the catalog is
+/// backed up without any change here).
+pub(crate) fn carried(index: usize) -> bool {
+    index > usize::from(STREAM_MESSAGES)
+        && TABLES
+            .get(index)
+            .is_some_and(|spec| !DERIVED_FROM_MESSAGES.contains(&spec.name))
+}
+
+/// Catalog indexes of the carried tables, ascending.
+pub(crate) fn carried_tables() -> impl Iterator<Item = (u8, &'static TableSpec)> {
+    // Invariant: the catalog has at most 255 tables (asserted in `format`).
+    TABLES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| carried(*i))
+        .map(|(i, spec)| (i as u8, spec))
+}
+
+/// The carried tables are cut into chunks 16 times smaller than the messages (within fastcdc's
+/// limits): their records change or arrive at random key positions (keys are random tokens),
+/// so small chunks keep a backup after a few changes small. Only the writer cares: readers
+/// concatenate chunks whatever their sizes.
+pub(crate) fn carried_chunking(c: Chunking) -> Chunking {
+    use fastcdc::v2020::{AVERAGE_MIN, MAXIMUM_MIN, MINIMUM_MIN};
+    Chunking {
+        min: (c.min / 16).max(MINIMUM_MIN),
+        avg: (c.avg / 16).max(AVERAGE_MIN),
+        max: (c.max / 16).max(MAXIMUM_MIN),
+    }
+}
+
 /// Checks the entries of a stream in order and counts them. Used by the writer on what it
 /// writes and by the readers on what they read, so `create` never writes a stream that
 /// `verify` rejects.
@@ -34,6 +79,9 @@ pub(crate) struct StreamCheck<'a> {
     in_messages: bool,
     last_order: Option<[u8; 16]>,
     pub messages: u64,
+    /// The carried tables after the messages (order, contents, counts per table).
+    rest: Tally,
+    in_rest: bool,
 }
 
 fn malformed(reason: &'static str) -> BackupError {
@@ -50,6 +98,8 @@ impl<'a> StreamCheck<'a> {
             in_messages: false,
             last_order: None,
             messages: 0,
+            rest: Tally::new(),
+            in_rest: false,
         }
     }
 
@@ -74,7 +124,7 @@ impl<'a> StreamCheck<'a> {
                     })?;
                 Ok(None)
             }
-            STREAM_MESSAGES => {
+            STREAM_MESSAGES if !self.in_rest => {
                 self.in_messages = true;
                 let m: Message = codec::decode(value)
                     .map_err(|_| malformed("message record does not decode"))?;
@@ -90,18 +140,38 @@ impl<'a> StreamCheck<'a> {
                 Ok(Some(m))
             }
             STREAM_META => Err(malformed("meta entry after the messages")),
+            STREAM_MESSAGES => Err(malformed("message after the other tables")),
+            t if carried(usize::from(t)) => {
+                self.in_messages = true;
+                self.in_rest = true;
+                let expect = Expect {
+                    key_header: self.key_header,
+                    schema_version: self.schema_version,
+                };
+                self.rest
+                    .entry(&expect, t, key, value)
+                    .map_err(|e| match e {
+                        Invalid::KeyHeaderMismatch => BackupError::KeyHeaderMismatch,
+                        Invalid::Entry(reason) => malformed(reason),
+                    })?;
+                Ok(None)
+            }
             _ => Err(malformed("table not carried by the stream")),
         }
     }
 
     /// Entries counted so far.
     pub fn entries(&self) -> u64 {
-        self.meta.entries() + self.messages
+        self.meta.entries() + self.messages + self.rest.entries()
     }
 
-    /// `meta` entries counted so far.
-    pub fn meta_entries(&self) -> u64 {
-        self.meta.entries()
+    /// Entries of catalog table `index` counted so far.
+    pub fn table_entries(&self, index: usize) -> u64 {
+        match index {
+            0 => self.meta.entries(),
+            1 => self.messages,
+            i => self.rest.per_table().get(i).copied().unwrap_or(0),
+        }
     }
 
     /// Checks that the stream held the key header.
@@ -266,6 +336,58 @@ mod tests {
         }
         assert_eq!(streamed, whole);
         assert!(whole.len() > 3);
+    }
+
+    #[test]
+    fn carried_tables_follow_the_messages_and_derived_ones_are_refused() {
+        use tresor_schema::catalog::{TYPED_INDEX, TYPED_RECORDS};
+        let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
+        let carried_names: Vec<&str> = carried_tables().map(|(_, s)| s.name).collect();
+        assert_eq!(carried_names, [TYPED_RECORDS, TYPED_INDEX]);
+        // Every catalog table is in the stream or derived from the messages.
+        for (i, spec) in TABLES.iter().enumerate() {
+            assert!(
+                i <= 1 || carried(i) != DERIVED_FROM_MESSAGES.contains(&spec.name),
+                "{}",
+                spec.name
+            );
+        }
+        for c in [
+            DEFAULT_CHUNKING,
+            Chunking {
+                min: 64,
+                avg: 256,
+                max: 1024,
+            },
+        ] {
+            assert!(carried_chunking(c).is_valid());
+        }
+        assert_eq!(carried_chunking(DEFAULT_CHUNKING).avg, 4096);
+        let keys = tresor_crypto::DataKey::generate().unwrap().store_keys();
+        let mut check = StreamCheck::new(&keys, b"kh", 2);
+        check.entry(STREAM_META, b"key_header", b"kh").unwrap();
+        let typed_index = index_of(TYPED_INDEX);
+        check.entry(typed_index, b"a", &[0; 16]).unwrap();
+        // Order, duplicates and contents are checked as in format 1.
+        assert!(check.entry(typed_index, b"a", &[0; 16]).is_err());
+        assert!(check.entry(typed_index, b"b", &[0; 15]).is_err());
+        assert!(check.entry(index_of(TYPED_RECORDS), b"z", b"").is_err());
+        // Nothing of meta or messages after a carried table; derived tables never.
+        assert!(check.entry(STREAM_META, b"next_seq", &[0; 8]).is_err());
+        let m = codec::encode(&Message::new("i", "c", "s", None, 1, "b")).unwrap();
+        assert!(
+            check
+                .entry(STREAM_MESSAGES, &message_token(&keys, "i"), &m)
+                .is_err()
+        );
+        for derived in DERIVED_FROM_MESSAGES {
+            assert!(check.entry(index_of(derived), b"zz", &[0; 16]).is_err());
+        }
+        assert!(check.entry(TABLES.len() as u8, b"zz", &[0; 16]).is_err());
+        check.entry(typed_index, b"c", &[0; 16]).unwrap();
+        assert_eq!(check.table_entries(usize::from(typed_index)), 2);
+        assert_eq!(check.table_entries(0), 1);
+        assert_eq!(check.entries(), 3);
     }
 
     #[test]

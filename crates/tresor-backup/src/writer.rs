@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::ops::Bound;
 
-use tresor_backend::{Backend, Direction, KeyRange};
+use tresor_backend::{Backend, Direction, KeyRange, Snapshot};
 use tresor_crypto::{KeyHeader, SealingKey, StoreKeys};
 use tresor_schema::catalog::{TABLES, TableKind};
 use tresor_schema::{sealed, version::SCHEMA_VERSION};
@@ -36,9 +36,8 @@ const PAGE_BYTES: usize = 1024 * 1024;
 /// chunks, a few MiB) whatever the store size. `out` is written with blocking calls and
 /// flushed at the end; on error it holds a partial backup that the caller should delete.
 ///
-/// **Consistency contract:** the caller guarantees that nothing writes to `backend` while
-/// `create` runs (the `tresor` facade holds its writer lock); pages are read by separate
-/// scans, so a concurrent write could produce a backup that is not a snapshot.
+/// Everything is read from one snapshot of `backend` ([`Backend::snapshot`]) taken first:
+/// writers go on meanwhile, and the backup holds exactly the snapshot's state.
 ///
 /// # Errors
 /// - [`BackupError::MalformedHeader`] if `key_header` does not decode as a [`KeyHeader`];
@@ -61,6 +60,21 @@ pub async fn create<W: Write + Send>(
     create_with_chunk_target(backend, keys, key_header, created_ms, out, CHUNK_TARGET).await
 }
 
+/// [`create`] from a snapshot taken by the caller (the facade takes it under its writer lock,
+/// with no key rotation in progress, and releases the lock before the backup is read).
+///
+/// # Errors
+/// As [`create`].
+pub async fn create_from_snapshot<W: Write + Send>(
+    snapshot: &dyn Snapshot,
+    keys: &StoreKeys,
+    key_header: &[u8],
+    created_ms: i64,
+    out: W,
+) -> Result<BackupSummary, BackupError> {
+    write_backup(snapshot, keys, key_header, created_ms, out, CHUNK_TARGET).await
+}
+
 /// [`create`] with a chosen data-chunk plaintext target instead of 1 MiB, so tests can make
 /// backups of many chunks from small stores. Not part of the stable API.
 ///
@@ -69,6 +83,18 @@ pub async fn create<W: Write + Send>(
 #[doc(hidden)]
 pub async fn create_with_chunk_target<W: Write + Send>(
     backend: &dyn Backend,
+    keys: &StoreKeys,
+    key_header: &[u8],
+    created_ms: i64,
+    out: W,
+    chunk_target: usize,
+) -> Result<BackupSummary, BackupError> {
+    let snapshot = backend.snapshot().await?;
+    write_backup(&*snapshot, keys, key_header, created_ms, out, chunk_target).await
+}
+
+async fn write_backup<W: Write + Send>(
+    backend: &dyn Snapshot,
     keys: &StoreKeys,
     key_header: &[u8],
     created_ms: i64,

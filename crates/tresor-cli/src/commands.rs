@@ -91,7 +91,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             backup,
             target,
             json,
-        } => restore(&db(&cli.db)?, &backup, target, json, out).await,
+        } => restore(&db(&cli.db)?, &backup, target, options, json, out).await,
         Command::Info { json } => info(&db(&cli.db)?, key, json, out).await,
         Command::Passwd { new_key_file } => {
             passwd(&db(&cli.db)?, key, new_key_file.as_deref(), out).await
@@ -692,29 +692,32 @@ async fn restore(
     db: &Path,
     backup: &str,
     target: Option<String>,
+    options: Options,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let started = Instant::now();
+    let from_repo = |url: String, which: String| async move {
+        let repo = open_repo(&url).await?;
+        let bar = Bar::new(json, "restored");
+        let restored = tresor::restore_from_repository_with(
+            &repo,
+            &which,
+            db,
+            unlock_secret()?,
+            options,
+            &bar,
+        )
+        .await?;
+        drop(bar);
+        Ok::<_, CliError>(restored)
+    };
     let (store, summary) = match target {
-        Some(url) => {
-            let repo = open_repo(&url).await?;
-            let bar = Bar::new(json, "restored");
-            let restored =
-                tresor::restore_from_repository(&repo, backup, db, unlock_secret()?, &bar).await?;
-            drop(bar);
-            restored
-        }
+        Some(url) => from_repo(url, backup.to_owned()).await?,
         None if Path::new(backup).is_dir() => {
-            let repo = open_repo(&format!("dir:{backup}")).await?;
-            let bar = Bar::new(json, "restored");
-            let restored =
-                tresor::restore_from_repository(&repo, "latest", db, unlock_secret()?, &bar)
-                    .await?;
-            drop(bar);
-            restored
+            from_repo(format!("dir:{backup}"), "latest".to_owned()).await?
         }
-        None => tresor::restore_backup(backup, db, unlock_secret()?).await?,
+        None => tresor::restore_backup_with(backup, db, unlock_secret()?, options).await?,
     };
     let seconds = started.elapsed().as_secs_f64();
     let stats = store.stats().await?;

@@ -7,12 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use tresor_backend::Backend;
+use tresor_backend::{Backend, Snapshot};
 use tresor_backup::{
     BackupOptions, BackupReport, BackupSummary, BackupTarget, Progress, Repository,
 };
 use tresor_crypto::Secret;
 
+use crate::backup_status::{BackupKind, LastBackup};
 use crate::error::io;
 use crate::{Error, Options, Tresor};
 
@@ -34,25 +35,75 @@ fn now_ms() -> i64 {
 
 impl Tresor {
     /// Streams a backup of the whole store to `out` (format: `docs/FORMAT.md`, "Backup file").
-    /// Writes wait while the backup runs, so it is a consistent cut of the store. A key
-    /// rotation in progress is finished first (a backup holds one key generation).
+    /// The backup reads a snapshot taken at the start (under the writer lock, after finishing
+    /// a key rotation in progress: a backup holds one key generation); writes go on while it
+    /// runs and do not appear in it. The outcome is recorded ([`Tresor::last_backup`],
+    /// [`crate::Stats::last_backup`]) and sent to [`Tresor::backup_events`] receivers.
     ///
     /// # Errors
     /// [`Error::Backup`] if writing or reading fails; as [`Tresor::rotate_key`] if finishing a
     /// rotation fails.
     pub async fn backup_to<W: Write + Send>(&self, out: W) -> Result<BackupSummary, Error> {
+        self.recorded(
+            BackupKind::File,
+            async {
+                let (snapshot, ring, header) = self.backup_snapshot().await?;
+                Ok(tresor_backup::create_from_snapshot(
+                    &*snapshot,
+                    &ring.current,
+                    &header,
+                    now_ms(),
+                    out,
+                )
+                .await?)
+            },
+            |s| (hex(&s.backup_id), s.bytes, s.entries),
+        )
+        .await
+    }
+
+    /// Runs the backup `run`, reporting its start and outcome ([`Tresor::backup_events`],
+    /// [`Tresor::last_backup`]); `describe` gives a success's id, bytes written and entries.
+    pub(crate) async fn recorded<T>(
+        &self,
+        kind: BackupKind,
+        run: impl std::future::Future<Output = Result<T, Error>>,
+        describe: impl FnOnce(&T) -> (String, u64, u64),
+    ) -> Result<T, Error> {
+        let started_ms = now_ms();
+        let status = &self.inner.backups;
+        status.started(kind, started_ms);
+        let result = run.await;
+        let (id, bytes, entries, error) = match &result {
+            Ok(done) => {
+                let (id, bytes, entries) = describe(done);
+                (Some(id), bytes, entries, None)
+            }
+            Err(e) => (None, 0, 0, Some(e.to_string())),
+        };
+        status.finished(LastBackup {
+            kind,
+            started_ms,
+            finished_ms: now_ms(),
+            id,
+            bytes,
+            entries,
+            error,
+        });
+        result
+    }
+
+    /// Takes a snapshot of the store for a backup, under the writer lock (held only for
+    /// that), after finishing a key rotation in progress; with the keys and key header it was
+    /// taken under.
+    async fn backup_snapshot(
+        &self,
+    ) -> Result<(Box<dyn Snapshot>, Arc<crate::keys::Keyring>, Vec<u8>), Error> {
         let inner = &self.inner;
         let mut writer = inner.writer.lock().await;
         inner.finish_rotation_locked(&mut writer).await?;
-        let ring = inner.keyring();
-        Ok(tresor_backup::create(
-            &*inner.backend,
-            &ring.current,
-            &writer.keys.header,
-            now_ms(),
-            out,
-        )
-        .await?)
+        let snapshot = inner.backend.snapshot().await?;
+        Ok((snapshot, inner.keyring(), writer.keys.header.clone()))
     }
 
     /// Writes a backup file into directory `dir` (created if missing), named
@@ -121,8 +172,10 @@ impl Tresor {
     /// the repository does not hold yet are written (format: `docs/FORMAT.md`, "Backup
     /// repository format, version 2").
     ///
-    /// Writes wait while the store is read (the backup is a consistent cut); chunk uploads
-    /// happen during that read, so on a slow target writes wait longer.
+    /// The backup reads a snapshot taken at the start under the writer lock (held only for
+    /// that): writes go on while chunks are read and uploaded, and do not appear in it. The
+    /// outcome is recorded ([`Tresor::last_backup`], [`crate::Stats::last_backup`]) and sent
+    /// to [`Tresor::backup_events`] receivers.
     ///
     /// # Errors
     /// [`Error::Backup`]: the target fails, a prune holds the repository's lock
@@ -134,28 +187,73 @@ impl Tresor {
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, Error> {
-        let repository = self.repository(target).await?;
-        self.backup_to_repository(&repository, options, progress)
-            .await
+        Ok(self.backup_into(target, options, progress).await?.1)
+    }
+
+    /// [`Tresor::backup_to_target`], also returning the opened repository (for the
+    /// scheduler's retention); opening the repository counts as part of the backup.
+    pub(crate) async fn backup_into(
+        &self,
+        target: Arc<dyn BackupTarget>,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, BackupReport), Error> {
+        self.recorded(
+            BackupKind::Repository,
+            async {
+                let repository = self.repository(target).await?;
+                let report = self
+                    .backup_unrecorded(&repository, options, progress)
+                    .await?;
+                Ok((repository, report))
+            },
+            |(_, r)| describe_report(r),
+        )
+        .await
     }
 
     /// Backs the store up into an open `repository` (see [`Tresor::backup_to_target`]).
     ///
     /// # Errors
-    /// As [`Tresor::backup_to_target`].
+    /// As [`Tresor::backup_to_target`]; [`Error::Backup`] (`KeyHeaderMismatch`) if the store's
+    /// keys changed since `repository` was opened.
     pub async fn backup_to_repository(
         &self,
         repository: &Repository,
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupReport, Error> {
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock().await;
-        inner.finish_rotation_locked(&mut writer).await?;
+        self.recorded(
+            BackupKind::Repository,
+            self.backup_unrecorded(repository, options, progress),
+            describe_report,
+        )
+        .await
+    }
+
+    async fn backup_unrecorded(
+        &self,
+        repository: &Repository,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport, Error> {
+        let (snapshot, _, _) = self.backup_snapshot().await?;
         Ok(repository
-            .backup(&*inner.backend, options, progress)
+            .backup_snapshot(&*snapshot, options, progress)
             .await?)
     }
+}
+
+fn describe_report(r: &BackupReport) -> (String, u64, u64) {
+    (
+        r.info.id.clone(),
+        r.info.added_bytes + r.info.manifest_bytes,
+        r.info.entries,
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads and checks the whole backup file at `path` (every chunk's tag, the trailer, the
@@ -249,14 +347,33 @@ pub async fn restore_from_repository(
     secret: Secret,
     progress: &dyn Progress,
 ) -> Result<(Tresor, BackupSummary), Error> {
-    restore_into(
-        new_store.as_ref(),
+    restore_from_repository_with(
+        repository,
+        which,
+        new_store,
         secret,
         Options::default(),
-        move |backend| {
-            Box::pin(async move { Ok(repository.restore(which, &*backend, progress).await?) })
-        },
+        progress,
     )
+    .await
+}
+
+/// As [`restore_from_repository`], with `options` for the new store (its storage engine,
+/// [`Options::backend`], e.g. SQLite, whatever engine the backed-up store used).
+///
+/// # Errors
+/// As [`restore_from_repository`].
+pub async fn restore_from_repository_with(
+    repository: &Repository,
+    which: &str,
+    new_store: impl AsRef<Path>,
+    secret: Secret,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<(Tresor, BackupSummary), Error> {
+    restore_into(new_store.as_ref(), secret, options, move |backend| {
+        Box::pin(async move { Ok(repository.restore(which, &*backend, progress).await?) })
+    })
     .await
 }
 

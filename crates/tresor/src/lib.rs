@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod backup_status;
 mod cache;
 mod check;
 mod check_typed;
@@ -85,8 +86,9 @@ mod table;
 
 pub use backup::{
     BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
-    verify_backup,
+    restore_from_repository_with, verify_backup,
 };
+pub use backup_status::{BackupEvent, BackupKind, LastBackup};
 pub use check::{CheckReport, CheckSchedule, Issue, IssueKind, RepairReport, Severity};
 pub use conversations::Conversations;
 pub use engine::BackendKind;

@@ -134,8 +134,10 @@ impl Tresor {
     /// `prune` run if asked). Results are published on a watch channel
     /// ([`BackupSchedule::latest`], [`BackupSchedule::subscribe`]).
     ///
-    /// Each backup holds the writer lock while it reads the store (a consistent cut), so
-    /// writes wait for the duration of one backup; reads never wait.
+    /// Each backup reads a snapshot taken under the writer lock, which is released at once:
+    /// writers and readers never wait for a backup. Each attempt is also reported as
+    /// [`crate::BackupEvent`]s on [`Tresor::backup_events`] and kept in
+    /// [`crate::Stats::last_backup`].
     ///
     /// # Panics
     /// Never; must be called within a tokio runtime (it spawns a task).
@@ -211,10 +213,9 @@ async fn run_with_retries(store: &Tresor, policy: &BackupPolicy) -> Result<Backu
 }
 
 async fn run_once(store: &Tresor, policy: &BackupPolicy) -> Result<BackupRun, Error> {
-    let repository = store.repository(Arc::clone(&policy.target)).await?;
     let options = BackupOptions::with_description(policy.description.clone());
-    let report = store
-        .backup_to_repository(&repository, &options, &NoProgress)
+    let (repository, report) = store
+        .backup_into(Arc::clone(&policy.target), &options, &NoProgress)
         .await?;
     let mut run = BackupRun {
         backup: report.info,

@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     /// The result of the most recent automatic sweep.
     pub(crate) last_sweep:
         std::sync::Mutex<Option<Result<crate::message_ext::SweepReport, String>>>,
+    /// The last backup's outcome and the backup event channel (`backup_status.rs`).
+    pub(crate) backups: crate::backup_status::BackupStatus,
 }
 
 impl Drop for Inner {
@@ -121,6 +123,9 @@ pub struct Stats {
     pub cache_misses: u64,
     /// Bytes the typed-record cache holds now (estimated).
     pub cache_bytes: u64,
+    /// The last backup made through this store handle since it was opened (`None` before
+    /// the first): when, its id, bytes written, and its error if it failed.
+    pub last_backup: Option<crate::LastBackup>,
 }
 
 impl Tresor {
@@ -313,6 +318,7 @@ impl Tresor {
                 me: me.clone(),
                 writes: std::sync::atomic::AtomicU64::new(0),
                 wrote: tokio::sync::Notify::new(),
+                backups: crate::backup_status::BackupStatus::new(),
                 cache: crate::cache::RecordCache::new(options.cache_bytes),
                 sweeper: std::sync::Mutex::new(None),
                 last_sweep: std::sync::Mutex::new(None),
@@ -346,6 +352,7 @@ impl Tresor {
             cache_hits,
             cache_misses,
             cache_bytes,
+            last_backup: self.inner.backups.last(),
             messages: b.len(catalog::MESSAGES).await?,
             conversations: b.len(catalog::CONVERSATIONS).await?,
             peers: b.len(catalog::PEERS).await?,
