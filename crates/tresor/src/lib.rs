@@ -69,9 +69,9 @@ mod engine;
 mod error;
 mod families;
 mod keys;
-mod message_ext;
 mod locked;
 mod media;
+mod message_ext;
 mod messages;
 mod migrate;
 mod options;
@@ -97,14 +97,14 @@ pub use families::{
     Contacts, KeyValues, Proofs, RELAY_FIRST_BACKOFF_MS, RELAY_MAX_BACKOFF_MS, RelayQueue, Sessions,
 };
 pub use keys::KeyInfo;
-pub use message_ext::{MessageExtras, SWEEP_BATCH, SweepReport};
 pub use media::{FLUSH_CHUNKS, MAX_CHUNK_SIZE, Media, MediaDownload, MediaUpload, NewMedia};
+pub use message_ext::{MessageExtras, SWEEP_BATCH, SweepReport};
 pub use messages::{Messages, SaveSummary};
 pub use migrate::{MIGRATION_BATCH, MigrationStep};
 pub use options::{DEFAULT_SEAL_LIMIT, Options};
 pub use peers::{
-    AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerSort,
-    PeerRetention, PeerStats, Peers,
+    AttemptOutcome, Candidate, EXPORT_MAGIC, EvictionPolicy, PeerConfig, PeerQuery, PeerRetention,
+    PeerSort, PeerStats, Peers,
 };
 pub use room::{Matrix, MatrixEvent, redact_content};
 pub use rotation::{ROTATION_BATCH, RotationStatus, RotationStep, RotationSummary};
@@ -126,14 +126,14 @@ pub use tresor_backup::{
 pub use tresor_crypto::{KdfParams, Passphrase, RawKey, Secret};
 pub use tresor_redb::RedbBackend;
 pub use tresor_schema::Message;
-pub use tresor_schema::message_state::{
-    ConversationState, DeliveryStatus, Edit, MediaRef, MessageState, Redaction, Retention,
-};
 pub use tresor_schema::matrix::{
     AccountData, DeviceKeys, Invite, OneTimeKey, Presence, Receipt, Room, RoomAlias, RoomMember,
     StateEvent, Transaction, TxnStatus, Typing,
 };
 pub use tresor_schema::media::{DEFAULT_CHUNK_SIZE, INCOMPLETE_GRACE_MS, MediaInfo};
+pub use tresor_schema::message_state::{
+    ConversationState, DeliveryStatus, Edit, MediaRef, MessageState, Redaction, Retention,
+};
 pub use tresor_schema::peers::{ConnectionQuality, ConnectionType, IceServer, Peer};
 pub use tresor_schema::records::{
     Contact, Conversation, ConversationKind, MetaEntry, Proof, RelayItem, Session,

@@ -295,7 +295,10 @@ async fn cleanup_keep_best_and_clear() {
         peers.upsert(p).await.unwrap();
     }
     // Active peers kept 14 days, inactive ones 3 days.
-    assert_eq!(peers.cleanup(NOW, PeerRetention::new(14, 3)).await.unwrap(), 2);
+    assert_eq!(
+        peers.cleanup(NOW, PeerRetention::new(14, 3)).await.unwrap(),
+        2
+    );
     let left = peers.query(&PeerQuery::new(NOW, 10)).await.unwrap();
     assert_eq!(ids(&left), ["inactive-new", "active-recent"]);
     assert_eq!(peers.stats().await.unwrap().count, 2);
