@@ -12,6 +12,7 @@ use tresor_backend::{
     Snapshot, WriteBatch, validate_table_name,
 };
 
+use crate::RedbConfig;
 use crate::error::{map_err, map_join, map_open_err, open_panicked, poisoned};
 use crate::read;
 use crate::snapshot::RedbSnapshot;
@@ -75,7 +76,18 @@ impl RedbBackend {
     ///   no thread available).
     /// - [`BackendError::Engine`] for any other refusal of redb (an old file format, say).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BackendError> {
-        Self::open_with(path.as_ref(), |path| Database::create(path))
+        Self::open_with_config(path, RedbConfig::default())
+    }
+
+    /// [`RedbBackend::open`] with explicit settings (the page-cache bound).
+    ///
+    /// # Errors
+    /// As [`RedbBackend::open`].
+    pub fn open_with_config(
+        path: impl AsRef<Path>,
+        config: RedbConfig,
+    ) -> Result<Self, BackendError> {
+        Self::open_with(path.as_ref(), config, true)
     }
 
     /// Opens the existing redb database at `path`; never creates a file.
@@ -87,18 +99,35 @@ impl RedbBackend {
     /// [`std::io::ErrorKind::NotFound`] when no file exists at `path`. An existing but empty file
     /// is [`BackendError::Corrupted`] (it holds no database).
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, BackendError> {
-        Self::open_with(path.as_ref(), |path| Database::open(path))
+        Self::open_existing_with_config(path, RedbConfig::default())
+    }
+
+    /// [`RedbBackend::open_existing`] with explicit settings (the page-cache bound).
+    ///
+    /// # Errors
+    /// As [`RedbBackend::open_existing`].
+    pub fn open_existing_with_config(
+        path: impl AsRef<Path>,
+        config: RedbConfig,
+    ) -> Result<Self, BackendError> {
+        Self::open_with(path.as_ref(), config, false)
     }
 
     /// Opens with `open`, turning a panic of redb into [`BackendError::Corrupted`]: redb trusts a
     /// file that was shut down cleanly and panics on some damaged pages it reads while opening
     /// (it only promises typed errors with its whole-file integrity check, too slow to run on
     /// every open).
-    fn open_with(
-        path: &Path,
-        open: fn(&Path) -> Result<Database, redb::DatabaseError>,
-    ) -> Result<Self, BackendError> {
-        let db = std::panic::catch_unwind(|| open(path))
+    fn open_with(path: &Path, config: RedbConfig, create: bool) -> Result<Self, BackendError> {
+        let open = || {
+            let mut builder = redb::Builder::new();
+            builder.set_cache_size(config.cache_bytes);
+            if create {
+                builder.create(path)
+            } else {
+                builder.open(path)
+            }
+        };
+        let db = std::panic::catch_unwind(open)
             .map_err(|_| open_panicked())?
             .map_err(map_open_err)?;
         let db = Arc::new(RwLock::new(db));

@@ -36,16 +36,19 @@
 //! - `backend.rs`: [`RedbBackend`], opening, and the [`tresor_backend::Backend`] implementation.
 //! - `writer.rs`: the writer thread, group commit, compaction, [`WriterStats`].
 //! - `read.rs`: reads inside one read transaction (shared by calls and snapshots).
+//! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]).
 //! - `snapshot.rs`: the snapshot type.
 //! - `error.rs`: the mapping of redb errors (and task-join errors) to `BackendError`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod backend;
+mod config;
 mod error;
 mod read;
 mod snapshot;
 mod writer;
 
 pub use backend::RedbBackend;
+pub use config::{DEFAULT_CACHE_BYTES, RedbConfig};
 pub use writer::WriterStats;

@@ -395,7 +395,13 @@ async fn restore_into<'a>(
     let (dir, temp) = crate::place::temp_beside(&target, "restore")?;
 
     let result = async {
-        let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
+        let backend = crate::engine::open(
+            options.backend,
+            temp.clone(),
+            true,
+            options.engine_cache_bytes,
+        )
+        .await?;
         let summary = fill(Arc::clone(&backend)).await;
         // Close the database before it becomes visible under its final name (the future
         // that held the other handle has completed and been dropped).

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tresor_backend::Backend;
-use tresor_redb::RedbBackend;
+use tresor_redb::{RedbBackend, RedbConfig};
 use tresor_sqlite::SqliteBackend;
 
 use crate::Error;
@@ -44,17 +44,22 @@ impl BackendKind {
 }
 
 /// Opens (with `create`: creates if missing) the store file at `path` with engine `kind`, or,
-/// for an existing file, the engine its header names. Runs on the blocking pool.
+/// for an existing file, the engine its header names, with a page cache of at most
+/// `cache_bytes` (redb). Runs on the blocking pool.
 pub(crate) async fn open(
     kind: BackendKind,
     path: PathBuf,
     create: bool,
+    cache_bytes: usize,
 ) -> Result<Arc<dyn Backend>, Error> {
     tokio::task::spawn_blocking(move || {
         let kind = BackendKind::detect(&path).unwrap_or(kind);
+        let config = RedbConfig::default().with_cache_bytes(cache_bytes);
         let backend: Arc<dyn Backend> = match (kind, create) {
-            (BackendKind::Redb, true) => Arc::new(RedbBackend::open(&path)?),
-            (BackendKind::Redb, false) => Arc::new(RedbBackend::open_existing(&path)?),
+            (BackendKind::Redb, true) => Arc::new(RedbBackend::open_with_config(&path, config)?),
+            (BackendKind::Redb, false) => {
+                Arc::new(RedbBackend::open_existing_with_config(&path, config)?)
+            }
             (BackendKind::Sqlite, true) => Arc::new(SqliteBackend::open(&path)?),
             (BackendKind::Sqlite, false) => Arc::new(SqliteBackend::open_existing(&path)?),
         };

@@ -189,7 +189,13 @@ impl Tresor {
         if !path.exists() {
             return Err(Error::NotFound(path));
         }
-        let backend = crate::engine::open(crate::BackendKind::default(), path, false).await?;
+        let backend = crate::engine::open(
+            crate::BackendKind::default(),
+            path,
+            false,
+            tresor_redb::DEFAULT_CACHE_BYTES,
+        )
+        .await?;
         let found = backend
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await;

@@ -49,6 +49,11 @@ pub struct Options {
     /// per-conversation retention ([`crate::Messages::sweep`]); it also sweeps once at open.
     /// `None` turns both off (sweep by hand). Default: every 60 s.
     pub sweep_interval: Option<std::time::Duration>,
+    /// Upper bound of the storage engine's page cache, in bytes: redb keeps the pages it reads
+    /// and writes up to this much (`tresor_redb::RedbConfig`); SQLite ignores it (its own cache
+    /// is 2 MiB by default). Default: [`tresor_redb::DEFAULT_CACHE_BYTES`] (64 MiB; redb's own
+    /// default would be 1 GiB).
+    pub engine_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -63,11 +68,19 @@ impl Default for Options {
             migration_batch: crate::MIGRATION_BATCH,
             cache_bytes: 8 << 20,
             sweep_interval: Some(std::time::Duration::from_secs(60)),
+            engine_cache_bytes: tresor_redb::DEFAULT_CACHE_BYTES,
         }
     }
 }
 
 impl Options {
+    /// Sets the engine's page-cache bound ([`Options::engine_cache_bytes`]).
+    #[must_use]
+    pub fn with_engine_cache_bytes(mut self, bytes: usize) -> Self {
+        self.engine_cache_bytes = bytes;
+        self
+    }
+
     /// Sets the sweeper's interval ([`Options::sweep_interval`]; `None`: no automatic sweeps).
     pub fn with_sweep_interval(mut self, every: Option<std::time::Duration>) -> Self {
         self.sweep_interval = every;

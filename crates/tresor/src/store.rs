@@ -162,7 +162,13 @@ impl Tresor {
         // test).
         let (dir, temp) = crate::place::temp_beside(&path, "creating")?;
         let created = async {
-            let backend = crate::engine::open(options.backend, temp.clone(), true).await?;
+            let backend = crate::engine::open(
+                options.backend,
+                temp.clone(),
+                true,
+                options.engine_cache_bytes,
+            )
+            .await?;
             let store =
                 Self::initialize(backend, secret.clone(), options, Some(temp.clone())).await?;
             // Close the database (on the blocking pool: closing syncs) before linking it.
@@ -205,7 +211,13 @@ impl Tresor {
         if !path.exists() {
             return Err(Error::NotFound(path));
         }
-        let backend = crate::engine::open(options.backend, path.clone(), false).await?;
+        let backend = crate::engine::open(
+            options.backend,
+            path.clone(),
+            false,
+            options.engine_cache_bytes,
+        )
+        .await?;
         Self::unlock(backend, secret, options, Some(path)).await
     }
 
