@@ -2,51 +2,23 @@
 //! pagination, backups, and errors (one line, exit 1, never a panic).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
+use common::{fails_with, json_lines, ok};
 const PASS: &str = "cli test passphrase";
 
 fn tresor(db: Option<&Path>, args: &[&str], pass: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tresor"));
-    if let Some(db) = db {
-        c.arg("--db").arg(db);
+    let mut c = common::command(db, args);
+    if let Some(p) = pass {
+        c.env("TRESOR_PASSPHRASE", p);
     }
-    c.args(args).stdin(Stdio::null()).env_remove("TRESOR_DB");
-    match pass {
-        Some(p) => c.env("TRESOR_PASSPHRASE", p),
-        None => c.env_remove("TRESOR_PASSPHRASE"),
-    };
-    c.output().expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Asserts a clean failure: exit status 1 (not a panic's 101), one line on stderr containing
-/// `needle`.
-fn fails_with(out: Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::run(c)
 }
 
 fn stats(db: &Path) -> Value {

@@ -1,42 +1,20 @@
 //! `tresor thread`, `tresor messages --status` and unread counts in `tresor conversations`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
 use tresor::{DeliveryStatus, Message, MessageExtras, Tresor};
 
+use common::{json_lines, ok};
 const PASS: &str = "cli extended passphrase";
 
 fn tresor(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_KEY_FILE")
-        .env("TRESOR_PASSPHRASE", PASS)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let mut c = common::command(Some(db), args);
+    c.env("TRESOR_PASSPHRASE", PASS);
+    common::run(c)
 }
 
 fn make_store(db: &Path) {

@@ -1,43 +1,18 @@
 //! `tresor info`, `passwd`, `rekey` and `--key-file`, end to end through the binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
+use common::{fails_with, ok};
 fn tresor(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tresor"));
-    c.arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_PASSPHRASE")
-        .env_remove("TRESOR_NEW_PASSPHRASE")
-        .env_remove("TRESOR_KEY_FILE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails_with(out: Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
+    let mut c = common::command(Some(db), args);
+    c.envs(env.iter().copied());
+    common::run(c)
 }
 
 #[test]

@@ -1,44 +1,23 @@
 //! `tresor peers list|candidates|cleanup` and `tresor media put|get|ls`, with `--json`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tresor::{ConnectionQuality, ConnectionType, Peer, Tresor};
 
+use common::{json_lines, ok};
 const PASS: &str = "p2p cli test passphrase";
 const DAY: i64 = 86_400_000;
 
 fn tresor(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_KEY_FILE")
-        .env("TRESOR_PASSPHRASE", PASS)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let mut c = common::command(Some(db), args);
+    c.env("TRESOR_PASSPHRASE", PASS);
+    common::run(c)
 }
 
 fn now() -> i64 {

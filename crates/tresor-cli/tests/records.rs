@@ -2,35 +2,20 @@
 //! on a copy of the real v1 fixture.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
+use common::ok;
 const FIXTURE_PASS: &str = "tresor fixture passphrase";
 
 fn tresor(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tresor"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_KEY_FILE")
-        .env("TRESOR_PASSPHRASE", FIXTURE_PASS)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let mut c = common::command(Some(db), args);
+    c.env("TRESOR_PASSPHRASE", FIXTURE_PASS);
+    common::run(c)
 }
 
 #[test]

@@ -2,35 +2,20 @@
 //! store that answers the same queries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use tresor::BackendKind;
 
+use common::ok;
 const PASS: &str = "cli test passphrase";
 
 fn tresor(db: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tresor"));
-    if let Some(db) = db {
-        c.arg("--db").arg(db);
-    }
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_BACKEND")
-        .env("TRESOR_PASSPHRASE", PASS);
-    c.output().expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let mut c = common::command(db, args);
+    c.env("TRESOR_PASSPHRASE", PASS);
+    common::run(c)
 }
 
 fn engine(path: &Path) -> Option<BackendKind> {

@@ -4,49 +4,27 @@
 //! `TRESOR_S3_TESTS=1` (CI), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{json_lines as json, ok};
 #[path = "../../tresor-backup/tests/common/garage.rs"]
 mod garage;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use garage::{BUCKET, Garage, KEY_ID, REGION, SECRET, garage_bin};
 
 const PASS: &str = "cli test passphrase";
 
 fn tresor(garage: &Garage, db: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tresor"));
-    if let Some(db) = db {
-        c.arg("--db").arg(db);
-    }
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("TRESOR_DB")
-        .env_remove("TRESOR_BACKEND")
-        .env_remove("TRESOR_TARGET")
-        .env("TRESOR_PASSPHRASE", PASS)
+    let mut c = common::command(db, args);
+    c.env("TRESOR_PASSPHRASE", PASS)
         .env("AWS_ENDPOINT_URL", garage.endpoint())
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET);
-    c.output().expect("the binary runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::run(c)
 }
 
 #[test]
