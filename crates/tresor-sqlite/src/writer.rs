@@ -147,7 +147,7 @@ fn commit_group(cx: &mut Context, group: Vec<Pending>) {
         .iter()
         .any(|p| !matches!(p.durability, Durability::Eventual));
     let batches: Vec<&WriteBatch> = group.iter().map(|p| &p.batch).collect();
-    match try_group(cx, &batches, durable) {
+    match try_group_with_room(cx, &batches, durable) {
         Ok(outcomes) => {
             for (pending, outcome) in group.into_iter().zip(outcomes) {
                 // A caller that stopped waiting still had its batch committed.
@@ -162,12 +162,67 @@ fn commit_group(cx: &mut Context, group: Vec<Pending>) {
         Err(_) => {
             for pending in group {
                 let durable = !matches!(pending.durability, Durability::Eventual);
-                let outcome = try_group(cx, &[&pending.batch], durable)
+                let outcome = try_group_with_room(cx, &[&pending.batch], durable)
                     .and_then(|mut outcomes| outcomes.pop().unwrap_or(Ok(())));
                 let _ = pending.reply.send(outcome);
             }
         }
     }
+}
+
+/// [`try_group`], and once more after restarting the write-ahead log when the disk was full.
+///
+/// SQLite appends to the WAL until a checkpoint lets the next writer start over at its
+/// beginning; on a full disk the append fails although the WAL file itself (or space freed
+/// inside the database file by deletes) has room. A `RESTART` checkpoint copies the log into
+/// the database file and makes the next transaction reuse the log from its start, so a batch
+/// that failed with [`BackendError::DiskFull`] (and was rolled back whole) is tried once more;
+/// batches of the group that committed are not repeated. Anything else, or a checkpoint that
+/// cannot complete (a reader, or no room for it either), returns the first outcome unchanged.
+fn try_group_with_room(
+    cx: &mut Context,
+    batches: &[&WriteBatch],
+    durable: bool,
+) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+    let first = try_group(cx, batches, durable);
+    let full = |r: &Result<(), BackendError>| matches!(r, Err(BackendError::DiskFull(_)));
+    let disk_full = match &first {
+        Err(BackendError::DiskFull(_)) => true,
+        Ok(outcomes) => outcomes.iter().any(full),
+        Err(_) => false,
+    };
+    if !disk_full || restart_wal(&cx.conn).is_err() {
+        return first;
+    }
+    match first {
+        Err(_) => try_group(cx, batches, durable),
+        Ok(mut outcomes) => {
+            for (outcome, batch) in outcomes.iter_mut().zip(batches) {
+                if full(outcome) {
+                    *outcome = try_group(cx, &[batch], durable)
+                        .and_then(|mut one| one.pop().unwrap_or(Ok(())));
+                }
+            }
+            Ok(outcomes)
+        }
+    }
+}
+
+/// A `RESTART` checkpoint: the whole log copied into the database file, and the next
+/// transaction writes the log from its beginning.
+///
+/// # Errors
+/// [`BackendError::Busy`] when a reader kept it from completing; any error of SQLite.
+fn restart_wal(conn: &Connection) -> Result<(), BackendError> {
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get(0))
+        .map_err(map_err)?;
+    if busy != 0 {
+        return Err(BackendError::Busy(
+            "a reader kept the checkpoint from completing".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Sets `synchronous` for the next commit (outside any transaction).
