@@ -7,14 +7,15 @@ use async_trait::async_trait;
 
 use crate::{
     Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    Snapshot, WriteBatch,
+    ReadView, Snapshot, WriteBatch,
 };
 
 /// Which operations a [`Fault`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FaultPoint {
-    /// Every read call (`get`, `get_many`, `scan`, `snapshot`, `len`, `tables`, `stats`).
+    /// Every read call (`get`, `get_many`, `scan`, `snapshot`, `len`, `tables`, `stats`, and
+    /// each read of a [`ReadView`]; taking a view is not counted).
     Read,
     /// Every commit (and compaction), failing before anything is applied (a write error).
     Write,
@@ -51,38 +52,19 @@ pub struct Fault {
 #[derive(Debug, Clone)]
 pub struct FaultBackend<B> {
     inner: B,
+    trip: Tripper,
+}
+
+/// The fault and its counters, shared by the backend, its clones and its read views.
+#[derive(Debug, Clone)]
+struct Tripper {
     fault: Fault,
     counter: Arc<AtomicU64>,
     injected: Arc<AtomicU64>,
 }
 
-impl<B: Backend + Clone> FaultBackend<B> {
-    /// Wraps `inner` with `fault`.
-    pub fn new(inner: B, fault: Fault) -> Self {
-        Self {
-            inner,
-            fault,
-            counter: Arc::new(AtomicU64::new(0)),
-            injected: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// How many operations of the fault's point were counted so far.
-    pub fn counted(&self) -> u64 {
-        self.counter.load(Ordering::SeqCst)
-    }
-
-    /// How many errors were injected so far.
-    pub fn injected(&self) -> u64 {
-        self.injected.load(Ordering::SeqCst)
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    fn trip(&self, point: FaultPoint) -> Result<(), BackendError> {
+impl Tripper {
+    fn check(&self, point: FaultPoint) -> Result<(), BackendError> {
         if point != self.fault.point {
             return Ok(());
         }
@@ -95,6 +77,77 @@ impl<B: Backend + Clone> FaultBackend<B> {
             });
         }
         Ok(())
+    }
+}
+
+/// A read view of the wrapped backend whose every read counts as a [`FaultPoint::Read`].
+struct FaultView {
+    inner: Box<dyn ReadView>,
+    trip: Tripper,
+}
+
+impl ReadView for FaultView {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.trip.check(FaultPoint::Read)?;
+        self.inner.get(table, key)
+    }
+
+    fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        self.trip.check(FaultPoint::Read)?;
+        self.inner.get_many(table, keys)
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        self.trip.check(FaultPoint::Read)?;
+        self.inner.scan(table, range, direction, limit)
+    }
+
+    fn len(&self, table: &str) -> Result<u64, BackendError> {
+        self.trip.check(FaultPoint::Read)?;
+        self.inner.len(table)
+    }
+}
+
+impl<B: Backend + Clone> FaultBackend<B> {
+    /// Wraps `inner` with `fault`.
+    pub fn new(inner: B, fault: Fault) -> Self {
+        Self {
+            inner,
+            trip: Tripper {
+                fault,
+                counter: Arc::new(AtomicU64::new(0)),
+                injected: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    /// How many operations of the fault's point were counted so far.
+    pub fn counted(&self) -> u64 {
+        self.trip.counter.load(Ordering::SeqCst)
+    }
+
+    /// How many errors were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.trip.injected.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn trip(&self, point: FaultPoint) -> Result<(), BackendError> {
+        self.trip.check(point)
     }
 }
 
@@ -138,6 +191,17 @@ impl<B: Backend + Clone> Backend for FaultBackend<B> {
         // Taking the view counts as a read; reads through it are not faulted.
         self.trip(FaultPoint::Read)?;
         self.inner.snapshot().await
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        Ok(Box::new(FaultView {
+            inner: self.inner.read_view()?,
+            trip: self.trip.clone(),
+        }))
+    }
+
+    fn reads_block(&self) -> bool {
+        self.inner.reads_block()
     }
 
     async fn compact(&self) -> Result<CompactReport, BackendError> {

@@ -20,7 +20,9 @@
 //! - [`Backend`]: the async trait.
 //! - [`WriteBatch`], [`Op`], [`Condition`], [`Expect`], [`KeyRange`], [`Direction`],
 //!   [`Durability`]: its vocabulary (`batch.rs`, `range.rs`).
-//! - [`Snapshot`] (`snapshot.rs`): consistent read views.
+//! - [`Snapshot`] (`snapshot.rs`): consistent read views, read asynchronously.
+//! - [`ReadView`] (`view.rs`): the same, read synchronously (for blocking contexts: one thread
+//!   hop per query instead of one per call).
 //! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
 //! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
@@ -37,6 +39,7 @@ mod snapshot;
 mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod view;
 
 pub use batch::{Condition, Durability, Expect, Op, WriteBatch};
 pub use error::BackendError;
@@ -46,6 +49,7 @@ pub use memory::MemoryBackend;
 pub use range::{Direction, KeyRange};
 pub use snapshot::Snapshot;
 pub use stats::{BackendStats, CompactReport};
+pub use view::ReadView;
 
 use async_trait::async_trait;
 
@@ -117,6 +121,26 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// [`BackendError`] when the store cannot be read (I/O, closed store).
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError>;
+
+    /// Takes a consistent read view to be read **synchronously**: see [`ReadView`].
+    ///
+    /// This call itself is synchronous and may block the calling thread briefly (it begins
+    /// an engine read transaction): call it where the view's reads will run, from a thread of
+    /// your own or inside `tokio::task::spawn_blocking`, unless [`Backend::reads_block`] is
+    /// `false`.
+    ///
+    /// # Errors
+    /// [`BackendError`] when the store cannot be read (I/O, closed store).
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError>;
+
+    /// Whether [`Backend::read_view`] and the reads of its views may block the calling thread
+    /// (disk I/O, waiting for a lock held across I/O). `true` unless the backend keeps
+    /// everything in memory behind locks held only for the duration of a map lookup; upper
+    /// layers then run view reads directly on the async thread instead of moving them to a
+    /// blocking thread.
+    fn reads_block(&self) -> bool {
+        true
+    }
 
     /// Number of entries in `table` (0 for a table that was never written), without scanning
     /// the table.

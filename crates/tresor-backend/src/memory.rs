@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::{
     Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange, Op,
-    Snapshot, WriteBatch, validate_table_name,
+    ReadView, Snapshot, WriteBatch, validate_table_name,
 };
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -126,6 +126,34 @@ fn names(tables: &Tables) -> Vec<String> {
     tables.keys().cloned().collect()
 }
 
+impl ReadView for MemorySnapshot {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        get(&self.0, table, key)
+    }
+
+    fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        get_many(&self.0, table, keys)
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        scan(&self.0, table, &range, direction, limit)
+    }
+
+    fn len(&self, table: &str) -> Result<u64, BackendError> {
+        len(&self.0, table)
+    }
+}
+
 #[async_trait]
 impl Snapshot for MemorySnapshot {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
@@ -216,6 +244,16 @@ impl Backend for MemoryBackend {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
         Ok(Box::new(MemorySnapshot(self.current()?)))
+    }
+
+    /// A view shares the tables like a snapshot (a commit while it is alive copies them), so
+    /// views are for short reads.
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        Ok(Box::new(MemorySnapshot(self.current()?)))
+    }
+
+    fn reads_block(&self) -> bool {
+        false
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {

@@ -9,7 +9,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 use tokio::sync::oneshot;
 use tresor_backend::{
     Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    Snapshot, WriteBatch, validate_table_name,
+    ReadView, Snapshot, WriteBatch, validate_table_name,
 };
 
 use crate::RedbConfig;
@@ -246,6 +246,17 @@ impl Backend for RedbBackend {
         })
         .await
         .map_err(map_join)??;
+        Ok(Box::new(RedbSnapshot::new(txn)))
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        let txn = self
+            .shared
+            .db
+            .read()
+            .map_err(poisoned)?
+            .begin_read()
+            .map_err(map_err)?;
         Ok(Box::new(RedbSnapshot::new(txn)))
     }
 

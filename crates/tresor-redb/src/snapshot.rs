@@ -4,14 +4,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::ReadTransaction;
-use tresor_backend::{BackendError, Direction, Entry, KeyRange, Snapshot, validate_table_name};
+use tresor_backend::{
+    BackendError, Direction, Entry, KeyRange, ReadView, Snapshot, validate_table_name,
+};
 
 use crate::error::map_join;
 use crate::read;
 
 /// A consistent view of a redb store: one redb read transaction, shared with the blocking
 /// calls that read it. It pins the pages it sees until dropped (space freed by later commits
-/// is reused only after), and makes compaction report `Busy`.
+/// is reused only after), and makes compaction report `Busy`. It serves both as an async
+/// [`Snapshot`] (each read on tokio's blocking pool) and as a synchronous [`ReadView`] (each
+/// read on the calling thread).
 pub(crate) struct RedbSnapshot {
     txn: Arc<ReadTransaction>,
 }
@@ -31,6 +35,44 @@ impl RedbSnapshot {
         tokio::task::spawn_blocking(move || f(&txn))
             .await
             .map_err(map_join)?
+    }
+}
+
+impl ReadView for RedbSnapshot {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        validate_table_name(table)?;
+        read::get(&self.txn, table, key)
+    }
+
+    fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        validate_table_name(table)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        read::get_many(&self.txn, table, keys)
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        validate_table_name(table)?;
+        if limit == 0 || range.is_empty() {
+            return Ok(Vec::new());
+        }
+        read::scan(&self.txn, table, &range, direction, limit)
+    }
+
+    fn len(&self, table: &str) -> Result<u64, BackendError> {
+        validate_table_name(table)?;
+        read::len(&self.txn, table)
     }
 }
 

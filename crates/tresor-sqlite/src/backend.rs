@@ -12,12 +12,13 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tresor_backend::{
     Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    Snapshot, WriteBatch, validate_table_name,
+    ReadView, Snapshot, WriteBatch, validate_table_name,
 };
 
 use crate::error::{map_err, map_io, map_join, poisoned};
 use crate::schema;
 use crate::snapshot::SqliteSnapshot;
+use crate::view::SqliteView;
 use crate::writer::{Context, Request, Writer, file_bytes};
 
 /// How long a connection waits for a lock held by another connection of the store (a
@@ -50,12 +51,33 @@ impl Clone for SqliteBackend {
 
 /// What the clones share. Field order is drop order: readers close first, so that the writer's
 /// connection is the last one and checkpoints the log; the file lock goes last.
-struct Shared {
+pub(crate) struct Shared {
     readers: Mutex<Vec<Connection>>,
     writer: Writer,
     snapshots: Arc<AtomicUsize>,
     path: PathBuf,
     _lock: File,
+}
+
+impl Shared {
+    /// An idle reader connection from the pool, or a new one.
+    pub(crate) fn take_reader(&self) -> Result<Connection, BackendError> {
+        let pooled = self.readers.lock().map_err(poisoned)?.pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => connect_reader(&self.path),
+        }
+    }
+
+    /// Returns a reader connection (outside any transaction) to the pool, or closes it when
+    /// the pool is full.
+    pub(crate) fn give_back_reader(&self, conn: Connection) {
+        if let Ok(mut idle) = self.readers.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+    }
 }
 
 impl fmt::Debug for SqliteBackend {
@@ -171,20 +193,13 @@ impl SqliteBackend {
     {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let pooled = shared.readers.lock().map_err(poisoned)?.pop();
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => connect_reader(&shared.path)?,
-            };
+            let mut conn = shared.take_reader()?;
             let result = {
                 // Dropped at the end of the block: a read-only transaction, rolled back.
                 let txn = conn.transaction().map_err(map_err)?;
                 f(&txn)
             };
-            let mut idle = shared.readers.lock().map_err(poisoned)?;
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
+            shared.give_back_reader(conn);
             result
         })
         .await
@@ -266,6 +281,10 @@ impl Backend for SqliteBackend {
         .await
         .map_err(map_join)??;
         Ok(Box::new(snapshot))
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        Ok(Box::new(SqliteView::begin(Arc::clone(&self.shared))?))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {

@@ -42,6 +42,7 @@ mod backend;
 mod error;
 mod schema;
 mod snapshot;
+mod view;
 mod writer;
 
 pub use backend::SqliteBackend;

@@ -443,6 +443,9 @@ impl Backend for Failing {
     async fn snapshot(&self) -> Result<Box<dyn tresor_backend::Snapshot>, BackendError> {
         self.inner.snapshot().await
     }
+    fn read_view(&self) -> Result<Box<dyn tresor_backend::ReadView>, BackendError> {
+        self.inner.read_view()
+    }
     async fn compact(&self) -> Result<tresor_backend::CompactReport, BackendError> {
         self.inner.compact().await
     }

@@ -22,7 +22,7 @@
 //!
 //! Files: `basic.rs` (reads, writes, scans, the model), `keys.rs` (byte ordering, bounds, empty
 //! keys, many tables), `conditions.rs` (conditional writes, atomicity, concurrency),
-//! `snapshots.rs` (isolation), `lifecycle.rs` (reopen, stats, compaction).
+//! `snapshots.rs` (isolation), `views.rs` (synchronous read views), `lifecycle.rs` (reopen, stats, compaction).
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report.
 
 mod basic;
@@ -30,12 +30,14 @@ mod conditions;
 mod keys;
 mod lifecycle;
 mod snapshots;
+mod views;
 
 pub use basic::*;
 pub use conditions::*;
 pub use keys::*;
 pub use lifecycle::*;
 pub use snapshots::*;
+pub use views::*;
 
 /// xorshift64*: a fixed pseudo-random sequence for the randomized cases.
 pub(crate) struct Rng(u64);
@@ -97,6 +99,9 @@ macro_rules! backend_conformance_tests {
             snapshot_does_not_see_later_commits,
             snapshot_sees_whole_batches,
             snapshot_reads_like_the_backend,
+            view_does_not_see_later_commits,
+            view_sees_whole_batches,
+            view_reads_like_the_backend,
             stats_count_entries_per_table,
             compact_keeps_data,
         );

@@ -1,0 +1,51 @@
+//! Read views: synchronous, consistent reads for callers off the async runtime.
+
+use crate::{BackendError, Direction, Entry, KeyRange};
+
+/// A consistent, read-only view of every table of a backend, read **synchronously**.
+///
+/// It is the blocking counterpart of [`crate::Snapshot`]: it sees every batch committed
+/// before it was taken and nothing committed after, in every table, and it never blocks
+/// writers. Its calls run on the calling thread and may block it (a page read from disk, a
+/// lock): use a view from a thread of your own or inside `tokio::task::spawn_blocking`, never
+/// directly in an async task. In exchange a read costs what the engine costs, with no thread
+/// hop: an upper layer runs a whole query (an index scan and the record reads it leads to)
+/// in one view, on one blocking call.
+///
+/// A view is meant to be short-lived (one query, one batch of reads); while alive it pins the
+/// storage of the state it sees, as a snapshot does.
+///
+/// Reads behave exactly as the same reads of [`crate::Backend`] (missing tables read as
+/// empty; table names are validated), as the conformance suite checks.
+pub trait ReadView: Send {
+    /// Reads the value stored under `key` in `table`.
+    ///
+    /// # Errors
+    /// [`BackendError`] on an invalid table name, an I/O failure or a corrupted file.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Reads several keys of one table; one element per key, in request order.
+    ///
+    /// # Errors
+    /// As [`ReadView::get`].
+    fn get_many(&self, table: &str, keys: &[Vec<u8>])
+    -> Result<Vec<Option<Vec<u8>>>, BackendError>;
+
+    /// Scans `table` over `range` in `direction`, at most `limit` entries.
+    ///
+    /// # Errors
+    /// As [`ReadView::get`].
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError>;
+
+    /// Number of entries of `table` (0 for a table never written), without scanning it.
+    ///
+    /// # Errors
+    /// As [`ReadView::get`].
+    fn len(&self, table: &str) -> Result<u64, BackendError>;
+}
