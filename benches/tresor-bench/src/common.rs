@@ -253,6 +253,13 @@ pub struct RunResult {
     pub w4_per_s: f64,
     /// W5: messages per second of a full scan.
     pub w5_per_s: f64,
+    /// W3 through blocking reads: tresor's `BlockingView` from one blocking thread (no hop per
+    /// get); the other systems are blocking already (= `w3_per_s`).
+    pub w3_view_per_s: f64,
+    /// W4 through blocking reads (as `w3_view_per_s`).
+    pub w4_view_per_s: f64,
+    /// W5 through blocking reads (as `w3_view_per_s`).
+    pub w5_view_per_s: f64,
     /// W6: durable single-message writes per second with 64 concurrent writers.
     pub w6_per_s: f64,
     /// Bytes on disk after W1 (SQLite: main file after a WAL checkpoint).

@@ -268,6 +268,30 @@ async fn run() {
         ),
     );
 
+    // The same gets through the synchronous `ReadView` (one view, i.e. one read transaction,
+    // per get, as raw redb's `begin_read` per get): the trait's own cost without a thread hop,
+    // called the way a blocking caller calls it.
+    let view_get = per_op(picks.len(), |i| {
+        let view = trait_store.read_view().unwrap();
+        assert!(
+            view.get(MESSAGES, &records[picks[i]].key)
+                .unwrap()
+                .is_some()
+        );
+    });
+    rows.insert(
+        10,
+        (
+            "point get, blocking: `read_view()` + `get` vs `begin_read` + `get`".into(),
+            us(raw_get_t),
+            us(view_get),
+            format!(
+                "**{:.2}×**",
+                view_get.as_secs_f64() / raw_get_t.as_secs_f64()
+            ),
+        ),
+    );
+
     // Range scan of 50: newest 50 index entries of a conversation (reverse, limit 50).
     let convs: Vec<Vec<u8>> = (0..5_000)
         .map(|i| {
@@ -312,6 +336,26 @@ async fn run() {
                 trait_scan.as_secs_f64() / raw_scan_t.as_secs_f64(),
                 trait_scan.as_secs_f64() / raw_scan_hop.as_secs_f64(),
                 us(raw_scan_hop)
+            ),
+        ),
+    );
+
+    let view_scan = per_op(convs.len(), |i| {
+        let view = trait_store.read_view().unwrap();
+        let got = view
+            .scan(BY_CONV, KeyRange::prefix(&convs[i]), Direction::Reverse, 50)
+            .unwrap();
+        assert!(!got.is_empty());
+    });
+    rows.insert(
+        11,
+        (
+            "range scan of 50, blocking: `read_view()` + `scan`".into(),
+            us(raw_scan_t),
+            us(view_scan),
+            format!(
+                "**{:.2}×**",
+                view_scan.as_secs_f64() / raw_scan_t.as_secs_f64()
             ),
         ),
     );

@@ -83,6 +83,7 @@ mod salvage;
 mod schedule;
 mod store;
 mod table;
+mod view;
 
 pub use backup::{
     BackupFile, open_repository, restore_backup, restore_backup_with, restore_from_repository,
@@ -112,6 +113,7 @@ pub use salvage::{SalvageReport, salvage};
 pub use schedule::{BackupPolicy, BackupRun, BackupSchedule, LatestBackup};
 pub use store::{Stats, Tresor};
 pub use table::{Order, Table};
+pub use view::BlockingView;
 
 pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
 pub use tresor_backup::retention::{Span, UNLIMITED};

@@ -1,15 +1,13 @@
 //! The message repository.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use tresor_backend::{Direction, KeyRange, WriteBatch};
+use tresor_backend::WriteBatch;
 use tresor_crypto::{TOKEN_LEN, Token};
-use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, meta_keys,
-};
-use tresor_schema::index::{order_key, token_value};
+use tresor_schema::catalog::{CONVERSATIONS, MESSAGES, META, meta_keys};
 use tresor_schema::messages::{
-    conversation_token, index_entries, message_token, open_message, peer_ids, peer_token, position,
+    conversation_token, index_entries, message_token, open_message, peer_ids, peer_token,
     seal_message_with, tokens,
 };
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
@@ -17,6 +15,7 @@ use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
 use crate::keys::Keyring;
 use crate::message_ext::StateChange;
 use crate::store::{Inner, WriterState};
+use crate::view::Walk;
 use crate::{Error, Tresor};
 
 /// A stored message and whether it lives under the previous key (during a rotation).
@@ -333,35 +332,27 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// [`Error::Corrupted`] if its record does not authenticate; [`Error::Backend`].
     pub async fn get(&self, id: &str) -> Result<Option<Message>, Error> {
-        let ring = self.inner().keyring();
-        let found = self.get_with(&ring, id).await?;
-        if found.is_some()
-            || (ring.previous.is_none() && self.inner().keyring().epoch == ring.epoch)
-        {
-            return Ok(found.map(|(m, _)| m));
-        }
-        // A miss during a rotation may be a record that a rotation step moved from its
-        // previous token to its new one between our two lookups (or a rotation began or ended
-        // meanwhile): look again while holding the writer lock, which every step takes.
-        let _writer = self.inner().writer.lock().await;
-        let ring = self.inner().keyring();
-        Ok(self.get_with(&ring, id).await?.map(|(m, _)| m))
+        let id = id.to_owned();
+        crate::view::read(&self.store.inner, move |inner| {
+            let (view, ring) = crate::view::consistent_view(inner)?;
+            Ok(crate::view::get_in(&*view, &ring, &id)?.map(|(m, _)| m))
+        })
+        .await
     }
 
-    /// Looks `id` up under the current token, then (during a rotation) the previous one.
-    pub(crate) async fn get_with(&self, ring: &Keyring, id: &str) -> Result<Option<Found>, Error> {
-        let backend = &self.inner().backend;
-        let token = message_token(&ring.current, id);
-        if let Some(bytes) = backend.get(MESSAGES, &token).await? {
-            return Ok(Some(open_any(ring, &token, &bytes)?));
-        }
-        if let Some(prev) = &ring.previous {
-            let token = message_token(prev, id);
-            if let Some(bytes) = backend.get(MESSAGES, &token).await? {
-                return Ok(Some(open_any(ring, &token, &bytes)?));
-            }
-        }
-        Ok(None)
+    /// Looks `id` up under the current token, then (during a rotation) the previous one, with
+    /// the keys `ring` (the writer lock held, so that they are the store's keys).
+    pub(crate) async fn get_with(
+        &self,
+        ring: &Arc<Keyring>,
+        id: &str,
+    ) -> Result<Option<Found>, Error> {
+        let (ring, id) = (Arc::clone(ring), id.to_owned());
+        crate::view::read(&self.store.inner, move |inner| {
+            let view = inner.backend.read_view()?;
+            crate::view::get_in(&*view, &ring, &id)
+        })
+        .await
     }
 
     /// The newest `limit` messages of conversation `conversation_id`, older than the message
@@ -376,10 +367,8 @@ impl<'a> Messages<'a> {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
-        let id = conversation_id.to_owned();
         self.query(
-            MSG_BY_CONVERSATION,
-            move |k| conversation_token(k, &id).to_vec(),
+            Walk::Conversation(conversation_id.to_owned()),
             limit,
             before,
         )
@@ -397,14 +386,8 @@ impl<'a> Messages<'a> {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
-        let id = peer_id.to_owned();
-        self.query(
-            MSG_BY_PEER,
-            move |k| peer_token(k, &id).to_vec(),
-            limit,
-            before,
-        )
-        .await
+        self.query(Walk::Peer(peer_id.to_owned()), limit, before)
+            .await
     }
 
     /// The newest `limit` messages of the whole store, older than `before` if given.
@@ -412,114 +395,45 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// As [`Messages::by_conversation`].
     pub async fn recent(&self, limit: usize, before: Option<&str>) -> Result<Vec<Message>, Error> {
-        self.query(MSG_BY_TIME, |_| Vec::new(), limit, before).await
+        self.query(Walk::Time, limit, before).await
     }
 
-    /// One page of `table` under the prefix `prefix(keys)` — of both key generations during a
-    /// rotation, merged in order — newest first.
+    /// Up to `limit` messages in storage order (the order of their blinded ids: stable, unrelated
+    /// to time or conversation), after the message `after` if given: the fastest way to read
+    /// every message (an export, a full-text indexer). Walking pages with the last id of each
+    /// page as the next cursor returns every message exactly once, except during a key
+    /// rotation, which moves records between calls (walk one [`crate::BlockingView`] for an
+    /// exact set then).
+    ///
+    /// # Errors
+    /// [`Error::CursorNotFound`] if `after` names no stored message; [`Error::Corrupted`];
+    /// [`Error::Backend`].
+    pub async fn scan(&self, limit: usize, after: Option<&str>) -> Result<Vec<Message>, Error> {
+        let after = after.map(str::to_owned);
+        crate::view::read(&self.store.inner, move |inner| {
+            let (view, ring) = crate::view::consistent_view(inner)?;
+            crate::view::scan_in(&*view, &ring, limit, after.as_deref())
+        })
+        .await
+    }
+
+    /// One page of `walk`, newest first: the cursor lookup, the index scans and the record
+    /// reads in one consistent view (one thread hop).
     async fn query(
         &self,
-        table: &'static str,
-        prefix: impl Fn(&tresor_crypto::StoreKeys) -> Vec<u8>,
+        walk: Walk,
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let cursor = match before {
-            None => None,
-            Some(id) => Some(self.get(id).await?.ok_or(Error::CursorNotFound)?),
-        };
-        for _ in 0..3 {
-            let ring = self.inner().keyring();
-            let found = self
-                .read_page(&ring, table, &prefix, cursor.as_ref(), limit)
-                .await?;
-            if let Some(found) = found
-                && self.inner().keyring().epoch == ring.epoch
-            {
-                return Ok(found);
-            }
-        }
-        // A record vanished between the index scan and the record read (a concurrent delete
-        // or a rotation batch), or the keys changed: read again while holding the writer
-        // lock, which no write can interleave with.
-        let _writer = self.inner().writer.lock().await;
-        let ring = self.inner().keyring();
-        self.read_page(&ring, table, &prefix, cursor.as_ref(), limit)
-            .await?
-            .ok_or_else(|| Error::Corrupted(format!("index {table} points at a missing message")))
-    }
-
-    /// Index scans (one per key generation) and one batched record read; `None` if an index
-    /// entry's record is gone.
-    async fn read_page(
-        &self,
-        ring: &Keyring,
-        table: &'static str,
-        prefix: &impl Fn(&tresor_crypto::StoreKeys) -> Vec<u8>,
-        cursor: Option<&Message>,
-        limit: usize,
-    ) -> Result<Option<Vec<Message>>, Error> {
-        let inner = self.inner();
-        let mut prefixes = vec![prefix(&ring.current)];
-        if let Some(prev) = &ring.previous
-            && table != MSG_BY_TIME
-        {
-            prefixes.push(prefix(prev));
-        }
-        // (order key, full index key, message token), from every generation.
-        let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
-        for p in &prefixes {
-            let range = match cursor {
-                None => KeyRange::prefix(p),
-                Some(c) => {
-                    let mut upper = p.clone();
-                    upper.extend_from_slice(&order_key(position(c)));
-                    KeyRange::prefix_below(p, upper)
-                }
-            };
-            for (key, value) in inner
-                .backend
-                .scan(table, range, Direction::Reverse, limit)
-                .await?
-            {
-                let order = key.get(p.len()..).unwrap_or_default().to_vec();
-                let token = token_value(&value, table)?.to_vec();
-                entries.push((order, key, token));
-            }
-        }
-        if prefixes.len() > 1 {
-            entries.sort_by(|a, b| b.0.cmp(&a.0));
-            entries.truncate(limit);
-        }
-        let (index_keys, ids): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
-            entries.into_iter().map(|(_, key, id)| (key, id)).unzip();
-        let records = inner.backend.get_many(MESSAGES, &ids).await?;
-        let mut out = Vec::with_capacity(records.len());
-        for ((id, record), index_key) in ids.iter().zip(records).zip(&index_keys) {
-            let Some(bytes) = record else { return Ok(None) };
-            let (m, previous) = open_any(ring, id, &bytes)?;
-            // Index keys are not authenticated: check the entry is where this (authentic)
-            // record's entry belongs (under the keys that opened it), so an altered index is
-            // an error, never a wrong answer.
-            let keys = match (&ring.previous, previous) {
-                (Some(prev), true) => prev,
-                _ => &ring.current,
-            };
-            let t = tokens(keys, &m);
-            if !index_entries(&m, &t)
-                .iter()
-                .any(|(tb, key, _)| *tb == table && key == index_key)
-            {
-                return Err(Error::Corrupted(format!(
-                    "index {table} entry does not match its record"
-                )));
-            }
-            out.push(m);
-        }
-        Ok(Some(out))
+        let before = before.map(str::to_owned);
+        crate::view::read(&self.store.inner, move |inner| {
+            let (view, ring) = crate::view::consistent_view(inner)?;
+            crate::view::page_in(&*view, &ring, &walk, limit, before.as_deref())
+        })
+        .await
     }
 
     /// Deletes the message with id `id` and its index entries. Returns whether it existed.

@@ -338,6 +338,34 @@ impl Tresor {
         }
     }
 
+    /// Takes a consistent read-only view of the messages, read **synchronously** with no thread
+    /// hop per read: for latency-critical or bulk reads from a thread of your own or inside
+    /// `tokio::task::spawn_blocking` (a whole export, thousands of lookups). The async queries
+    /// of [`Tresor::messages`] cost one thread hop each instead.
+    ///
+    /// Blocks the calling thread (it begins an engine read transaction); never call it, or the
+    /// view's reads, directly in an async task. See [`crate::BlockingView`].
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if the store cannot be read (or a key rotation kept swapping the keys
+    /// while the view was taken: `BackendError::Busy`).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn f(store: tresor::Tresor) -> Result<(), tresor::Error> {
+    /// let store2 = store.clone();
+    /// let newest = tokio::task::spawn_blocking(move || {
+    ///     let view = store2.blocking_view()?;
+    ///     view.by_conversation("conv-1", 50, None)
+    /// })
+    /// .await
+    /// .expect("the read task does not panic")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn blocking_view(&self) -> Result<crate::BlockingView, Error> {
+        crate::BlockingView::new(&self.inner)
+    }
+
     /// The message repository.
     pub fn messages(&self) -> Messages<'_> {
         Messages::new(self)

@@ -123,7 +123,13 @@ pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
     put_all(
         b,
         "t",
-        &[(b"", b"e"), (b"a", b"1"), (b"ab", b"x"), (b"b", b"2"), (b"c", b"3")],
+        &[
+            (b"", b"e"),
+            (b"a", b"1"),
+            (b"ab", b"x"),
+            (b"b", b"2"),
+            (b"c", b"3"),
+        ],
     )
     .await;
     let mut ranges = vec![
@@ -178,10 +184,7 @@ pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
     assert!(misc.2.is_empty());
     assert!(misc.3, "an invalid table name is rejected by get");
     assert!(misc.4, "an empty table name is rejected by scan");
-    assert_eq!(
-        misc.5,
-        vec![Some(b"3".to_vec()), None, Some(b"e".to_vec())]
-    );
+    assert_eq!(misc.5, vec![Some(b"3".to_vec()), None, Some(b"e".to_vec())]);
     assert!(misc.6.is_empty());
     assert_eq!(misc.7, 5);
 }

@@ -1,0 +1,319 @@
+//! Message reads through one backend [`ReadView`]: the synchronous core of every message query.
+//!
+//! A query (the cursor lookup, the index scan and the record reads) runs against one
+//! consistent view, so it costs one thread hop from async code ([`read`]) and none from a
+//! blocking context ([`BlockingView`]).
+
+use std::sync::Arc;
+
+use tresor_backend::{Direction, KeyRange, ReadView};
+use tresor_crypto::StoreKeys;
+use tresor_schema::Message;
+use tresor_schema::catalog::{MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME};
+use tresor_schema::index::{order_key, token_value};
+use tresor_schema::messages::{
+    conversation_token, index_entries, message_token, peer_token, position, tokens,
+};
+
+use crate::Error;
+use crate::keys::Keyring;
+use crate::messages::{Found, open_any};
+use crate::store::Inner;
+
+/// How many times a view is retaken when a key rotation swaps the keys while it is taken.
+const VIEW_ATTEMPTS: usize = 16;
+
+/// Takes a view and the keys that read it consistently: the keyring did not change while the
+/// view was taken, so every record the view holds is under the ring's current or previous
+/// keys (a rotation publishes its new keys before moving any record, and drops the previous
+/// ones only after the last record moved).
+pub(crate) fn consistent_view(inner: &Inner) -> Result<(Box<dyn ReadView>, Arc<Keyring>), Error> {
+    let mut ring = inner.keyring();
+    for _ in 0..VIEW_ATTEMPTS {
+        let view = inner.backend.read_view()?;
+        let after = inner.keyring();
+        if after.epoch == ring.epoch {
+            return Ok((view, ring));
+        }
+        ring = after;
+    }
+    Err(Error::Backend(tresor_backend::BackendError::Busy(
+        "the keys kept changing while taking a read view".into(),
+    )))
+}
+
+/// Runs the blocking read `f` from async code: directly when the backend's reads do not block
+/// (memory), else on tokio's blocking pool (one thread hop).
+pub(crate) async fn read<T, F>(inner: &Arc<Inner>, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&Inner) -> Result<T, Error> + Send + 'static,
+{
+    if !inner.backend.reads_block() {
+        return f(inner);
+    }
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || f(&inner)).await?
+}
+
+/// Looks `id` up under the current token, then (during a rotation) the previous one.
+pub(crate) fn get_in(
+    view: &dyn ReadView,
+    ring: &Keyring,
+    id: &str,
+) -> Result<Option<Found>, Error> {
+    let token = message_token(&ring.current, id);
+    if let Some(bytes) = view.get(MESSAGES, &token)? {
+        return Ok(Some(open_any(ring, &token, &bytes)?));
+    }
+    if let Some(prev) = &ring.previous {
+        let token = message_token(prev, id);
+        if let Some(bytes) = view.get(MESSAGES, &token)? {
+            return Ok(Some(open_any(ring, &token, &bytes)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Which index a page walks, and the id whose token prefixes its keys.
+#[derive(Debug, Clone)]
+pub(crate) enum Walk {
+    /// `msg_by_conversation` under a conversation id.
+    Conversation(String),
+    /// `msg_by_peer` under a peer id.
+    Peer(String),
+    /// `msg_by_time`: every message.
+    Time,
+}
+
+impl Walk {
+    fn table(&self) -> &'static str {
+        match self {
+            Walk::Conversation(_) => MSG_BY_CONVERSATION,
+            Walk::Peer(_) => MSG_BY_PEER,
+            Walk::Time => MSG_BY_TIME,
+        }
+    }
+
+    fn prefix(&self, keys: &StoreKeys) -> Vec<u8> {
+        match self {
+            Walk::Conversation(id) => conversation_token(keys, id).to_vec(),
+            Walk::Peer(id) => peer_token(keys, id).to_vec(),
+            Walk::Time => Vec::new(),
+        }
+    }
+}
+
+/// One page of `walk`, newest first, after the message `before` if given: the cursor lookup,
+/// the index scans (one per key generation, merged) and one batched record read, all in
+/// `view`.
+///
+/// # Errors
+/// [`Error::CursorNotFound`] if `before` names no message; [`Error::Corrupted`] if an index
+/// entry points at a missing record or does not match its record.
+pub(crate) fn page_in(
+    view: &dyn ReadView,
+    ring: &Keyring,
+    walk: &Walk,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<Vec<Message>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let cursor = match before {
+        None => None,
+        Some(id) => Some(get_in(view, ring, id)?.ok_or(Error::CursorNotFound)?.0),
+    };
+    let table = walk.table();
+    let mut prefixes = vec![walk.prefix(&ring.current)];
+    if let Some(prev) = &ring.previous
+        && table != MSG_BY_TIME
+    {
+        prefixes.push(walk.prefix(prev));
+    }
+    // (order key, full index key, message token), from every generation.
+    let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+    for p in &prefixes {
+        let range = match &cursor {
+            None => KeyRange::prefix(p),
+            Some(c) => {
+                let mut upper = p.clone();
+                upper.extend_from_slice(&order_key(position(c)));
+                KeyRange::prefix_below(p, upper)
+            }
+        };
+        for (key, value) in view.scan(table, range, Direction::Reverse, limit)? {
+            let order = key.get(p.len()..).unwrap_or_default().to_vec();
+            let token = token_value(&value, table)?.to_vec();
+            entries.push((order, key, token));
+        }
+    }
+    if prefixes.len() > 1 {
+        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.truncate(limit);
+    }
+    let (index_keys, ids): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+        entries.into_iter().map(|(_, key, id)| (key, id)).unzip();
+    let records = view.get_many(MESSAGES, &ids)?;
+    let mut out = Vec::with_capacity(records.len());
+    for ((id, record), index_key) in ids.iter().zip(records).zip(&index_keys) {
+        let Some(bytes) = record else {
+            return Err(Error::Corrupted(format!(
+                "index {table} points at a missing message"
+            )));
+        };
+        let (m, previous) = open_any(ring, id, &bytes)?;
+        // Index keys are not authenticated: check the entry is where this (authentic) record's
+        // entry belongs (under the keys that opened it), so an altered index is an error,
+        // never a wrong answer.
+        let keys = match (&ring.previous, previous) {
+            (Some(prev), true) => prev,
+            _ => &ring.current,
+        };
+        let t = tokens(keys, &m);
+        if !index_entries(&m, &t)
+            .iter()
+            .any(|(tb, key, _)| *tb == table && key == index_key)
+        {
+            return Err(Error::Corrupted(format!(
+                "index {table} entry does not match its record"
+            )));
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Up to `limit` messages in storage order (the order of their blinded ids: stable, but
+/// unrelated to time or conversation), after the message `after` if given.
+///
+/// # Errors
+/// [`Error::CursorNotFound`] if `after` names no message; [`Error::Corrupted`] if a record does
+/// not open.
+pub(crate) fn scan_in(
+    view: &dyn ReadView,
+    ring: &Keyring,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<Vec<Message>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let range = match after {
+        None => KeyRange::all(),
+        Some(id) => {
+            let (_, previous) = get_in(view, ring, id)?.ok_or(Error::CursorNotFound)?;
+            let keys = match (&ring.previous, previous) {
+                (Some(prev), true) => prev,
+                _ => &ring.current,
+            };
+            KeyRange {
+                start: std::ops::Bound::Excluded(message_token(keys, id).to_vec()),
+                end: std::ops::Bound::Unbounded,
+            }
+        }
+    };
+    view.scan(MESSAGES, range, Direction::Forward, limit)?
+        .into_iter()
+        .map(|(token, bytes)| Ok(open_any(ring, &token, &bytes)?.0))
+        .collect()
+}
+
+/// A consistent, read-only view of a store's messages, read **synchronously**: see
+/// [`crate::Tresor::blocking_view`].
+///
+/// Every read sees the store as it was when the view was taken (a backend [`ReadView`]: a
+/// redb read transaction, an SQLite read transaction), whatever is written meanwhile, and
+/// costs no thread hop. Reads block the calling thread: use a view from a thread of your own
+/// or inside `tokio::task::spawn_blocking`, never directly in an async task. A live view pins
+/// the storage of the state it sees (space freed later is reused only after it is dropped;
+/// compaction reports busy): keep views short-lived.
+///
+/// The queries answer as their async counterparts on [`crate::Messages`] do (same order, same
+/// cursors, same errors).
+pub struct BlockingView {
+    view: Box<dyn ReadView>,
+    ring: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for BlockingView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingView").finish_non_exhaustive()
+    }
+}
+
+impl BlockingView {
+    /// Takes a view of `inner` (blocking).
+    pub(crate) fn new(inner: &Inner) -> Result<Self, Error> {
+        let (view, ring) = consistent_view(inner)?;
+        Ok(Self { view, ring })
+    }
+
+    /// The message with id `id`, as [`crate::Messages::get`].
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if its record does not authenticate; [`Error::Backend`].
+    pub fn message(&self, id: &str) -> Result<Option<Message>, Error> {
+        Ok(get_in(&*self.view, &self.ring, id)?.map(|(m, _)| m))
+    }
+
+    /// The newest `limit` messages of a conversation older than `before`, as
+    /// [`crate::Messages::by_conversation`].
+    ///
+    /// # Errors
+    /// [`Error::CursorNotFound`] if `before` names no stored message; [`Error::Corrupted`];
+    /// [`Error::Backend`].
+    pub fn by_conversation(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<Message>, Error> {
+        let walk = Walk::Conversation(conversation_id.to_owned());
+        page_in(&*self.view, &self.ring, &walk, limit, before)
+    }
+
+    /// The newest `limit` messages sent or received by a peer, as
+    /// [`crate::Messages::by_peer`].
+    ///
+    /// # Errors
+    /// As [`BlockingView::by_conversation`].
+    pub fn by_peer(
+        &self,
+        peer_id: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<Message>, Error> {
+        let walk = Walk::Peer(peer_id.to_owned());
+        page_in(&*self.view, &self.ring, &walk, limit, before)
+    }
+
+    /// The newest `limit` messages of the whole store, as [`crate::Messages::recent`].
+    ///
+    /// # Errors
+    /// As [`BlockingView::by_conversation`].
+    pub fn recent(&self, limit: usize, before: Option<&str>) -> Result<Vec<Message>, Error> {
+        page_in(&*self.view, &self.ring, &Walk::Time, limit, before)
+    }
+
+    /// Up to `limit` messages in storage order after the message `after`, as
+    /// [`crate::Messages::scan`]. Walking pages with the last id of each page as the next
+    /// cursor, within one view, returns every message of the view exactly once — also during
+    /// a key rotation.
+    ///
+    /// # Errors
+    /// [`Error::CursorNotFound`] if `after` names no message; [`Error::Corrupted`];
+    /// [`Error::Backend`].
+    pub fn scan(&self, limit: usize, after: Option<&str>) -> Result<Vec<Message>, Error> {
+        scan_in(&*self.view, &self.ring, limit, after)
+    }
+
+    /// Number of messages in the view.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub fn message_count(&self) -> Result<u64, Error> {
+        Ok(self.view.len(MESSAGES)?)
+    }
+}
