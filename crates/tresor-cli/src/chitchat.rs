@@ -37,7 +37,10 @@
 //!
 //! [`read_file`] and [`parse`] accept the JSON either plain or gzip-compressed (detected by
 //! the gzip magic bytes `1f 8b`, whatever the file name; concatenated gzip members are
-//! read as one stream). [`bundled_sample`] parses a sample of the corpus (its first 300
+//! read as one stream). [`for_each`], [`for_each_in_file`] and
+//! [`for_each_in_bundled_sample`] stream the corpus one conversation at a time (memory does
+//! not grow with the file); [`parse`], [`read_file`] and [`bundled_sample`] collect it.
+//! [`bundled_sample`] parses a sample of the corpus (its first 300
 //! conversations, unchanged) embedded in this crate. Errors are reported as
 //! [`ChitchatError`]; no input makes the parser panic.
 //!
@@ -61,13 +64,12 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, Read};
-use std::marker::PhantomData;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use tresor::Message;
 
 /// The bundled sample: the first 300 conversations of the corpus, gzip-compressed.
@@ -156,34 +158,27 @@ fn in_path(path: &Option<PathBuf>) -> String {
 /// Parses a corpus from `reader`: JSON, plain or gzip-compressed (detected by the magic
 /// bytes). Conversations come back in the order of the input.
 ///
-/// The whole input is read into memory first (the full corpus is 40 MB of JSON).
+/// This collects the whole corpus; [`for_each`] streams it instead.
 ///
 /// # Errors
 ///
 /// [`ChitchatError::Io`] if reading fails, [`ChitchatError::Gzip`] if gzip input is
 /// truncated or corrupt, [`ChitchatError::Json`] if the JSON is malformed or of the wrong
 /// shape, [`ChitchatError::BadTimestamp`], [`ChitchatError::DuplicateConversation`].
-pub fn parse<R: Read>(mut reader: R) -> Result<Vec<Conversation>, ChitchatError> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|source| ChitchatError::Io { path: None, source })?;
-    parse_bytes(&bytes, None)
+pub fn parse<R: Read>(reader: R) -> Result<Vec<Conversation>, ChitchatError> {
+    collect(|f| for_each(reader, None, f))
 }
 
 /// Reads and parses the corpus file at `path`: JSON, plain or gzip-compressed (detected by
 /// the magic bytes `1f 8b`, not by the extension). Conversations come back in file order.
 ///
+/// This collects the whole corpus; [`for_each_in_file`] streams it instead.
+///
 /// # Errors
 ///
 /// As [`parse`]; the I/O, gzip and JSON errors name `path`.
 pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Conversation>, ChitchatError> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| ChitchatError::Io {
-        path: Some(path.to_path_buf()),
-        source,
-    })?;
-    parse_bytes(&bytes, Some(path))
+    collect(|f| for_each_in_file(path, f))
 }
 
 /// Parses the sample of the corpus embedded in this crate: its first 300 conversations
@@ -193,68 +188,161 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Conversation>, ChitchatEr
 ///
 /// None in practice (the sample is tested); the signature is [`parse`]'s.
 pub fn bundled_sample() -> Result<Vec<Conversation>, ChitchatError> {
-    parse_bytes(SAMPLE_GZ, Some(Path::new("<bundled chitchat sample>")))
+    collect(for_each_in_bundled_sample)
 }
 
-/// Decompresses `bytes` if they are gzip, then parses them.
-fn parse_bytes(bytes: &[u8], path: Option<&Path>) -> Result<Vec<Conversation>, ChitchatError> {
-    if bytes.starts_with(&GZIP_MAGIC) {
-        let mut json = Vec::with_capacity(bytes.len().saturating_mul(5));
-        flate2::bufread::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|source| ChitchatError::Gzip {
-                path: path.map(Path::to_path_buf),
-                source,
-            })?;
-        parse_json(&json, path)
-    } else {
-        parse_json(bytes, path)
-    }
+/// Streams the bundled sample (see [`bundled_sample`]) through `f`, as [`for_each`].
+///
+/// # Errors
+///
+/// As [`for_each`].
+pub fn for_each_in_bundled_sample(
+    f: &mut dyn FnMut(Conversation) -> Result<(), ChitchatError>,
+) -> Result<(), ChitchatError> {
+    for_each(SAMPLE_GZ, Some(Path::new("<bundled chitchat sample>")), f)
 }
 
-/// Parses uncompressed JSON.
-fn parse_json(json: &[u8], path: Option<&Path>) -> Result<Vec<Conversation>, ChitchatError> {
-    let Corpus(raw) = serde_json::from_slice(json).map_err(|source| ChitchatError::Json {
-        path: path.map(Path::to_path_buf),
+/// Streams the corpus file at `path` through `f`, as [`for_each`]; errors name `path`.
+///
+/// # Errors
+///
+/// As [`for_each`].
+pub fn for_each_in_file(
+    path: impl AsRef<Path>,
+    f: &mut dyn FnMut(Conversation) -> Result<(), ChitchatError>,
+) -> Result<(), ChitchatError> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|source| ChitchatError::Io {
+        path: Some(path.to_path_buf()),
         source,
     })?;
-    let mut seen = HashSet::with_capacity(raw.len());
-    for (id, _) in &raw {
-        if !seen.insert(id.as_str()) {
-            return Err(ChitchatError::DuplicateConversation { id: id.clone() });
+    for_each(file, Some(path), f)
+}
+
+/// Streams a corpus from `reader` (JSON, plain or gzip-compressed, detected by the magic
+/// bytes) through `f`, one conversation at a time in input order, holding only the
+/// conversation being parsed (plus the ids seen, to reject duplicates) — memory does not grow
+/// with the corpus. `path` only names the input in errors.
+///
+/// Conversations before an error have already been passed to `f`: to accept a corpus only if
+/// it is entirely valid, run a first pass with an `f` that keeps nothing (the CLI's import
+/// does).
+///
+/// # Errors
+///
+/// As [`parse`], and whatever `f` returns (parsing stops at `f`'s first error).
+pub fn for_each<R: Read>(
+    reader: R,
+    path: Option<&Path>,
+    f: &mut dyn FnMut(Conversation) -> Result<(), ChitchatError>,
+) -> Result<(), ChitchatError> {
+    let path_buf = || path.map(Path::to_path_buf);
+    let mut input = BufReader::new(reader);
+    let head = input.fill_buf().map_err(|source| ChitchatError::Io {
+        path: path_buf(),
+        source,
+    })?;
+    let gzip = head.starts_with(&GZIP_MAGIC);
+    let mut json: Box<dyn Read> = if gzip {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(input)))
+    } else {
+        Box::new(input)
+    };
+    let mut each = Each {
+        f,
+        seen: HashSet::new(),
+        failed: None,
+    };
+    let mut de = serde_json::Deserializer::from_reader(&mut json);
+    let result = (&mut each).deserialize(&mut de).and_then(|()| de.end());
+    drop(de);
+    if let Some(err) = each.failed {
+        return Err(err);
+    }
+    result.map_err(|source| {
+        // A corrupt gzip stream may decompress to garbage before the decoder notices: when
+        // the JSON fails, read the rest of the stream to tell a gzip error from a JSON one.
+        let damaged = gzip && !source.is_io() && io::copy(&mut json, &mut io::sink()).is_err();
+        if damaged {
+            return ChitchatError::Gzip {
+                path: path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidData, source),
+            };
         }
-    }
-    raw.into_iter()
-        .map(|(id, conversation)| convert(id, conversation))
-        .collect()
+        if source.is_io() {
+            let source = io::Error::from(source);
+            if gzip {
+                ChitchatError::Gzip {
+                    path: path_buf(),
+                    source,
+                }
+            } else {
+                ChitchatError::Io {
+                    path: path_buf(),
+                    source,
+                }
+            }
+        } else {
+            ChitchatError::Json {
+                path: path_buf(),
+                source,
+            }
+        }
+    })
 }
 
-/// The top-level object, as `(conversation uuid, conversation)` pairs in file order.
-struct Corpus<'a>(Vec<(String, RawConversation<'a>)>);
+/// Runs a streaming parse, collecting every conversation.
+fn collect(
+    run: impl FnOnce(
+        &mut dyn FnMut(Conversation) -> Result<(), ChitchatError>,
+    ) -> Result<(), ChitchatError>,
+) -> Result<Vec<Conversation>, ChitchatError> {
+    let mut out = Vec::new();
+    run(&mut |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
+}
 
-impl<'de> Deserialize<'de> for Corpus<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(CorpusVisitor(PhantomData))
+/// The streaming visitor of the top-level object: converts each entry and hands it to `f`,
+/// in file order. An error of its own (a duplicate, a bad timestamp, `f`'s) is kept in
+/// `failed` and stops the parse with a placeholder JSON error.
+struct Each<'f> {
+    f: &'f mut dyn FnMut(Conversation) -> Result<(), ChitchatError>,
+    seen: HashSet<String>,
+    failed: Option<ChitchatError>,
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Each<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-/// Visits the top-level map entry by entry, keeping their order (a `HashMap` would lose it).
-struct CorpusVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de> Visitor<'de> for CorpusVisitor<'de> {
-    type Value = Corpus<'de>;
+impl<'de> Visitor<'de> for &mut Each<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object mapping conversation ids to conversations")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(id) = map.next_key::<String>()? {
-            let conversation = map.next_value::<RawConversation<'de>>()?;
-            entries.push((id, conversation));
+            let raw = map.next_value::<RawConversation<'de>>()?;
+            let outcome = if self.seen.insert(id.clone()) {
+                convert(id, raw).and_then(|c| (self.f)(c))
+            } else {
+                Err(ChitchatError::DuplicateConversation { id })
+            };
+            if let Err(err) = outcome {
+                self.failed = Some(err);
+                return Err(A::Error::custom("stopped"));
+            }
         }
-        Ok(Corpus(entries))
+        Ok(())
     }
 }
 

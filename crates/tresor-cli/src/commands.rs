@@ -160,6 +160,17 @@ pub(crate) async fn open_existing(path: &Path, key: Option<&Path>) -> Result<Tre
     Ok(Tresor::open(path, passphrase::secret(key, false)?).await?)
 }
 
+/// Streams the conversations of `file` (or of the bundled sample) through `f`.
+fn each_conversation(
+    file: &Option<PathBuf>,
+    f: &mut dyn FnMut(chitchat::Conversation) -> Result<(), chitchat::ChitchatError>,
+) -> Result<(), chitchat::ChitchatError> {
+    match file {
+        Some(path) => chitchat::for_each_in_file(path, f),
+        None => chitchat::for_each_in_bundled_sample(f),
+    }
+}
+
 async fn import_chitchat(
     db: &Path,
     key: Option<&Path>,
@@ -172,10 +183,16 @@ async fn import_chitchat(
     let source = file
         .as_ref()
         .map_or_else(|| "bundled sample".to_owned(), |f| f.display().to_string());
-    // Parse first: a malformed file must not leave a new, empty store behind.
-    let conversations = tokio::task::spawn_blocking(move || match file {
-        Some(f) => chitchat::read_file(f),
-        None => chitchat::bundled_sample(),
+    // Pass 1 validates and counts, keeping nothing: a malformed file must leave neither a
+    // new, empty store nor half an import behind.
+    let counted = file.clone();
+    let total = tokio::task::spawn_blocking(move || {
+        let mut total = 0u64;
+        each_conversation(&counted, &mut |c| {
+            total += c.messages.len() as u64;
+            Ok(())
+        })?;
+        Ok::<_, chitchat::ChitchatError>(total)
     })
     .await
     .map_err(|_| CliError::Task)??;
@@ -185,18 +202,50 @@ async fn import_chitchat(
     } else {
         Tresor::create_with(db, passphrase::secret(key, true)?, options).await?
     };
-    let messages: Vec<Message> = conversations.into_iter().flat_map(|c| c.messages).collect();
-    let total = messages.len() as u64;
+    // Pass 2 streams batches from a parser thread: memory holds a few batches, never the
+    // corpus.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(batch_size);
+        let stopped = || chitchat::ChitchatError::Io {
+            path: None,
+            source: std::io::Error::other("the import stopped"),
+        };
+        each_conversation(&file, &mut |c| {
+            for m in c.messages {
+                batch.push(m);
+                if batch.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    tx.blocking_send(full).map_err(|_| stopped())?;
+                }
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            tx.blocking_send(batch).map_err(|_| stopped())?;
+        }
+        Ok::<_, chitchat::ChitchatError>(())
+    });
     let bar = progress_bar(total, "messages");
     let repo = store.messages();
     let (mut inserted, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
-    for chunk in messages.chunks(batch_size) {
-        let s = repo.save_batch(chunk).await?;
+    while let Some(chunk) = rx.recv().await {
+        let s = match repo.save_batch(&chunk).await {
+            Ok(s) => s,
+            Err(err) => {
+                // Stop the parser (its send fails) before reporting.
+                drop(rx);
+                let _ = parser.await;
+                return Err(err.into());
+            }
+        };
         inserted += s.inserted;
         updated += s.updated;
         unchanged += s.unchanged;
         bar.inc(chunk.len() as u64);
     }
+    // The file changed between the passes, or could not be read again.
+    parser.await.map_err(|_| CliError::Task)??;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     let stats = store.stats().await?;

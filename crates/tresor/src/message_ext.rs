@@ -212,7 +212,17 @@ pub(crate) async fn apply_states(
         if s.is_unread() {
             *unread.entry(s.conversation_id.clone()).or_default() += 1;
         }
-        typed.put(inner, keys, &MESSAGE_STATES, &s, ops).await?;
+        // States are sparse: a message whose state is the default has no record (it reads as
+        // `MessageState::default_for`), which keeps a plain message at one sealed record.
+        if s == MessageState::default_for(&m) {
+            if old.is_some() {
+                typed
+                    .delete(inner, keys, MESSAGE_STATES.name, m.id.as_bytes(), ops)
+                    .await?;
+            }
+        } else {
+            typed.put(inner, keys, &MESSAGE_STATES, &s, ops).await?;
+        }
     }
     apply_unread(inner, keys, typed, unread, ops).await
 }
@@ -487,6 +497,9 @@ impl Messages<'_> {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<Message>, Error> {
+        if status == DeliveryStatus::Delivered {
+            return self.delivered(conversation_id, limit, before).await;
+        }
         let states = self
             .store()
             .table(&MESSAGE_STATES)
@@ -499,6 +512,45 @@ impl Messages<'_> {
             )
             .await?;
         self.by_ids(states).await
+    }
+
+    /// `by_status(…, Delivered, …)`: states are sparse and a message without a state record is
+    /// `Delivered` (the default), so this walks the conversation newest first and keeps the
+    /// messages whose state is absent or `Delivered`.
+    async fn delivered(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<Message>, Error> {
+        /// Messages read per page of the walk.
+        const WALK_PAGE: usize = 256;
+        let table = self.store().table(&MESSAGE_STATES);
+        let mut out = Vec::new();
+        let mut cursor = before.map(str::to_owned);
+        while out.len() < limit {
+            let page = self
+                .by_conversation(conversation_id, WALK_PAGE, cursor.as_deref())
+                .await?;
+            let full = page.len() == WALK_PAGE;
+            cursor = page.last().map(|m| m.id.clone());
+            for m in page {
+                let delivered = match table.get(&m.id).await? {
+                    None => true,
+                    Some(s) => s.status == DeliveryStatus::Delivered,
+                };
+                if delivered {
+                    out.push(m);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The replies in the thread of message `root_id` (messages whose `relates_to` is it),

@@ -9,8 +9,10 @@
 //! - **v1 → v2**: the typed tables (`typed_records`, `typed_index`) appear, and the
 //!   `conversation` typed table is populated from the existing messages (participants,
 //!   created, last activity).
-//! - **v2 → v3**: extended messages: every stored message gets its default
-//!   `message_state` record (outgoing, `Delivered`) with its status index entry.
+//! - **v2 → v3**: extended messages. Nothing to write: message states are sparse, and a
+//!   message without a `message_state` record reads as its default state (outgoing,
+//!   `Delivered`). (Until tresor 0.1's sparse states, this step wrote a default record for
+//!   every message; stores migrated then keep those records, which read the same.)
 
 use std::ops::Bound;
 
@@ -44,7 +46,7 @@ const STEPS: &[MigrationStep] = &[
     },
     MigrationStep {
         to: 3,
-        description: "extended messages: a default state (delivered) for every stored message",
+        description: "extended messages (no write: a message without a state reads as delivered)",
     },
 ];
 
@@ -68,7 +70,8 @@ impl Inner {
             let to = at + 1;
             loop {
                 let done = match to {
-                    2 | 3 => self.message_pass_locked(w, to, batch.max(1)).await?,
+                    2 => self.message_pass_locked(w, to, batch.max(1)).await?,
+                    3 => self.set_version_locked(w, to).await?,
                     _ => return Err(Error::Corrupted(format!("no migration to v{to}"))),
                 };
                 batches += 1;
@@ -81,9 +84,23 @@ impl Inner {
         Ok(batches)
     }
 
+    /// A step with nothing to migrate: writes the new version (and drops a cursor an older
+    /// tresor left mid-step). Returns true (the step is complete).
+    async fn set_version_locked(&self, w: &mut WriterState, to: u32) -> Result<bool, Error> {
+        let mut ops = WriteBatch::new();
+        ops.put(
+            META,
+            meta_keys::SCHEMA_VERSION,
+            version::encode(to).to_vec(),
+        );
+        ops.delete(META, meta_keys::MIGRATION_CURSOR);
+        self.commit_locked(w, ops).await?;
+        Ok(true)
+    }
+
     /// One batch of a step that is one forward pass over `messages` (v1 → v2: the next
-    /// messages after the cursor folded into their conversations; v2 → v3: given their default
-    /// state). Returns true when the step is complete.
+    /// messages after the cursor folded into their conversations). Returns true when the step
+    /// is complete.
     async fn message_pass_locked(
         &self,
         w: &mut WriterState,
@@ -132,31 +149,15 @@ impl Inner {
             messages.push(m);
         }
         let mut ops = WriteBatch::new();
-        if to == 2 {
-            let refs: Vec<&Message> = messages.iter().collect();
-            crate::conversations::fold_messages(
-                self,
-                &ring.current,
-                &mut TypedBatch::default(),
-                &refs,
-                &mut ops,
-            )
-            .await?;
-        } else {
-            // A message that has a state keeps it (idempotent per batch).
-            let states = messages
-                .into_iter()
-                .map(|m| (m, crate::message_ext::StateChange::Keep))
-                .collect();
-            crate::message_ext::apply_states(
-                self,
-                &ring.current,
-                &mut TypedBatch::default(),
-                states,
-                &mut ops,
-            )
-            .await?;
-        }
+        let refs: Vec<&Message> = messages.iter().collect();
+        crate::conversations::fold_messages(
+            self,
+            &ring.current,
+            &mut TypedBatch::default(),
+            &refs,
+            &mut ops,
+        )
+        .await?;
         let done = page.len() < max;
         if done {
             ops.put(

@@ -145,8 +145,10 @@ impl Tresor {
         let (tx, rx) = watch::channel(None);
         let (close_tx, mut close_rx) = oneshot::channel();
         let store = self.clone();
+        // Counted from the call, not from the task's first poll: writes made before the task
+        // first runs count toward `after_writes`.
+        let mut writes_at_last = store.inner.writes.load(Ordering::Relaxed);
         let task = tokio::spawn(async move {
-            let mut writes_at_last = store.inner.writes.load(Ordering::Relaxed);
             let mut ticker = tokio::time::interval(policy.interval);
             ticker.tick().await; // the first tick is immediate
             loop {
