@@ -11,9 +11,7 @@ use tresor_crypto::StoreKeys;
 use tresor_schema::Message;
 use tresor_schema::catalog::{MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME};
 use tresor_schema::index::{order_key, token_value};
-use tresor_schema::messages::{
-    conversation_token, index_entries, message_token, peer_token, position, tokens,
-};
+use tresor_schema::messages::{conversation_token, message_token, peer_token, position};
 
 use crate::Error;
 use crate::keys::Keyring;
@@ -95,6 +93,15 @@ impl Walk {
         }
     }
 
+    /// Whether message `m` has an entry in this walk's index under its id.
+    fn holds(&self, m: &Message) -> bool {
+        match self {
+            Walk::Conversation(id) => m.conversation_id == *id,
+            Walk::Peer(id) => m.sender == *id || m.recipient.as_deref() == Some(id.as_str()),
+            Walk::Time => true,
+        }
+    }
+
     fn prefix(&self, keys: &StoreKeys) -> Vec<u8> {
         match self {
             Walk::Conversation(id) => conversation_token(keys, id).to_vec(),
@@ -156,6 +163,8 @@ pub(crate) fn page_in(
     let (index_keys, ids): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
         entries.into_iter().map(|(_, key, id)| (key, id)).unzip();
     let records = view.get_many(MESSAGES, &ids)?;
+    // The walk's prefix under the previous keys, for records not yet moved by a rotation.
+    let previous_prefix = ring.previous.as_ref().map(|prev| walk.prefix(prev));
     let mut out = Vec::with_capacity(records.len());
     for ((id, record), index_key) in ids.iter().zip(records).zip(&index_keys) {
         let Some(bytes) = record else {
@@ -164,18 +173,16 @@ pub(crate) fn page_in(
             )));
         };
         let (m, previous) = open_any(ring, id, &bytes)?;
-        // Index keys are not authenticated: check the entry is where this (authentic) record's
-        // entry belongs (under the keys that opened it), so an altered index is an error,
-        // never a wrong answer.
-        let keys = match (&ring.previous, previous) {
+        // Index keys are not authenticated: check the entry is the one this (authentic)
+        // record has in this index, under the keys that opened it — the record belongs to the
+        // walked conversation or peer and the key is its prefix and position — so an altered
+        // index is an error, never a wrong answer. (The record itself is bound by its AAD to
+        // the token it was read under.)
+        let prefix = match (&previous_prefix, previous) {
             (Some(prev), true) => prev,
-            _ => &ring.current,
+            _ => &prefixes[0],
         };
-        let t = tokens(keys, &m);
-        if !index_entries(&m, &t)
-            .iter()
-            .any(|(tb, key, _)| *tb == table && key == index_key)
-        {
+        if !walk.holds(&m) || !is_prefixed_by(index_key, prefix, &order_key(position(&m))) {
             return Err(Error::Corrupted(format!(
                 "index {table} entry does not match its record"
             )));
@@ -183,6 +190,11 @@ pub(crate) fn page_in(
         out.push(m);
     }
     Ok(out)
+}
+
+/// Whether `key` is exactly `prefix ‖ rest`.
+fn is_prefixed_by(key: &[u8], prefix: &[u8], rest: &[u8]) -> bool {
+    key.len() == prefix.len() + rest.len() && key.starts_with(prefix) && key.ends_with(rest)
 }
 
 /// Up to `limit` messages in storage order (the order of their blinded ids: stable, but

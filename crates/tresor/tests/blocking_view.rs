@@ -219,3 +219,78 @@ on_every_backend!(
     scans_walk_every_message_once,
     views_read_both_key_generations,
 );
+
+/// Index keys are not authenticated: an entry moved under another conversation's prefix, or
+/// with its position altered, makes the page that reads it fail with `Corrupted` — through
+/// the async queries and a blocking view — never return a message where it does not belong.
+#[tokio::test]
+async fn altered_index_entries_are_errors_not_answers() {
+    use tresor::{Backend, MemoryBackend, Options};
+    use tresor_backend::{Direction, KeyRange, WriteBatch};
+    for alteration in ["moved", "reordered"] {
+        let backend = MemoryBackend::new();
+        let store = Tresor::with_backend(backend.clone(), common::PASS.into(), Options::default())
+            .await
+            .unwrap();
+        store.messages().save_batch(&sample(40)).await.unwrap();
+        let entries = backend
+            .scan(
+                "msg_by_conversation",
+                KeyRange::all(),
+                Direction::Forward,
+                1000,
+            )
+            .await
+            .unwrap();
+        let (key, value) = entries[0].clone();
+        let other = entries
+            .iter()
+            .find(|(k, _)| k[..16] != key[..16])
+            .unwrap()
+            .0
+            .clone();
+        let mut batch = WriteBatch::new();
+        match alteration {
+            // The same message listed under another conversation too.
+            "moved" => {
+                let mut moved = other[..16].to_vec();
+                moved.extend_from_slice(&key[16..]);
+                batch.put("msg_by_conversation", moved, value);
+            }
+            // Its position changed (a message shown out of order).
+            _ => {
+                let mut reordered = key.clone();
+                let last = reordered.len() - 1;
+                reordered[last] ^= 0x40;
+                batch.delete("msg_by_conversation", key.clone());
+                batch.put("msg_by_conversation", reordered, value);
+            }
+        }
+        backend
+            .commit(batch, tresor::Durability::Immediate)
+            .await
+            .unwrap();
+        let mut corrupted = 0;
+        for c in 0..5 {
+            let conv = format!("c{c}");
+            let async_page = store.messages().by_conversation(&conv, 100, None).await;
+            let conv2 = conv.clone();
+            let view_page = in_view(&store, move |v| v.by_conversation(&conv2, 100, None)).await;
+            match (async_page, view_page) {
+                (Err(Error::Corrupted(_)), Err(Error::Corrupted(_))) => corrupted += 1,
+                (Ok(page), Ok(same)) => {
+                    assert_eq!(page, same);
+                    assert!(
+                        page.iter().all(|m| m.conversation_id == conv),
+                        "{alteration}"
+                    );
+                }
+                other => panic!("{alteration}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            corrupted, 1,
+            "{alteration}: exactly the altered conversation fails"
+        );
+    }
+}
