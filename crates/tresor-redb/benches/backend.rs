@@ -195,7 +195,13 @@ async fn run() {
         conversations.len()
     );
     let dir = tempfile::tempdir().unwrap();
-    let trait_store = RedbBackend::open(dir.path().join("trait.redb")).unwrap();
+    // The same page cache as raw redb's default (1 GiB), so that the two differ only by the
+    // layer (tresor's default is 64 MiB: `tresor_redb::DEFAULT_CACHE_BYTES`).
+    let trait_store = RedbBackend::open_with_config(
+        dir.path().join("trait.redb"),
+        tresor_redb::RedbConfig::default().with_cache_bytes(1024 * 1024 * 1024),
+    )
+    .unwrap();
     let raw = Arc::new(Database::create(dir.path().join("raw.redb")).unwrap());
     let mut rows: BTreeMap<usize, (String, String, String, String)> = BTreeMap::new();
 
@@ -270,25 +276,29 @@ async fn run() {
 
     // The same gets through the synchronous `ReadView` (one view, i.e. one read transaction,
     // per get, as raw redb's `begin_read` per get): the trait's own cost without a thread hop,
-    // called the way a blocking caller calls it.
-    let view_get = per_op(picks.len(), |i| {
-        let view = trait_store.read_view().unwrap();
-        assert!(
-            view.get(MESSAGES, &records[picks[i]].key)
-                .unwrap()
-                .is_some()
-        );
-    });
+    // called the way a blocking caller calls it. Whole passes alternate raw, view, raw, view,
+    // …; each side keeps its best pass, so that load on the machine weighs on both alike.
+    let (mut raw_best, mut view_best) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        raw_best = raw_best.min(per_op(picks.len(), |i| {
+            assert!(raw_get(&raw, &records[picks[i]].key).is_some());
+        }));
+        view_best = view_best.min(per_op(picks.len(), |i| {
+            let view = trait_store.read_view().unwrap();
+            assert!(
+                view.get(MESSAGES, &records[picks[i]].key)
+                    .unwrap()
+                    .is_some()
+            );
+        }));
+    }
     rows.insert(
         10,
         (
-            "point get, blocking: `read_view()` + `get` vs `begin_read` + `get`".into(),
-            us(raw_get_t),
-            us(view_get),
-            format!(
-                "**{:.2}×**",
-                view_get.as_secs_f64() / raw_get_t.as_secs_f64()
-            ),
+            "point get, blocking: `read_view()` + `get` vs `begin_read` + `get` (best of 3 alternating passes)".into(),
+            us(raw_best),
+            us(view_best),
+            format!("**{:.2}×**", view_best.as_secs_f64() / raw_best.as_secs_f64()),
         ),
     );
 
@@ -340,22 +350,29 @@ async fn run() {
         ),
     );
 
-    let view_scan = per_op(convs.len(), |i| {
-        let view = trait_store.read_view().unwrap();
-        let got = view
-            .scan(BY_CONV, KeyRange::prefix(&convs[i]), Direction::Reverse, 50)
-            .unwrap();
-        assert!(!got.is_empty());
-    });
+    let (mut raw_best, mut view_best) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        raw_best = raw_best.min(per_op(convs.len(), |i| {
+            assert!(!raw_scan(&raw, &convs[i], 50).is_empty());
+        }));
+        view_best = view_best.min(per_op(convs.len(), |i| {
+            let view = trait_store.read_view().unwrap();
+            let got = view
+                .scan(BY_CONV, KeyRange::prefix(&convs[i]), Direction::Reverse, 50)
+                .unwrap();
+            assert!(!got.is_empty());
+        }));
+    }
     rows.insert(
         11,
         (
-            "range scan of 50, blocking: `read_view()` + `scan`".into(),
-            us(raw_scan_t),
-            us(view_scan),
+            "range scan of 50, blocking: `read_view()` + `scan` (best of 3 alternating passes)"
+                .into(),
+            us(raw_best),
+            us(view_best),
             format!(
                 "**{:.2}×**",
-                view_scan.as_secs_f64() / raw_scan_t.as_secs_f64()
+                view_best.as_secs_f64() / raw_best.as_secs_f64()
             ),
         ),
     );

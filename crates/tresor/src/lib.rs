@@ -20,7 +20,10 @@
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
-//! - [`Messages`] (`messages.rs`): the message repository: save, query, delete.
+//! - [`Messages`] (`messages.rs`): the message repository: save, query, delete, scan.
+//! - [`BlockingView`] (`view.rs`): the synchronous core of every message query, run in one
+//!   backend read view (one thread hop per async query); [`Tresor::blocking_view`] hands it to
+//!   callers on their own threads (no hop: for bulk and latency-critical reads).
 //! - `message_ext.rs`: messages, extended ([`MessageExtras`], [`MessageState`]): delivery
 //!   status, threads, edits, redaction, media, `delete_before`, retention, disappearing
 //!   messages and the sweeper ([`Messages::sweep`], [`Options::sweep_interval`]), unread
