@@ -21,6 +21,8 @@
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
 //! - [`Messages`] (`messages.rs`): the message repository: save, query, delete, scan.
+//! - `group.rs`: group commit of concurrent message saves (one batch, one fsync; each
+//!   caller its own outcome).
 //! - [`BlockingView`] (`view.rs`): the synchronous core of every message query, run in one
 //!   backend read view (one thread hop per async query); [`Tresor::blocking_view`] hands it to
 //!   callers on their own threads (no hop: for bulk and latency-critical reads).
@@ -71,6 +73,7 @@ mod conversations;
 mod engine;
 mod error;
 mod families;
+mod group;
 mod keys;
 mod locked;
 mod media;

@@ -361,8 +361,7 @@ impl Messages<'_> {
             .iter()
             .map(|(m, x)| (m.clone(), StateChange::Extras(x.clone())))
             .collect();
-        let mut writer = self.inner().writer.lock().await;
-        self.save_locked(&mut writer, items).await
+        self.save_grouped(items).await
     }
 
     /// The extended state of message `id` (`None` if there is no such message). A message

@@ -57,6 +57,30 @@ pub struct Messages<'a> {
     store: &'a Tresor,
 }
 
+/// What a save did to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It was not in the store.
+    Inserted,
+    /// It was, with other content, and was replaced.
+    Updated,
+    /// It was, with the same content: nothing written.
+    Unchanged,
+}
+
+/// Counts outcomes into a summary.
+pub(crate) fn summarize(outcomes: &[Outcome]) -> SaveSummary {
+    let mut s = SaveSummary::default();
+    for o in outcomes {
+        match o {
+            Outcome::Inserted => s.inserted += 1,
+            Outcome::Updated => s.updated += 1,
+            Outcome::Unchanged => s.unchanged += 1,
+        }
+    }
+    s
+}
+
 /// Per-id accumulated change of a conversation's or peer's message count within one batch.
 type Deltas = HashMap<Token, (String, i64)>;
 
@@ -110,8 +134,7 @@ impl<'a> Messages<'a> {
             .iter()
             .map(|m| (m.clone(), StateChange::Keep))
             .collect();
-        let mut writer = self.inner().writer.lock().await;
-        self.save_locked(&mut writer, items).await
+        self.save_grouped(items).await
     }
 
     /// [`Messages::save_batch`] with the writer lock held, each message with what becomes of
@@ -121,9 +144,19 @@ impl<'a> Messages<'a> {
         writer: &mut WriterState,
         items: Vec<(Message, StateChange)>,
     ) -> Result<SaveSummary, Error> {
+        Ok(summarize(&self.save_locked_each(writer, items).await?))
+    }
+
+    /// [`Messages::save_locked`], telling what became of each item, in order.
+    pub(crate) async fn save_locked_each(
+        &self,
+        writer: &mut WriterState,
+        items: Vec<(Message, StateChange)>,
+    ) -> Result<Vec<Outcome>, Error> {
         let mut summary = SaveSummary::default();
+        let mut outcomes = Vec::with_capacity(items.len());
         if items.is_empty() {
-            return Ok(summary);
+            return Ok(outcomes);
         }
         let (batch, changes): (Vec<Message>, Vec<StateChange>) = items.into_iter().unzip();
         let inner = self.inner();
@@ -179,6 +212,7 @@ impl<'a> Messages<'a> {
             match &previous {
                 Some((p, _)) if p.same_content(message) => {
                     summary.unchanged += 1;
+                    outcomes.push(Outcome::Unchanged);
                     if !matches!(change, StateChange::Keep) {
                         states.push((p.clone(), change));
                     }
@@ -208,11 +242,13 @@ impl<'a> Messages<'a> {
                         bump(&mut peers, peer_token(keys, id), id, -1);
                     }
                     summary.updated += 1;
+                    outcomes.push(Outcome::Updated);
                 }
                 None => {
                     new.seq = next_seq;
                     next_seq += 1;
                     summary.inserted += 1;
+                    outcomes.push(Outcome::Inserted);
                 }
             }
             ops.put(
@@ -246,7 +282,7 @@ impl<'a> Messages<'a> {
         inner.commit_locked(writer, ops).await?;
         writer.next_seq = next_seq;
         inner.note_writes(summary.inserted + summary.updated);
-        Ok(summary)
+        Ok(outcomes)
     }
 
     /// Adds to `ops` the new sealed summaries of every conversation and peer whose message

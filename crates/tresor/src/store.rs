@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     /// Whether records are padded (persisted in `meta/padding` when the store was created).
     pub(crate) padded: bool,
     pub(crate) writer: Mutex<WriterState>,
+    /// Message saves waiting for the writer lock, saved together (`group.rs`).
+    pub(crate) save_queue: crate::group::SaveQueue,
     pub(crate) path: Option<PathBuf>,
     /// This store itself, for the background rotation task (which must not keep it open).
     pub(crate) me: Weak<Inner>,
@@ -326,6 +328,7 @@ impl Tresor {
                     keys,
                     stale: false,
                 }),
+                save_queue: crate::group::SaveQueue::default(),
                 path,
                 me: me.clone(),
                 writes: std::sync::atomic::AtomicU64::new(0),
