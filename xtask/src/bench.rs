@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! cargo xtask bench [--runs N] [--quick] [--systems tresor,redb,sqlite,sqlcipher]
-//!                   [--data FILE] [--scale 1m|10m]
+//!                   [--data FILE] [--scale 1m|10m] [--no-matrix]
 //! ```
+//!
+//! At its end it runs `cargo xtask bench-matrix` (tresor-matrix vs matrix-sdk-sqlite,
+//! `bench_matrix.rs`) with the same `--quick`, unless `--no-matrix`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,7 @@ struct Args {
     systems: Vec<String>,
     data: Option<PathBuf>,
     scale: Option<String>,
+    matrix: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -79,6 +83,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         systems: SYSTEMS.iter().map(|s| s.to_string()).collect(),
         data: None,
         scale: None,
+        matrix: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -89,6 +94,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         };
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--no-matrix" => a.matrix = false,
             "--runs" => {
                 a.runs = value("--runs")?
                     .parse()
@@ -136,7 +142,7 @@ fn read(path: &str) -> String {
 }
 
 /// nproc, CPU model, memory, kernel, load average, date: printed with every table.
-fn machine() -> Vec<String> {
+pub(crate) fn machine() -> Vec<String> {
     let cpu = read("/proc/cpuinfo")
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
@@ -177,7 +183,7 @@ fn machine() -> Vec<String> {
     ]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -314,6 +320,14 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         let report = scale_table(&lines);
         println!("{report}");
         std::fs::write(out.join("scale.md"), &report).map_err(|e| e.to_string())?;
+    }
+    if a.matrix {
+        let quick = if a.quick {
+            vec!["--quick".to_owned()]
+        } else {
+            vec![]
+        };
+        crate::bench_matrix::bench_matrix(&quick)?;
     }
     Ok(())
 }

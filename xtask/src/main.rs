@@ -24,14 +24,19 @@
 //! - `cargo xtask bench-backend`: the backend layer's benchmark (`RedbBackend` through the
 //!   trait against raw redb, on the chitchat corpus), printing a Markdown table for
 //!   `docs/BENCHMARKS.md` ("Backend layer").
-//! - `cargo xtask bench [--runs N] [--quick] [--systems …] [--data FILE] [--scale 1m|10m]`:
-//!   tresor vs raw redb vs SQLCipher vs SQLite on the chitchat corpus (see `bench.rs` and
-//!   docs/BENCHMARKS.md). Builds SQLCipher and OpenSSL the first time: minutes.
+//! - `cargo xtask bench [--runs N] [--quick] [--systems …] [--data FILE] [--scale 1m|10m]
+//!   [--no-matrix]`: tresor vs raw redb vs SQLCipher vs SQLite on the chitchat corpus (see
+//!   `bench.rs` and docs/BENCHMARKS.md), then `bench-matrix` (unless `--no-matrix`). Builds
+//!   SQLCipher and OpenSSL the first time: minutes.
+//! - `cargo xtask bench-matrix [--runs N] [--quick] [--members N]`: tresor-matrix vs
+//!   matrix-sdk-sqlite on matrix-sdk's typical state-store operations (`bench_matrix.rs`;
+//!   `benches/matrix-bench` is its own workspace).
 //! - `cargo xtask media-1gib`: a 1 GiB encrypted media blob streamed into a redb store and
 //!   back (release), printing throughput and peak RSS (VmHWM).
 
 mod bench;
 mod bench_backup;
+mod bench_matrix;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
             cargo().args(["bench", "-p", "tresor-redb", "--bench", "backend"]),
         ),
         Some("bench") => bench::bench(&args[1..]),
+        Some("bench-matrix") => bench_matrix::bench_matrix(&args[1..]),
         Some("media-1gib") => run(
             "1 GiB media blob round trip (peak RSS)",
             cargo().args([
@@ -94,7 +100,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write] | bench-backend | bench-backup | media-1gib | bench [--quick] [--runs N] [--systems LIST] [--data FILE] [--scale 1m|10m]>"
+                "usage: cargo xtask <ci | demo [FILE] [--full] [--release] | crash [--iterations N] | fuzz [--seconds S] | faults | proptest | vectors [--write] | bench-backend | bench-backup | media-1gib | bench [--quick] [--runs N] [--systems LIST] [--data FILE] [--scale 1m|10m] [--no-matrix] | bench-matrix [--quick] [--runs N] [--members N]>"
             );
             return ExitCode::from(2);
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tresor_backend::Backend;
 use tresor_redb::{RedbBackend, RedbConfig};
+#[cfg(feature = "sqlite")]
 use tresor_sqlite::SqliteBackend;
 
 use crate::Error;
@@ -22,7 +23,8 @@ pub enum BackendKind {
     #[default]
     Redb,
     /// One SQLite file in WAL mode, with `-wal` and `-shm` files beside it while open
-    /// (`tresor-sqlite`).
+    /// (`tresor-sqlite`). Needs the `sqlite` feature (default): without it, opening or
+    /// creating such a store fails with [`Error::UnsupportedBackend`].
     Sqlite,
 }
 
@@ -60,8 +62,12 @@ pub(crate) async fn open(
             (BackendKind::Redb, false) => {
                 Arc::new(RedbBackend::open_existing_with_config(&path, config)?)
             }
+            #[cfg(feature = "sqlite")]
             (BackendKind::Sqlite, true) => Arc::new(SqliteBackend::open(&path)?),
+            #[cfg(feature = "sqlite")]
             (BackendKind::Sqlite, false) => Arc::new(SqliteBackend::open_existing(&path)?),
+            #[cfg(not(feature = "sqlite"))]
+            (BackendKind::Sqlite, _) => return Err(Error::UnsupportedBackend(BackendKind::Sqlite)),
         };
         Ok(backend)
     })

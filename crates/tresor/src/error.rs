@@ -82,6 +82,10 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The store uses (or `Options::backend` asks for) an engine this build of tresor was
+    /// compiled without (`BackendKind::Sqlite` without the `sqlite` feature).
+    #[error("storage engine {0:?} not compiled in (enable tresor's feature for it)")]
+    UnsupportedBackend(crate::BackendKind),
     /// A blocking task (KDF, file I/O) was cancelled or panicked.
     #[error("background task failed")]
     Task,

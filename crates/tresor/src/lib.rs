@@ -149,6 +149,7 @@ pub use tresor_schema::records::{
 /// Declaring typed tables: [`typed::TableDef`], [`typed::IndexDef`], [`typed::KeyPart`]
 /// (open one with [`Tresor::table`]).
 pub use tresor_schema::typed;
+#[cfg(feature = "sqlite")]
 pub use tresor_sqlite::SqliteBackend;
 
 /// The tresor version this library is (Cargo package version).
