@@ -304,6 +304,24 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         self.put_many(std::slice::from_ref(value)).await
     }
 
+    /// Reads the stored records of `puts` and `deletes` into `batch` in one `get_many` (one
+    /// backend call instead of one per record).
+    pub(crate) async fn preload(
+        &self,
+        batch: &mut TypedBatch,
+        keys: &StoreKeys,
+        puts: &[V],
+        deletes: &[Vec<u8>],
+    ) -> Result<(), Error> {
+        let rks: Vec<Vec<u8>> = puts
+            .iter()
+            .map(|v| (self.def.primary_key)(v))
+            .chain(deletes.iter().cloned())
+            .map(|pk| tresor_schema::typed::record_key(keys, self.def.name, &pk))
+            .collect();
+        batch.preload(self.inner(), keys, &rks).await
+    }
+
     /// Inserts or replaces every value of `values` in one atomic batch: all or nothing. A later
     /// value with the same primary key wins.
     ///
@@ -317,6 +335,7 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         let ring = inner.keyring();
         let mut ops = WriteBatch::new();
         let mut batch = TypedBatch::default();
+        self.preload(&mut batch, &ring.current, values, &[]).await?;
         for v in values {
             batch
                 .put(inner, &ring.current, self.def, v, &mut ops)
