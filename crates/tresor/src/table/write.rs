@@ -22,7 +22,8 @@ impl<V: Serialize + DeserializeOwned + Send + Sync + 'static> Table<'_, V> {
         let ring = inner.keyring();
         let mut ops = WriteBatch::new();
         let mut batch = TypedBatch::default();
-        self.preload(&mut batch, &ring.current, puts, deletes).await?;
+        self.preload(&mut batch, &ring.current, puts, deletes)
+            .await?;
         let mut existed = 0;
         for pk in deletes {
             if batch
