@@ -185,7 +185,7 @@ mod tests {
         let (store, backend) = counted().await;
         store
             .messages()
-            .save_batch(&[msg("old", "c0", "hello")])
+            .save_batch(&[msg("old", "c0", "hello"), msg("old2", "c0", "there")])
             .await
             .unwrap();
         let before = backend.counted();
@@ -197,8 +197,8 @@ mod tests {
                 ]
             })
             .collect();
-        batches.push(vec![msg("old", "c0", "hello")]); // unchanged
-        batches.push(vec![msg("old", "c0", "edited")]); // then updated, after the above
+        batches.push(vec![msg("old2", "c0", "there")]); // unchanged
+        batches.push(vec![msg("old", "c0", "edited")]); // updated
         let results = saved_together(&store, batches).await;
         assert_eq!(
             backend.counted() - before,
@@ -215,11 +215,11 @@ mod tests {
         assert_eq!((s.inserted, s.updated, s.unchanged), (0, 1, 0));
         // Sequence numbers stay unique and dense; counts add up.
         let all = store.messages().recent(100, None).await.unwrap();
-        assert_eq!(all.len(), 17);
+        assert_eq!(all.len(), 18);
         let mut seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
         seqs.sort_unstable();
-        assert_eq!(seqs, (0..17).collect::<Vec<_>>());
-        assert_eq!(store.stats().await.unwrap().messages, 17);
+        assert_eq!(seqs, (0..18).collect::<Vec<_>>());
+        assert_eq!(store.stats().await.unwrap().messages, 18);
         let edited = store.messages().get("old").await.unwrap().unwrap();
         assert_eq!((edited.body.as_str(), edited.seq), ("edited", 0));
     }
