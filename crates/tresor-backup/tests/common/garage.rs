@@ -63,7 +63,7 @@ pub struct Garage {
     bin: PathBuf,
     config: PathBuf,
     s3_port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Garage {
@@ -74,24 +74,51 @@ impl Drop for Garage {
 }
 
 impl Garage {
+    /// Runs a `garage` admin command, retrying for up to 60 s while the node is still
+    /// coming up (its RPC port may refuse connections for a moment after the key file and
+    /// the process exist), and panics with the command's output if it keeps failing.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "garage {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let started = Instant::now();
+        loop {
+            let out = Command::new(&self.bin)
+                .arg("-c")
+                .arg(&self.config)
+                .args(args)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let transient = stderr.contains("Connection refused")
+                || stderr.contains("Unable to connect")
+                || stderr.contains("Could not connect");
+            assert!(
+                transient && started.elapsed() < Duration::from_secs(60),
+                "garage {}: {}{}\n(server log: {})",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                stderr,
+                std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
+    /// Starts a node on free loopback ports. The ports are found by binding port 0 and
+    /// closing it, so another process may take one before Garage binds it; a server that
+    /// exits during start-up is therefore started again on new ports (up to 5 times).
     pub fn start(bin: PathBuf) -> Garage {
+        for attempt in 1.. {
+            match Garage::try_start(bin.clone()) {
+                Ok(garage) => return garage,
+                Err(log) => assert!(attempt < 5, "garage exited during start-up: {log}"),
+            }
+        }
+        unreachable!("the loop above returns or panics")
+    }
+
+    fn try_start(bin: PathBuf) -> Result<Garage, String> {
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
@@ -128,15 +155,31 @@ api_bind_addr = "127.0.0.1:{admin}"
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let garage = Garage {
+        let mut garage = Garage {
             child,
             bin,
             config,
             s3_port: s3,
-            _dir: dir,
+            dir,
         };
-        // Wait for the node, then give it a layout, a bucket and a key.
+        // Wait for the node's RPC port, then give it a layout, a bucket and a key.
         let started = Instant::now();
+        loop {
+            if garage.child.try_wait().unwrap().is_some() {
+                return Err(
+                    std::fs::read_to_string(garage.dir.path().join("garage.log"))
+                        .unwrap_or_default(),
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", rpc)).is_ok() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "garage did not listen on its RPC port within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let node = loop {
             let out = Command::new(&garage.bin)
                 .arg("-c")
@@ -162,7 +205,14 @@ api_bind_addr = "127.0.0.1:{admin}"
         garage.cli(&[
             "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_ID,
         ]);
-        garage
+        while std::net::TcpStream::connect(("127.0.0.1", garage.s3_port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "garage did not listen on its S3 port within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(garage)
     }
 
     /// The S3 endpoint URL (`http://127.0.0.1:PORT`).
