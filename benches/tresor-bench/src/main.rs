@@ -6,6 +6,7 @@
 //! tresor-bench run --system tresor|redb|sqlite|sqlcipher --data corpus:PATH|sample:N --dir DIR
 //! tresor-bench scale --system tresor|redb --data ... --dir DIR --points 258145,1000000
 //! tresor-bench facade --data ...   (tresor over the in-memory backend: the facade's own cost)
+//! tresor-bench tables FILE         (a redb file's bytes, table by table)
 //! tresor-bench plan --dir DIR        (sqlite builds: the query plans of W3 and W4)
 //! ```
 //!
@@ -21,6 +22,7 @@ mod sys_redb;
 #[cfg(any(feature = "sqlite", feature = "sqlcipher"))]
 mod sys_sqlite;
 mod sys_tresor;
+mod tables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +93,13 @@ fn real_main() -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             scale::run(system, &data()?, &dir, &points)
         }
+        "tables" => {
+            let file = args.get(1).ok_or("tables: FILE is required")?;
+            match flag(&args, "--repack") {
+                Some(out) => tables::repack(std::path::Path::new(file), std::path::Path::new(out)),
+                None => tables::run(std::path::Path::new(file)),
+            }
+        }
         #[cfg(any(feature = "sqlite", feature = "sqlcipher"))]
         "plan" => {
             for line in sys_sqlite::plan(&dir) {
@@ -98,6 +107,8 @@ fn real_main() -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err("usage: tresor-bench run|scale|plan ... (see the crate docs)".into()),
+        _ => {
+            Err("usage: tresor-bench run|scale|facade|tables|plan ... (see the crate docs)".into())
+        }
     }
 }

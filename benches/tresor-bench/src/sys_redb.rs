@@ -226,7 +226,16 @@ pub fn run(data: &Data, dir: &Path) -> RunResult {
     r.w6_per_s = total as f64 / secs(t);
     drop(db);
     r.file_end = file_size(&path);
-    r.file_compacted = crate::sys_tresor::compact(&path);
+    r.file_compacted = compact(&path);
     r.rss_rest_peak_kib = rss().peak_kib;
     r
+}
+
+/// Compacts the closed store file with redb's own compaction (what a raw redb user has) and
+/// returns its size.
+pub fn compact(path: &Path) -> u64 {
+    let mut db = redb::Database::open(path).expect("open for compaction");
+    while db.compact().expect("compact") {}
+    drop(db);
+    file_size(path)
 }

@@ -154,6 +154,14 @@ pub enum Command {
     /// Encrypted media blobs: put, get, ls.
     #[command(subcommand)]
     Media(crate::p2p::MediaCmd),
+    /// Compact the store: rewrite its file with full pages and give free space back (redb:
+    /// every table copied in key order into a new file that replaces the old one; SQLite:
+    /// VACUUM). Needs free disk space about the size of the compacted store.
+    Compact {
+        /// Print one JSON object (`bytes_before`, `bytes_after`, `bytes_reclaimed`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Migrate the store to this tresor's schema version (opening a store does it too).
     Migrate {
         /// Only show the store's version and the steps a migration would run.

@@ -113,6 +113,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Peers(cmd) => crate::p2p::peers(&db(&cli.db)?, key, cmd, out).await,
         Command::Media(cmd) => crate::p2p::media(&db(&cli.db)?, key, cmd, out).await,
+        Command::Compact { json } => {
+            crate::maintenance::compact(&db(&cli.db)?, key, json, out).await
+        }
         Command::Migrate { dry_run } => migrate(&db(&cli.db)?, key, dry_run, out).await,
         Command::Repair { into, json } => {
             repair(&db(&cli.db)?, key, into.as_deref(), json, out).await

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod crash;
 mod error;
 pub mod extended;
+pub mod maintenance;
 pub mod p2p;
 pub mod passphrase;
 

@@ -136,7 +136,10 @@ impl RedbBackend {
             db: Arc::clone(&db),
             path: path.to_path_buf(),
             counters: Arc::clone(&counters),
+            cache_bytes: config.cache_bytes,
         })?;
+        // A compaction interrupted by a crash leaves its scratch file; the store is locked now.
+        crate::compact::remove_scratch(path)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 writer,

@@ -35,6 +35,8 @@
 //! # Code map
 //! - `backend.rs`: [`RedbBackend`], opening, and the [`tresor_backend::Backend`] implementation.
 //! - `writer.rs`: the writer thread, group commit, compaction, [`WriterStats`].
+//! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
+//!   replaces the old one), with its crash analysis.
 //! - `read.rs`: reads inside one read transaction (shared by calls and snapshots).
 //! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]).
 //! - `snapshot.rs`: the snapshot type.
@@ -43,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod compact;
 mod config;
 mod error;
 mod read;

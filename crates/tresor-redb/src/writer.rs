@@ -17,7 +17,7 @@
 //! alone, so a failing batch never fails the others.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, RwLock};
@@ -74,6 +74,9 @@ pub(crate) struct Context {
     pub(crate) db: Arc<RwLock<Database>>,
     pub(crate) path: PathBuf,
     pub(crate) counters: Arc<Counters>,
+    /// The page-cache bound the database was opened with, bytes (for the file a compaction
+    /// writes).
+    pub(crate) cache_bytes: usize,
 }
 
 /// A request to the writer thread.
@@ -180,7 +183,7 @@ fn run(cx: &Context, receiver: &Receiver<Request>) {
         }
         if let Some(reply) = compact {
             // The caller may have given up waiting; the compaction happened anyway.
-            let _ = reply.send(compact_db(&cx.db, &cx.path));
+            let _ = reply.send(compact_db(&cx.db, &cx.path, cx.cache_bytes));
         }
     }
 }
@@ -357,13 +360,18 @@ impl<'txn> GroupTables<'txn> {
 }
 
 /// Size of the file at `path`, bytes.
-pub(crate) fn file_bytes(path: &PathBuf) -> Result<u64, BackendError> {
+pub(crate) fn file_bytes(path: &Path) -> Result<u64, BackendError> {
     Ok(std::fs::metadata(path).map_err(map_io)?.len())
 }
 
-/// Compacts the database: waits for in-flight reads (they hold the lock's read side), then
-/// runs redb's compaction, which refuses while a snapshot (a live read transaction) exists.
-fn compact_db(db: &RwLock<Database>, path: &PathBuf) -> Result<CompactReport, BackendError> {
+/// Compacts the database: waits for in-flight reads (they hold the lock's read side), runs
+/// redb's compaction, which refuses while a snapshot (a live read transaction) exists, then
+/// rewrites the file with full pages (`compact.rs`).
+fn compact_db(
+    db: &RwLock<Database>,
+    path: &Path,
+    cache_bytes: usize,
+) -> Result<CompactReport, BackendError> {
     let before = file_bytes(path)?;
     {
         let mut db = db.write().map_err(poisoned)?;
@@ -377,6 +385,7 @@ fn compact_db(db: &RwLock<Database>, path: &PathBuf) -> Result<CompactReport, Ba
                 ));
             }
         }
+        crate::compact::rewrite(&mut db, path, cache_bytes)?;
     }
     Ok(CompactReport::new(Some(before), Some(file_bytes(path)?)))
 }
@@ -395,6 +404,7 @@ mod tests {
             db: Arc::new(RwLock::new(db)),
             path,
             counters: Arc::default(),
+            cache_bytes: 1 << 20,
         };
         (dir, cx)
     }

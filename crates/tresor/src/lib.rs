@@ -17,6 +17,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A store runs inside a tokio runtime built with its time driver (`enable_all()` or
+//! `enable_time()`, as `#[tokio::main]` does): the message sweeper and scheduled backups are
+//! timer tasks.
+//!
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
@@ -121,7 +125,7 @@ pub use store::{Stats, Tresor};
 pub use table::{Order, Table};
 pub use view::BlockingView;
 
-pub use tresor_backend::{Backend, BackendError, Durability, MemoryBackend};
+pub use tresor_backend::{Backend, BackendError, CompactReport, Durability, MemoryBackend};
 pub use tresor_backup::retention::{Span, UNLIMITED};
 pub use tresor_backup::target::{
     DirTarget, ErasureRepair, ErasureTarget, ObjectInfo, open_erasure_url,

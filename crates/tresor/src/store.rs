@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use tokio::sync::Mutex;
-use tresor_backend::{Backend, Durability};
+use tresor_backend::{Backend, CompactReport, Durability};
 use tresor_crypto::Secret;
 use tresor_schema::catalog::{self, META, meta_keys};
 use tresor_schema::{SchemaError, version};
@@ -377,6 +377,23 @@ impl Tresor {
     /// The store file's path (`None` for a store on a non-file backend).
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
+    }
+
+    /// Compacts the store's file and reports its size before and after, bytes
+    /// ([`CompactReport::bytes_reclaimed`]).
+    ///
+    /// On redb the file is rewritten with every table in key order (full B-tree pages) and
+    /// replaces the old one atomically (the crash analysis is in `tresor-redb`'s `compact.rs`);
+    /// on SQLite it is `VACUUM`. Writes issued meanwhile wait for it; it takes about as long as
+    /// copying the file (2.5 s for the 258,145-message corpus on the benchmark machine).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] with [`crate::BackendError::Busy`] while a snapshot of the store is alive (a
+    /// backup in progress, a [`crate::BlockingView`] held): nothing changed, try again later;
+    /// [`crate::BackendError::DiskFull`] when the rewritten copy does not fit next to the store (the
+    /// store is unchanged); other backend errors as they come.
+    pub async fn compact(&self) -> Result<CompactReport, Error> {
+        Ok(self.inner.backend.compact().await?)
     }
 
     /// Counts of messages, conversations and peers, and the file size. Counts are kept as table
