@@ -99,6 +99,12 @@ pub(crate) async fn fold_messages(
             .or_default()
             .push(m);
     }
+    // One read for every conversation of the batch, not one per conversation.
+    let rks: Vec<Vec<u8>> = by_conversation
+        .keys()
+        .map(|id| tresor_schema::typed::record_key(keys, CONVERSATIONS.name, id.as_bytes()))
+        .collect();
+    typed.preload(inner, keys, &rks).await?;
     for (id, ms) in by_conversation {
         let rk = tresor_schema::typed::record_key(keys, CONVERSATIONS.name, id.as_bytes());
         let stored = typed.load(inner, keys, &rk).await?;

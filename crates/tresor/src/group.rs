@@ -58,6 +58,14 @@ impl Messages<'_> {
         &self,
         items: Vec<(Message, StateChange)>,
     ) -> Result<SaveSummary, Error> {
+        Ok(summarize(&self.save_grouped_each(items).await?))
+    }
+
+    /// [`Messages::save_grouped`], telling what became of each item, in order.
+    pub(crate) async fn save_grouped_each(
+        &self,
+        items: Vec<(Message, StateChange)>,
+    ) -> Result<Vec<Outcome>, Error> {
         let inner = self.inner();
         let (reply, mut answer) = oneshot::channel();
         inner.save_queue.push(QueuedSave { items, reply });
@@ -66,7 +74,7 @@ impl Messages<'_> {
                 biased;
                 outcome = &mut answer => {
                     // A leader always answers before dropping the sender.
-                    return Ok(summarize(&outcome.map_err(|_| Error::Task)??));
+                    return outcome.map_err(|_| Error::Task)?;
                 }
                 mut writer = inner.writer.lock() => {
                     // Our save is in this group, or an earlier leader (who held the lock

@@ -264,6 +264,12 @@ async fn apply_unread(
     deltas: BTreeMap<String, i64>,
     ops: &mut WriteBatch,
 ) -> Result<(), Error> {
+    let rks: Vec<Vec<u8>> = deltas
+        .iter()
+        .filter(|(_, d)| **d != 0)
+        .map(|(id, _)| record_key(keys, CONVERSATION_STATES.name, id.as_bytes()))
+        .collect();
+    typed.preload(inner, keys, &rks).await?;
     for (conversation, delta) in deltas {
         if delta == 0 {
             continue;

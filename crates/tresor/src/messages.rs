@@ -57,15 +57,24 @@ pub struct Messages<'a> {
     store: &'a Tresor,
 }
 
-/// What a save did to one message.
+/// What a save did to one message, with the message's sequence number after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// It was not in the store.
-    Inserted,
-    /// It was, with other content, and was replaced.
-    Updated,
+    Inserted(u64),
+    /// It was, with other content, and was replaced (keeping its sequence number).
+    Updated(u64),
     /// It was, with the same content: nothing written.
-    Unchanged,
+    Unchanged(u64),
+}
+
+impl Outcome {
+    /// The message's sequence number.
+    pub(crate) fn seq(self) -> u64 {
+        match self {
+            Outcome::Inserted(s) | Outcome::Updated(s) | Outcome::Unchanged(s) => s,
+        }
+    }
 }
 
 /// Counts outcomes into a summary.
@@ -73,9 +82,9 @@ pub(crate) fn summarize(outcomes: &[Outcome]) -> SaveSummary {
     let mut s = SaveSummary::default();
     for o in outcomes {
         match o {
-            Outcome::Inserted => s.inserted += 1,
-            Outcome::Updated => s.updated += 1,
-            Outcome::Unchanged => s.unchanged += 1,
+            Outcome::Inserted(_) => s.inserted += 1,
+            Outcome::Updated(_) => s.updated += 1,
+            Outcome::Unchanged(_) => s.unchanged += 1,
         }
     }
     s
@@ -107,12 +116,13 @@ impl<'a> Messages<'a> {
     /// # Errors
     /// As [`Messages::save_batch`].
     pub async fn save(&self, message: &Message) -> Result<u64, Error> {
-        self.save_batch(std::slice::from_ref(message)).await?;
-        // The message now exists: read back its (possibly pre-existing) sequence number.
-        self.get(&message.id)
-            .await?
-            .map(|m| m.seq)
-            .ok_or_else(|| Error::Corrupted("saved message not found".into()))
+        let outcomes = self
+            .save_grouped_each(vec![(message.clone(), StateChange::Keep)])
+            .await?;
+        outcomes
+            .first()
+            .map(|o| o.seq())
+            .ok_or_else(|| Error::Corrupted("a save of one message gave no outcome".into()))
     }
 
     /// Saves messages in one atomic write batch: either all are stored or none.
@@ -212,7 +222,7 @@ impl<'a> Messages<'a> {
             match &previous {
                 Some((p, _)) if p.same_content(message) => {
                     summary.unchanged += 1;
-                    outcomes.push(Outcome::Unchanged);
+                    outcomes.push(Outcome::Unchanged(p.seq));
                     if !matches!(change, StateChange::Keep) {
                         states.push((p.clone(), change));
                     }
@@ -242,13 +252,13 @@ impl<'a> Messages<'a> {
                         bump(&mut peers, peer_token(keys, id), id, -1);
                     }
                     summary.updated += 1;
-                    outcomes.push(Outcome::Updated);
+                    outcomes.push(Outcome::Updated(p.seq));
                 }
                 None => {
                     new.seq = next_seq;
                     next_seq += 1;
                     summary.inserted += 1;
-                    outcomes.push(Outcome::Inserted);
+                    outcomes.push(Outcome::Inserted(new.seq));
                 }
             }
             ops.put(
