@@ -23,6 +23,8 @@
 //! - [`Snapshot`] (`snapshot.rs`): consistent read views, read asynchronously.
 //! - [`ReadView`] (`view.rs`): the same, read synchronously (for blocking contexts: one thread
 //!   hop per query instead of one per call).
+//! - [`BlockingSnapshot`], [`run_blocking`] (`blocking.rs`): a [`Snapshot`] served by a
+//!   [`ReadView`] on tokio's blocking pool, so that a backend writes its read checks once.
 //! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
 //! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
@@ -30,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod blocking;
 mod error;
 #[cfg(feature = "testing")]
 mod fault;
@@ -42,6 +45,7 @@ pub mod testing;
 mod view;
 
 pub use batch::{Condition, Durability, Expect, Op, WriteBatch};
+pub use blocking::{BlockingSnapshot, run_blocking};
 pub use error::BackendError;
 #[cfg(feature = "testing")]
 pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};

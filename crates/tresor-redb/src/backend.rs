@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    ReadView, Snapshot, WriteBatch, validate_table_name,
+    Backend, BackendError, BackendStats, BlockingSnapshot, CompactReport, Direction, Durability,
+    Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
 use crate::RedbConfig;
-use crate::error::{map_err, map_join, map_open_err, open_panicked, poisoned};
+use crate::error::{PANICKED, map_err, map_open_err, open_panicked, poisoned};
 use crate::read;
-use crate::snapshot::RedbSnapshot;
+use crate::view::RedbView;
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
@@ -158,21 +158,20 @@ impl RedbBackend {
         self.shared.counters.get()
     }
 
-    /// Runs `f` in a fresh read transaction on tokio's blocking pool, holding the read side of
-    /// the database lock for the whole call.
+    /// Runs `f` with a view of a fresh read transaction on tokio's blocking pool, holding the
+    /// read side of the database lock for the whole call.
     async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T, BackendError> + Send + 'static,
+        F: FnOnce(&RedbView) -> Result<T, BackendError> + Send + 'static,
     {
         let db = Arc::clone(&self.shared.db);
-        tokio::task::spawn_blocking(move || {
+        run_blocking(PANICKED, move || {
             let db = db.read().map_err(poisoned)?;
-            let txn = db.begin_read().map_err(map_err)?;
-            f(&txn)
+            let view = RedbView::new(db.begin_read().map_err(map_err)?);
+            f(&view)
         })
         .await
-        .map_err(map_join)?
     }
 
     /// Sends `request` (built around a reply channel) to the writer thread and waits for the
@@ -191,9 +190,8 @@ impl RedbBackend {
 #[async_trait]
 impl Backend for RedbBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        validate_table_name(table)?;
         let (table, key) = (table.to_owned(), key.to_vec());
-        self.read(move |txn| read::get(txn, &table, &key)).await
+        self.read(move |view| view.get(&table, &key)).await
     }
 
     async fn get_many(
@@ -201,13 +199,8 @@ impl Backend for RedbBackend {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        validate_table_name(table)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.read(move |txn| read::get_many(txn, &table, &keys))
-            .await
+        self.read(move |view| view.get_many(&table, &keys)).await
     }
 
     async fn scan(
@@ -217,12 +210,8 @@ impl Backend for RedbBackend {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        validate_table_name(table)?;
-        if limit == 0 || range.is_empty() {
-            return Ok(Vec::new());
-        }
         let table = table.to_owned();
-        self.read(move |txn| read::scan(txn, &table, &range, direction, limit))
+        self.read(move |view| view.scan(&table, range, direction, limit))
             .await
     }
 
@@ -241,12 +230,14 @@ impl Backend for RedbBackend {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
         let db = Arc::clone(&self.shared.db);
-        let txn = tokio::task::spawn_blocking(move || {
+        let txn = run_blocking(PANICKED, move || {
             db.read().map_err(poisoned)?.begin_read().map_err(map_err)
         })
-        .await
-        .map_err(map_join)??;
-        Ok(Box::new(RedbSnapshot::new(txn)))
+        .await?;
+        Ok(Box::new(BlockingSnapshot::new(
+            RedbView::new(txn),
+            PANICKED,
+        )))
     }
 
     fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
@@ -257,23 +248,22 @@ impl Backend for RedbBackend {
             .map_err(poisoned)?
             .begin_read()
             .map_err(map_err)?;
-        Ok(Box::new(RedbSnapshot::new(txn)))
+        Ok(Box::new(RedbView::new(txn)))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        validate_table_name(table)?;
         let table = table.to_owned();
-        self.read(move |txn| read::len(txn, &table)).await
+        self.read(move |view| view.len(&table)).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.read(read::tables).await
+        self.read(RedbView::tables).await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let path = self.shared.path.clone();
         let (table_entries, file_bytes) = self
-            .read(move |txn| Ok((read::table_entries(txn)?, file_bytes(&path)?)))
+            .read(move |view| Ok((read::table_entries(view.txn())?, file_bytes(&path)?)))
             .await?;
         let mut stats = BackendStats::default();
         stats.file_bytes = Some(file_bytes);

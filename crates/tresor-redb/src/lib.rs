@@ -35,10 +35,12 @@
 //! # Code map
 //! - `backend.rs`: [`RedbBackend`], opening, and the [`tresor_backend::Backend`] implementation.
 //! - `writer.rs`: the writer thread, group commit, compaction, [`WriterStats`].
-//! - `read.rs`: reads inside one read transaction (shared by calls and snapshots).
+//! - `read.rs`: reads inside one read transaction (shared by calls, views and snapshots).
 //! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]).
-//! - `snapshot.rs`: the snapshot type.
-//! - `error.rs`: the mapping of redb errors (and task-join errors) to `BackendError`.
+//! - `view.rs`: `RedbView`, one read transaction as a `ReadView`, where reads check their
+//!   arguments; it serves read views, snapshots (through `tresor_backend::BlockingSnapshot`)
+//!   and each read call.
+//! - `error.rs`: the mapping of redb errors to `BackendError` (and the error of a panicked call).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -46,7 +48,7 @@ mod backend;
 mod config;
 mod error;
 mod read;
-mod snapshot;
+mod view;
 mod writer;
 
 pub use backend::RedbBackend;
