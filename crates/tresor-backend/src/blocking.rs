@@ -1,9 +1,11 @@
-//! Leaving the async thread: [`run_blocking`] and the [`BlockingSnapshot`] adapter.
+//! Leaving the async thread: [`run_blocking`], and the [`BlockingReads`] and
+//! [`BlockingSnapshot`] adapters.
 //!
 //! A backend over blocking storage implements its reads once, synchronously, as a
-//! [`ReadView`] (where the table-name validation and the trivial answers live), and serves
-//! its async [`Snapshot`] with [`BlockingSnapshot`], which runs each read of the view on
-//! tokio's blocking pool.
+//! [`ReadView`] (where the table-name validation and the trivial answers live). It serves its
+//! own async reads with [`BlockingReads`] over a [`LendView`] that takes a fresh view per
+//! read, and its async [`Snapshot`] with [`BlockingSnapshot`] over one view; both run each
+//! read of the view on tokio's blocking pool.
 
 use std::sync::Arc;
 
@@ -35,47 +37,159 @@ where
     }
 }
 
-/// A [`Snapshot`] served by a synchronous [`ReadView`]: each read runs the view's method on
-/// tokio's blocking pool ([`run_blocking`]), so the view may block (disk I/O, a lock) without
-/// ever blocking an async worker thread.
+/// Lends a [`ReadView`] to one read, on the calling thread (which may block): where the reads
+/// of a [`BlockingReads`] get their view.
 ///
-/// The view is shared (an `Arc`) by the reads in flight, which may run concurrently (hence
-/// `V: Sync`; wrap a view that is only `Send` in a lock of its own). It is dropped when the
-/// snapshot and every read in flight are done. Reads answer exactly as the view's: its
-/// checks (table names, empty key lists, `limit == 0`, empty ranges) are not repeated here, so
-/// a read the view answers without touching storage still costs one thread hop.
-/// [`Snapshot::tables`] is [`ReadView::tables`], which the view must implement.
-pub struct BlockingSnapshot<V> {
-    view: Arc<V>,
+/// A lender is cloned into each read (so a clone should be cheap: an `Arc`). It may lend the
+/// same view every time (a snapshot: see [`BlockingSnapshot`]) or take a fresh one per read (a
+/// backend's own read calls, each in a read transaction of its own).
+pub trait LendView: Clone + Send + Sync + 'static {
+    /// The view lent.
+    type View: ReadView + ?Sized;
+
+    /// Runs `read` with a view.
+    ///
+    /// # Errors
+    /// The error of taking the view, or that of `read`.
+    fn with_view<T>(
+        &self,
+        read: impl FnOnce(&Self::View) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError>;
+}
+
+/// The reads of a [`crate::Backend`] or a [`Snapshot`] served by the synchronous reads of the
+/// [`ReadView`]s a [`LendView`] lends: each read runs the view's method on tokio's blocking
+/// pool ([`run_blocking`]), so that the view may block (disk I/O, a lock) without ever
+/// blocking an async worker thread.
+///
+/// Reads answer exactly as the view's: its checks (table names, empty key lists,
+/// `limit == 0`, empty ranges) are not repeated here, so a read the view answers without
+/// touching storage still costs one thread hop. [`BlockingReads::tables`] is
+/// [`ReadView::tables`], which the view must implement.
+#[derive(Debug, Clone)]
+pub struct BlockingReads<L> {
+    lender: L,
     panicked: &'static str,
 }
 
-impl<V: ReadView + Sync + 'static> BlockingSnapshot<V> {
-    /// Serves `view` as a [`Snapshot`]; a read that panics returns
-    /// [`BackendError::Engine`] with `panicked` (see [`run_blocking`]).
-    pub fn new(view: V, panicked: &'static str) -> Self {
-        Self {
-            view: Arc::new(view),
-            panicked,
-        }
+impl<L: LendView> BlockingReads<L> {
+    /// Serves the views `lender` lends; a read that panics returns [`BackendError::Engine`]
+    /// with `panicked` (see [`run_blocking`]).
+    pub fn new(lender: L, panicked: &'static str) -> Self {
+        Self { lender, panicked }
     }
 
-    /// Runs `f` with the view on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, BackendError>
+    /// Runs `read` with a lent view on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`LendView::with_view`] and [`run_blocking`].
+    pub async fn read<T, F>(&self, read: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
-        F: FnOnce(&V) -> Result<T, BackendError> + Send + 'static,
+        F: FnOnce(&L::View) -> Result<T, BackendError> + Send + 'static,
     {
-        let view = Arc::clone(&self.view);
-        run_blocking(self.panicked, move || f(&view)).await
+        let lender = self.lender.clone();
+        run_blocking(self.panicked, move || lender.with_view(read)).await
+    }
+
+    /// [`ReadView::get`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`BlockingReads::read`].
+    pub async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let (table, key) = (table.to_owned(), key.to_vec());
+        self.read(move |v| v.get(&table, &key)).await
+    }
+
+    /// [`ReadView::get_many`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`BlockingReads::read`].
+    pub async fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let (table, keys) = (table.to_owned(), keys.to_vec());
+        self.read(move |v| v.get_many(&table, &keys)).await
+    }
+
+    /// [`ReadView::scan`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`BlockingReads::read`].
+    pub async fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        let table = table.to_owned();
+        self.read(move |v| v.scan(&table, range, direction, limit))
+            .await
+    }
+
+    /// [`ReadView::len`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`BlockingReads::read`].
+    pub async fn len(&self, table: &str) -> Result<u64, BackendError> {
+        let table = table.to_owned();
+        self.read(move |v| v.len(&table)).await
+    }
+
+    /// [`ReadView::tables`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`BlockingReads::read`].
+    pub async fn tables(&self) -> Result<Vec<String>, BackendError> {
+        self.read(|v| v.tables()).await
+    }
+}
+
+/// Lends the same view to every read: the lender of a [`BlockingSnapshot`].
+#[derive(Debug)]
+struct Pinned<V>(Arc<V>);
+
+impl<V> Clone for Pinned<V> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<V: ReadView + Sync + 'static> LendView for Pinned<V> {
+    type View = V;
+
+    fn with_view<T>(
+        &self,
+        read: impl FnOnce(&V) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        read(&self.0)
+    }
+}
+
+/// A [`Snapshot`] served by one synchronous [`ReadView`] through [`BlockingReads`]: each read
+/// runs on tokio's blocking pool.
+///
+/// The view is shared (an `Arc`) by the reads in flight, which may run concurrently (hence
+/// `V: Sync`; wrap a view that is only `Send` in a lock of its own). It is dropped when the
+/// snapshot and every read in flight are done.
+#[derive(Debug)]
+pub struct BlockingSnapshot<V>(BlockingReads<Pinned<V>>);
+
+impl<V: ReadView + Sync + 'static> BlockingSnapshot<V> {
+    /// Serves `view` as a [`Snapshot`]; a read that panics returns [`BackendError::Engine`]
+    /// with `panicked` (see [`run_blocking`]).
+    pub fn new(view: V, panicked: &'static str) -> Self {
+        Self(BlockingReads::new(Pinned(Arc::new(view)), panicked))
     }
 }
 
 #[async_trait]
 impl<V: ReadView + Sync + 'static> Snapshot for BlockingSnapshot<V> {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let (table, key) = (table.to_owned(), key.to_vec());
-        self.run(move |v| v.get(&table, &key)).await
+        self.0.get(table, key).await
     }
 
     async fn get_many(
@@ -83,8 +197,7 @@ impl<V: ReadView + Sync + 'static> Snapshot for BlockingSnapshot<V> {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.run(move |v| v.get_many(&table, &keys)).await
+        self.0.get_many(table, keys).await
     }
 
     async fn scan(
@@ -94,18 +207,15 @@ impl<V: ReadView + Sync + 'static> Snapshot for BlockingSnapshot<V> {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        let table = table.to_owned();
-        self.run(move |v| v.scan(&table, range, direction, limit))
-            .await
+        self.0.scan(table, range, direction, limit).await
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        let table = table.to_owned();
-        self.run(move |v| v.len(&table)).await
+        self.0.len(table).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.run(|v| v.tables()).await
+        self.0.tables().await
     }
 }
 

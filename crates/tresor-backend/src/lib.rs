@@ -23,8 +23,9 @@
 //! - [`Snapshot`] (`snapshot.rs`): consistent read views, read asynchronously.
 //! - [`ReadView`] (`view.rs`): the same, read synchronously (for blocking contexts: one thread
 //!   hop per query instead of one per call).
-//! - [`BlockingSnapshot`], [`run_blocking`] (`blocking.rs`): a [`Snapshot`] served by a
-//!   [`ReadView`] on tokio's blocking pool, so that a backend writes its read checks once.
+//! - [`BlockingReads`], [`BlockingSnapshot`], [`LendView`], [`run_blocking`] (`blocking.rs`):
+//!   async reads (a backend's, a [`Snapshot`]'s) served by [`ReadView`]s on tokio's blocking
+//!   pool, so that a backend writes its reads and their checks once.
 //! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
 //! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
@@ -45,7 +46,7 @@ pub mod testing;
 mod view;
 
 pub use batch::{Condition, Durability, Expect, Op, WriteBatch};
-pub use blocking::{BlockingSnapshot, run_blocking};
+pub use blocking::{BlockingReads, BlockingSnapshot, LendView, run_blocking};
 pub use error::BackendError;
 #[cfg(feature = "testing")]
 pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};

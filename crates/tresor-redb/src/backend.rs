@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, BlockingSnapshot, CompactReport, Direction, Durability,
-    Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
+    Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
+    Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
 use crate::RedbConfig;
 use crate::error::{PANICKED, map_err, map_open_err, open_panicked, poisoned};
 use crate::read;
-use crate::view::RedbView;
+use crate::view::{FreshViews, RedbView};
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
@@ -158,20 +158,9 @@ impl RedbBackend {
         self.shared.counters.get()
     }
 
-    /// Runs `f` with a view of a fresh read transaction on tokio's blocking pool, holding the
-    /// read side of the database lock for the whole call.
-    async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&RedbView) -> Result<T, BackendError> + Send + 'static,
-    {
-        let db = Arc::clone(&self.shared.db);
-        run_blocking(PANICKED, move || {
-            let db = db.read().map_err(poisoned)?;
-            let view = RedbView::new(db.begin_read().map_err(map_err)?);
-            f(&view)
-        })
-        .await
+    /// The reads of this store: each in a fresh read transaction, on tokio's blocking pool.
+    fn reads(&self) -> BlockingReads<FreshViews> {
+        BlockingReads::new(FreshViews(Arc::clone(&self.shared.db)), PANICKED)
     }
 
     /// Sends `request` (built around a reply channel) to the writer thread and waits for the
@@ -190,8 +179,7 @@ impl RedbBackend {
 #[async_trait]
 impl Backend for RedbBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let (table, key) = (table.to_owned(), key.to_vec());
-        self.read(move |view| view.get(&table, &key)).await
+        self.reads().get(table, key).await
     }
 
     async fn get_many(
@@ -199,8 +187,7 @@ impl Backend for RedbBackend {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.read(move |view| view.get_many(&table, &keys)).await
+        self.reads().get_many(table, keys).await
     }
 
     async fn scan(
@@ -210,9 +197,7 @@ impl Backend for RedbBackend {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        let table = table.to_owned();
-        self.read(move |view| view.scan(&table, range, direction, limit))
-            .await
+        self.reads().scan(table, range, direction, limit).await
     }
 
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -252,17 +237,17 @@ impl Backend for RedbBackend {
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        let table = table.to_owned();
-        self.read(move |view| view.len(&table)).await
+        self.reads().len(table).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.read(RedbView::tables).await
+        self.reads().tables().await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let path = self.shared.path.clone();
         let (table_entries, file_bytes) = self
+            .reads()
             .read(move |view| Ok((read::table_entries(view.txn())?, file_bytes(&path)?)))
             .await?;
         let mut stats = BackendStats::default();

@@ -1,9 +1,14 @@
 //! [`RedbView`]: one redb read transaction read as a [`ReadView`], the only place where the
 //! reads of a redb store check their arguments.
 
-use redb::ReadTransaction;
-use tresor_backend::{BackendError, Direction, Entry, KeyRange, ReadView, validate_table_name};
+use std::sync::{Arc, RwLock};
 
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use tresor_backend::{
+    BackendError, Direction, Entry, KeyRange, LendView, ReadView, validate_table_name,
+};
+
+use crate::error::{map_err, poisoned};
 use crate::read;
 
 /// A consistent view of a redb store: one redb read transaction. It pins the pages it sees
@@ -12,8 +17,8 @@ use crate::read;
 ///
 /// It serves every read: a synchronous [`ReadView`] (each read on the calling thread), a
 /// snapshot (wrapped in [`tresor_backend::BlockingSnapshot`]: each read on tokio's blocking
-/// pool), and each read call of [`crate::RedbBackend`] (a view of its own, on the blocking
-/// pool).
+/// pool), and each read call of [`crate::RedbBackend`] (a view of its own lent by
+/// [`FreshViews`], on the blocking pool).
 pub(crate) struct RedbView {
     txn: ReadTransaction,
 }
@@ -66,5 +71,24 @@ impl ReadView for RedbView {
 
     fn tables(&self) -> Result<Vec<String>, BackendError> {
         read::tables(&self.txn)
+    }
+}
+
+/// Lends each read a view of a fresh read transaction of the database, holding the read side
+/// of the database lock for the whole read (so that compaction, which takes the write side,
+/// waits for the read instead of finding its transaction alive).
+#[derive(Clone)]
+pub(crate) struct FreshViews(pub(crate) Arc<RwLock<Database>>);
+
+impl LendView for FreshViews {
+    type View = RedbView;
+
+    fn with_view<T>(
+        &self,
+        read: impl FnOnce(&RedbView) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let db = self.0.read().map_err(poisoned)?;
+        let view = RedbView::new(db.begin_read().map_err(map_err)?);
+        read(&view)
     }
 }

@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, BlockingSnapshot, CompactReport, Direction, Durability,
-    Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
+    Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
+    Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
 use crate::error::{PANICKED, map_err, map_io, poisoned};
 use crate::schema;
-use crate::view::SqliteView;
+use crate::view::{PooledViews, SqliteView};
 use crate::writer::{Context, Request, Writer, file_bytes};
 
 /// How long a connection waits for a lock held by another connection of the store (a
@@ -183,15 +183,10 @@ impl SqliteBackend {
         &self.shared.path
     }
 
-    /// Runs `f` with a view of one read transaction of a pooled reader connection, on tokio's
-    /// blocking pool. The view is rolled back (and its connection pooled again) after `f`.
-    async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&SqliteView) -> Result<T, BackendError> + Send + 'static,
-    {
-        let shared = Arc::clone(&self.shared);
-        run_blocking(PANICKED, move || f(&SqliteView::pooled(shared, false)?)).await
+    /// The reads of this store: each in a read transaction of its own on a pooled reader
+    /// connection, on tokio's blocking pool.
+    fn reads(&self) -> BlockingReads<PooledViews> {
+        BlockingReads::new(PooledViews(Arc::clone(&self.shared)), PANICKED)
     }
 
     /// Sends a request to the writer thread and waits for its answer without blocking the
@@ -209,8 +204,7 @@ impl SqliteBackend {
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let (table, key) = (table.to_owned(), key.to_vec());
-        self.read(move |view| view.get(&table, &key)).await
+        self.reads().get(table, key).await
     }
 
     async fn get_many(
@@ -218,8 +212,7 @@ impl Backend for SqliteBackend {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.read(move |view| view.get_many(&table, &keys)).await
+        self.reads().get_many(table, keys).await
     }
 
     async fn scan(
@@ -229,9 +222,7 @@ impl Backend for SqliteBackend {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        let table = table.to_owned();
-        self.read(move |view| view.scan(&table, range, direction, limit))
-            .await
+        self.reads().scan(table, range, direction, limit).await
     }
 
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -265,17 +256,17 @@ impl Backend for SqliteBackend {
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        let table = table.to_owned();
-        self.read(move |view| view.len(&table)).await
+        self.reads().len(table).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.read(SqliteView::tables).await
+        self.reads().tables().await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let path = self.shared.path.clone();
         let (table_entries, file_bytes) = self
+            .reads()
             .read(move |view| Ok((view.table_entries()?, file_bytes(&path)?)))
             .await?;
         let mut stats = BackendStats::default();

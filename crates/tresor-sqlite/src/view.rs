@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tresor_backend::{BackendError, Direction, Entry, KeyRange, ReadView, validate_table_name};
+use tresor_backend::{
+    BackendError, Direction, Entry, KeyRange, LendView, ReadView, validate_table_name,
+};
 
 use crate::backend::Shared;
 use crate::error::{map_err, poisoned};
@@ -25,7 +27,7 @@ enum Home {
 /// fixes the WAL snapshot) on a reader connection.
 ///
 /// It serves every read: a synchronous [`ReadView`] and each read call of
-/// [`crate::SqliteBackend`] (on a pooled connection), and a snapshot (on a connection of its
+/// [`crate::SqliteBackend`] (on a pooled connection, lent by [`PooledViews`]), and a snapshot (on a connection of its
 /// own, wrapped in [`tresor_backend::BlockingSnapshot`]: each read on tokio's blocking pool).
 /// The connection sits behind a lock so that a snapshot's reads may be in flight on several
 /// threads (they take turns); the lock is never contended otherwise.
@@ -151,5 +153,21 @@ impl ReadView for SqliteView {
             .into_iter()
             .map(|(name, _)| name)
             .collect())
+    }
+}
+
+/// Lends each read a view of a read transaction of its own on a pooled reader connection (not
+/// pinned: its first statement fixes what it sees), rolled back and pooled again after it.
+#[derive(Clone)]
+pub(crate) struct PooledViews(pub(crate) Arc<Shared>);
+
+impl LendView for PooledViews {
+    type View = SqliteView;
+
+    fn with_view<T>(
+        &self,
+        read: impl FnOnce(&SqliteView) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        read(&SqliteView::pooled(Arc::clone(&self.0), false)?)
     }
 }
