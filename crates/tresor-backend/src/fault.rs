@@ -116,6 +116,11 @@ impl ReadView for FaultView {
         self.trip.check(FaultPoint::Read)?;
         self.inner.len(table)
     }
+
+    fn tables(&self) -> Result<Vec<String>, BackendError> {
+        self.trip.check(FaultPoint::Read)?;
+        self.inner.tables()
+    }
 }
 
 impl<B: Backend + Clone> FaultBackend<B> {

@@ -23,6 +23,9 @@
 //! - [`Snapshot`] (`snapshot.rs`): consistent read views, read asynchronously.
 //! - [`ReadView`] (`view.rs`): the same, read synchronously (for blocking contexts: one thread
 //!   hop per query instead of one per call).
+//! - [`BlockingReads`], [`BlockingSnapshot`], [`LendView`], [`run_blocking`] (`blocking.rs`):
+//!   async reads (a backend's, a [`Snapshot`]'s) served by [`ReadView`]s on tokio's blocking
+//!   pool, so that a backend writes its reads and their checks once.
 //! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
 //! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
@@ -30,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod blocking;
 mod error;
 #[cfg(feature = "testing")]
 mod fault;
@@ -42,6 +46,7 @@ pub mod testing;
 mod view;
 
 pub use batch::{Condition, Durability, Expect, Op, WriteBatch};
+pub use blocking::{BlockingReads, BlockingSnapshot, LendView, run_blocking};
 pub use error::BackendError;
 #[cfg(feature = "testing")]
 pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};

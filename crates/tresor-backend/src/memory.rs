@@ -152,6 +152,10 @@ impl ReadView for MemorySnapshot {
     fn len(&self, table: &str) -> Result<u64, BackendError> {
         len(&self.0, table)
     }
+
+    fn tables(&self) -> Result<Vec<String>, BackendError> {
+        Ok(names(&self.0))
+    }
 }
 
 #[async_trait]

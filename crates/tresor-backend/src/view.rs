@@ -48,4 +48,19 @@ pub trait ReadView: Send {
     /// # Errors
     /// As [`ReadView::get`].
     fn len(&self, table: &str) -> Result<u64, BackendError>;
+
+    /// Names of the tables that hold or have held entries, ascending, as
+    /// [`crate::Backend::tables`].
+    ///
+    /// Provided for views that cannot list their tables (so that adding it broke no view):
+    /// it fails. The views of the backends of this workspace all implement it; a view served
+    /// as a snapshot by [`crate::BlockingSnapshot`] must.
+    ///
+    /// # Errors
+    /// [`BackendError::Unsupported`] unless implemented; otherwise as [`ReadView::get`].
+    fn tables(&self) -> Result<Vec<String>, BackendError> {
+        Err(BackendError::Unsupported(
+            "listing the tables of this read view",
+        ))
+    }
 }

@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    ReadView, Snapshot, WriteBatch, validate_table_name,
+    Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
+    Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
 use crate::RedbConfig;
-use crate::error::{map_err, map_join, map_open_err, open_panicked, poisoned};
+use crate::error::{PANICKED, map_err, map_open_err, open_panicked, poisoned};
 use crate::read;
-use crate::snapshot::RedbSnapshot;
+use crate::view::{FreshViews, RedbView};
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
@@ -161,21 +161,9 @@ impl RedbBackend {
         self.shared.counters.get()
     }
 
-    /// Runs `f` in a fresh read transaction on tokio's blocking pool, holding the read side of
-    /// the database lock for the whole call.
-    async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T, BackendError> + Send + 'static,
-    {
-        let db = Arc::clone(&self.shared.db);
-        tokio::task::spawn_blocking(move || {
-            let db = db.read().map_err(poisoned)?;
-            let txn = db.begin_read().map_err(map_err)?;
-            f(&txn)
-        })
-        .await
-        .map_err(map_join)?
+    /// The reads of this store: each in a fresh read transaction, on tokio's blocking pool.
+    fn reads(&self) -> BlockingReads<FreshViews> {
+        BlockingReads::new(FreshViews(Arc::clone(&self.shared.db)), PANICKED)
     }
 
     /// Sends `request` (built around a reply channel) to the writer thread and waits for the
@@ -194,9 +182,7 @@ impl RedbBackend {
 #[async_trait]
 impl Backend for RedbBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        validate_table_name(table)?;
-        let (table, key) = (table.to_owned(), key.to_vec());
-        self.read(move |txn| read::get(txn, &table, &key)).await
+        self.reads().get(table, key).await
     }
 
     async fn get_many(
@@ -204,13 +190,7 @@ impl Backend for RedbBackend {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        validate_table_name(table)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.read(move |txn| read::get_many(txn, &table, &keys))
-            .await
+        self.reads().get_many(table, keys).await
     }
 
     async fn scan(
@@ -220,13 +200,7 @@ impl Backend for RedbBackend {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        validate_table_name(table)?;
-        if limit == 0 || range.is_empty() {
-            return Ok(Vec::new());
-        }
-        let table = table.to_owned();
-        self.read(move |txn| read::scan(txn, &table, &range, direction, limit))
-            .await
+        self.reads().scan(table, range, direction, limit).await
     }
 
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -244,12 +218,14 @@ impl Backend for RedbBackend {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
         let db = Arc::clone(&self.shared.db);
-        let txn = tokio::task::spawn_blocking(move || {
+        let txn = run_blocking(PANICKED, move || {
             db.read().map_err(poisoned)?.begin_read().map_err(map_err)
         })
-        .await
-        .map_err(map_join)??;
-        Ok(Box::new(RedbSnapshot::new(txn)))
+        .await?;
+        Ok(Box::new(BlockingSnapshot::new(
+            RedbView::new(txn),
+            PANICKED,
+        )))
     }
 
     fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
@@ -260,23 +236,22 @@ impl Backend for RedbBackend {
             .map_err(poisoned)?
             .begin_read()
             .map_err(map_err)?;
-        Ok(Box::new(RedbSnapshot::new(txn)))
+        Ok(Box::new(RedbView::new(txn)))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        validate_table_name(table)?;
-        let table = table.to_owned();
-        self.read(move |txn| read::len(txn, &table)).await
+        self.reads().len(table).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.read(read::tables).await
+        self.reads().tables().await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let path = self.shared.path.clone();
         let (table_entries, file_bytes) = self
-            .read(move |txn| Ok((read::table_entries(txn)?, file_bytes(&path)?)))
+            .reads()
+            .read(move |view| Ok((read::table_entries(view.txn())?, file_bytes(&path)?)))
             .await?;
         let mut stats = BackendStats::default();
         stats.file_bytes = Some(file_bytes);

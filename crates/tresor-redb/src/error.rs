@@ -55,16 +55,11 @@ pub(crate) fn map_io(err: io::Error) -> BackendError {
     }
 }
 
-/// Maps the failure of a blocking task: cancelled (the runtime is shutting down) is
-/// [`BackendError::Closed`]; a panic inside redb is [`BackendError::Engine`]. The panic payload is
-/// not included, so that no message can carry stored bytes.
-pub(crate) fn map_join(err: tokio::task::JoinError) -> BackendError {
-    if err.is_cancelled() {
-        BackendError::Closed
-    } else {
-        BackendError::Engine("a redb call panicked (the store file may be corrupted)".into())
-    }
-}
+/// The message of the [`BackendError::Engine`] returned when a redb call panicked on tokio's
+/// blocking pool (`tresor_backend::run_blocking`; a cancelled call is
+/// [`BackendError::Closed`]). The panic payload is not included, so that no message can carry
+/// stored bytes.
+pub(crate) const PANICKED: &str = "a redb call panicked (the store file may be corrupted)";
 
 #[cfg(test)]
 mod tests {

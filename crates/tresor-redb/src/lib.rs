@@ -37,10 +37,12 @@
 //! - `writer.rs`: the writer thread, group commit, compaction, [`WriterStats`].
 //! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
 //!   replaces the old one), with its crash analysis.
-//! - `read.rs`: reads inside one read transaction (shared by calls and snapshots).
+//! - `read.rs`: reads inside one read transaction (shared by calls, views and snapshots).
 //! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]).
-//! - `snapshot.rs`: the snapshot type.
-//! - `error.rs`: the mapping of redb errors (and task-join errors) to `BackendError`.
+//! - `view.rs`: `RedbView`, one read transaction as a `ReadView`, where reads check their
+//!   arguments; it serves read views, snapshots (through `tresor_backend::BlockingSnapshot`)
+//!   and each read call.
+//! - `error.rs`: the mapping of redb errors to `BackendError` (and the error of a panicked call).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -49,7 +51,7 @@ mod compact;
 mod config;
 mod error;
 mod read;
-mod snapshot;
+mod view;
 mod writer;
 
 pub use backend::RedbBackend;

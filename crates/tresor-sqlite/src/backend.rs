@@ -11,14 +11,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tresor_backend::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    ReadView, Snapshot, WriteBatch, validate_table_name,
+    Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
+    Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
-use crate::error::{map_err, map_io, map_join, poisoned};
+use crate::error::{PANICKED, map_err, map_io, poisoned};
 use crate::schema;
-use crate::snapshot::SqliteSnapshot;
-use crate::view::SqliteView;
+use crate::view::{PooledViews, SqliteView};
 use crate::writer::{Context, Request, Writer, file_bytes};
 
 /// How long a connection waits for a lock held by another connection of the store (a
@@ -184,26 +183,10 @@ impl SqliteBackend {
         &self.shared.path
     }
 
-    /// Runs `f` inside one read transaction of a pooled reader connection, on tokio's
-    /// blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
-    {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = shared.take_reader()?;
-            let result = {
-                // Dropped at the end of the block: a read-only transaction, rolled back.
-                let txn = conn.transaction().map_err(map_err)?;
-                f(&txn)
-            };
-            shared.give_back_reader(conn);
-            result
-        })
-        .await
-        .map_err(map_join)?
+    /// The reads of this store: each in a read transaction of its own on a pooled reader
+    /// connection, on tokio's blocking pool.
+    fn reads(&self) -> BlockingReads<PooledViews> {
+        BlockingReads::new(PooledViews(Arc::clone(&self.shared)), PANICKED)
     }
 
     /// Sends a request to the writer thread and waits for its answer without blocking the
@@ -221,9 +204,7 @@ impl SqliteBackend {
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        validate_table_name(table)?;
-        let (table, key) = (table.to_owned(), key.to_vec());
-        self.read(move |c| schema::get(c, &table, &key)).await
+        self.reads().get(table, key).await
     }
 
     async fn get_many(
@@ -231,12 +212,7 @@ impl Backend for SqliteBackend {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        validate_table_name(table)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        self.read(move |c| schema::get_many(c, &table, &keys)).await
+        self.reads().get_many(table, keys).await
     }
 
     async fn scan(
@@ -246,13 +222,7 @@ impl Backend for SqliteBackend {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        validate_table_name(table)?;
-        if limit == 0 || range.is_empty() {
-            return Ok(Vec::new());
-        }
-        let table = table.to_owned();
-        self.read(move |c| schema::scan(c, &table, &range, direction, limit))
-            .await
+        self.reads().scan(table, range, direction, limit).await
     }
 
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -270,43 +240,34 @@ impl Backend for SqliteBackend {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
         let shared = Arc::clone(&self.shared);
-        let snapshot = tokio::task::spawn_blocking(move || {
+        let view = run_blocking(PANICKED, move || {
             let conn = connect_reader(&shared.path)?;
-            conn.execute_batch("BEGIN").map_err(map_err)?;
-            // The first read fixes the WAL snapshot the transaction sees.
-            conn.query_row("SELECT count(*) FROM tresor_tables", [], |_| Ok(()))
-                .map_err(map_err)?;
-            Ok::<_, BackendError>(SqliteSnapshot::new(conn, Arc::clone(&shared.snapshots)))
+            SqliteView::snapshot(conn, Arc::clone(&shared.snapshots))
         })
-        .await
-        .map_err(map_join)??;
-        Ok(Box::new(snapshot))
+        .await?;
+        Ok(Box::new(BlockingSnapshot::new(view, PANICKED)))
     }
 
     fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
-        Ok(Box::new(SqliteView::begin(Arc::clone(&self.shared))?))
+        Ok(Box::new(SqliteView::pooled(
+            Arc::clone(&self.shared),
+            true,
+        )?))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        validate_table_name(table)?;
-        let table = table.to_owned();
-        self.read(move |c| schema::len(c, &table)).await
+        self.reads().len(table).await
     }
 
     async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.read(|c| {
-            Ok(schema::table_entries(c)?
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect())
-        })
-        .await
+        self.reads().tables().await
     }
 
     async fn stats(&self) -> Result<BackendStats, BackendError> {
         let path = self.shared.path.clone();
         let (table_entries, file_bytes) = self
-            .read(move |c| Ok((schema::table_entries(c)?, file_bytes(&path)?)))
+            .reads()
+            .read(move |view| Ok((view.table_entries()?, file_bytes(&path)?)))
             .await?;
         let mut stats = BackendStats::default();
         stats.file_bytes = Some(file_bytes);

@@ -40,15 +40,10 @@ pub(crate) fn map_io(err: io::Error) -> BackendError {
     }
 }
 
-/// Maps the failure of a blocking task: cancelled is [`BackendError::Closed`]; a panic is
-/// [`BackendError::Engine`] (its payload is not included).
-pub(crate) fn map_join(err: tokio::task::JoinError) -> BackendError {
-    if err.is_cancelled() {
-        BackendError::Closed
-    } else {
-        BackendError::Engine("an SQLite call panicked".into())
-    }
-}
+/// The message of the [`BackendError::Engine`] returned when an SQLite call panicked on
+/// tokio's blocking pool (`tresor_backend::run_blocking`; a cancelled call is
+/// [`BackendError::Closed`]). The panic payload is not included.
+pub(crate) const PANICKED: &str = "an SQLite call panicked";
 
 /// The error of a poisoned lock: a thread panicked while holding it.
 pub(crate) fn poisoned<T>(_: T) -> BackendError {

@@ -32,8 +32,10 @@
 //! # Code map
 //! - `backend.rs`: [`SqliteBackend`], opening, reads, the trait implementation.
 //! - `writer.rs`: the writer thread, group commit, compaction (`VACUUM`).
-//! - `schema.rs`: SQL layout and the reads shared by calls and snapshots.
-//! - `snapshot.rs`: the snapshot type.
+//! - `schema.rs`: SQL layout and the reads shared by calls, views and snapshots.
+//! - `view.rs`: `SqliteView`, a read transaction as a `ReadView`, where reads check their
+//!   arguments; it serves read views, each read call, and snapshots (through
+//!   `tresor_backend::BlockingSnapshot`).
 //! - `error.rs`: the mapping of SQLite errors to `BackendError`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -41,7 +43,6 @@
 mod backend;
 mod error;
 mod schema;
-mod snapshot;
 mod view;
 mod writer;
 

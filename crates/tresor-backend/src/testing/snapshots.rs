@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::task::JoinHandle;
+
 use super::basic::put_all;
 use crate::{Backend, BackendError, Direction, Durability, KeyRange, WriteBatch};
 
@@ -49,61 +51,92 @@ pub async fn snapshot_does_not_see_later_commits<B: Backend>(b: &B) {
     assert_eq!(later.get("t", b"d").await.unwrap(), Some(b"4".to_vec()));
 }
 
-/// Snapshots taken while writers commit two-table batches always see whole batches: both
-/// tables hold the same keys, never one without the other.
-pub async fn snapshot_sees_whole_batches<B: Backend + Clone>(b: &B) {
+/// How the writers of [`check_while_writing`] commit.
+pub(crate) struct PairWrites {
+    /// Batches each of the 4 writers commits.
+    pub(crate) rounds: u8,
+    /// Every `delete_every`-th batch of a writer also deletes the key its previous batch put.
+    pub(crate) delete_every: u8,
+    /// The durability of a writer's `i`-th batch.
+    pub(crate) durability: fn(u8) -> Durability,
+}
+
+/// Runs 4 writer tasks committing two-table batches (each puts, and sometimes deletes, the same
+/// key in tables `left` and `right`, so that a reader seeing half a batch sees the two tables
+/// differ) while the reader task started by `spawn_reader` checks them. Once every writer is
+/// done, raises the flag given to the reader, which must then end, returning how many checks
+/// it made: at least 5. Ends with both tables of the same size.
+pub(crate) async fn check_while_writing<B: Backend + Clone>(
+    b: &B,
+    writes: PairWrites,
+    spawn_reader: impl FnOnce(Arc<AtomicBool>) -> JoinHandle<u32>,
+) {
     let done = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0u8..4 {
         let b = b.clone();
         writers.push(tokio::spawn(async move {
-            for i in 0u8..40 {
+            for i in 0u8..writes.rounds {
                 let mut batch = WriteBatch::new();
                 batch.put("left", vec![w, i], vec![i]);
                 batch.put("right", vec![w, i], vec![i]);
-                if i > 0 && i % 4 == 0 {
+                if i > 0 && i % writes.delete_every == 0 {
                     batch.delete("left", vec![w, i - 1]);
                     batch.delete("right", vec![w, i - 1]);
                 }
-                let durability = if i % 2 == 0 {
-                    Durability::Eventual
-                } else {
-                    Durability::Immediate
-                };
-                b.commit(batch, durability).await.unwrap();
+                b.commit(batch, (writes.durability)(i)).await.unwrap();
             }
         }));
     }
-    let reader = {
-        let b = b.clone();
-        let done = Arc::clone(&done);
-        tokio::spawn(async move {
-            let mut checked = 0u32;
-            while !done.load(Ordering::SeqCst) || checked < 5 {
-                let snap = b.snapshot().await.unwrap();
-                let left = snap
-                    .scan("left", KeyRange::all(), Direction::Forward, usize::MAX)
-                    .await
-                    .unwrap();
-                tokio::task::yield_now().await;
-                let right = snap
-                    .scan("right", KeyRange::all(), Direction::Forward, usize::MAX)
-                    .await
-                    .unwrap();
-                assert_eq!(left, right, "snapshot {checked} saw half a batch");
-                assert_eq!(snap.len("left").await.unwrap(), left.len() as u64);
-                assert_eq!(snap.len("right").await.unwrap(), right.len() as u64);
-                checked += 1;
-            }
-            checked
-        })
-    };
+    let reader = spawn_reader(Arc::clone(&done));
     for w in writers {
         w.await.unwrap();
     }
     done.store(true, Ordering::SeqCst);
     assert!(reader.await.unwrap() >= 5);
     assert_eq!(b.len("left").await.unwrap(), b.len("right").await.unwrap());
+}
+
+/// Snapshots taken while writers commit two-table batches always see whole batches: both
+/// tables hold the same keys, never one without the other.
+pub async fn snapshot_sees_whole_batches<B: Backend + Clone>(b: &B) {
+    let writes = PairWrites {
+        rounds: 40,
+        delete_every: 4,
+        durability: |i| {
+            if i % 2 == 0 {
+                Durability::Eventual
+            } else {
+                Durability::Immediate
+            }
+        },
+    };
+    let reader = {
+        let b = b.clone();
+        move |done: Arc<AtomicBool>| {
+            tokio::spawn(async move {
+                let mut checked = 0u32;
+                while !done.load(Ordering::SeqCst) || checked < 5 {
+                    let snap = b.snapshot().await.unwrap();
+                    let left = snap
+                        .scan("left", KeyRange::all(), Direction::Forward, usize::MAX)
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                    let right = snap
+                        .scan("right", KeyRange::all(), Direction::Forward, usize::MAX)
+                        .await
+                        .unwrap();
+                    assert_eq!(left, right, "snapshot {checked} saw half a batch");
+                    assert_eq!(snap.len("left").await.unwrap(), left.len() as u64);
+                    assert_eq!(snap.len("right").await.unwrap(), right.len() as u64);
+                    checked += 1;
+                }
+                checked
+            })
+        }
+    };
+    check_while_writing(b, writes, reader).await;
 }
 
 /// A snapshot's reads behave as the backend's: missing tables are empty, names are validated,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::basic::put_all;
+use super::snapshots::{PairWrites, check_while_writing};
 use crate::{Backend, BackendError, Direction, Durability, KeyRange, WriteBatch};
 
 /// Runs `f` with a fresh read view of `b` on a blocking thread, as callers must.
@@ -48,6 +49,7 @@ pub async fn view_does_not_see_later_commits<B: Backend + Clone>(b: &B) {
             view.get("new_table", b"k").unwrap(),
             view.scan("t", KeyRange::all(), Direction::Reverse, 10)
                 .unwrap(),
+            view.tables().unwrap(),
         )
     })
     .await
@@ -64,56 +66,56 @@ pub async fn view_does_not_see_later_commits<B: Backend + Clone>(b: &B) {
             (b"a".to_vec(), b"1".to_vec())
         ]
     );
+    assert_eq!(seen.6, vec!["t".to_owned()]);
     // A new view sees the commit.
-    let later = in_view(b, |v| (v.get("t", b"a").unwrap(), v.len("t").unwrap())).await;
-    assert_eq!(later, (Some(b"changed".to_vec()), 2));
+    let later = in_view(b, |v| {
+        (
+            v.get("t", b"a").unwrap(),
+            v.len("t").unwrap(),
+            v.tables().unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(
+        later,
+        (
+            Some(b"changed".to_vec()),
+            2,
+            vec!["new_table".to_owned(), "t".to_owned()]
+        )
+    );
 }
 
 /// Views taken while writers commit two-table batches always see whole batches.
 pub async fn view_sees_whole_batches<B: Backend + Clone>(b: &B) {
-    let done = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0u8..4 {
-        let b = b.clone();
-        writers.push(tokio::spawn(async move {
-            for i in 0u8..30 {
-                let mut batch = WriteBatch::new();
-                batch.put("left", vec![w, i], vec![i]);
-                batch.put("right", vec![w, i], vec![i]);
-                if i > 0 && i % 3 == 0 {
-                    batch.delete("left", vec![w, i - 1]);
-                    batch.delete("right", vec![w, i - 1]);
-                }
-                b.commit(batch, Durability::Eventual).await.unwrap();
-            }
-        }));
-    }
+    let writes = PairWrites {
+        rounds: 30,
+        delete_every: 3,
+        durability: |_| Durability::Eventual,
+    };
     let reader = {
         let b = b.clone();
-        let done = Arc::clone(&done);
-        tokio::task::spawn_blocking(move || {
-            let mut checked = 0u32;
-            while !done.load(Ordering::SeqCst) || checked < 5 {
-                let view = b.read_view().unwrap();
-                let left = view
-                    .scan("left", KeyRange::all(), Direction::Forward, usize::MAX)
-                    .unwrap();
-                std::thread::yield_now();
-                let right = view
-                    .scan("right", KeyRange::all(), Direction::Forward, usize::MAX)
-                    .unwrap();
-                assert_eq!(left, right, "view {checked} saw half a batch");
-                assert_eq!(view.len("right").unwrap(), right.len() as u64);
-                checked += 1;
-            }
-            checked
-        })
+        move |done: Arc<AtomicBool>| {
+            tokio::task::spawn_blocking(move || {
+                let mut checked = 0u32;
+                while !done.load(Ordering::SeqCst) || checked < 5 {
+                    let view = b.read_view().unwrap();
+                    let left = view
+                        .scan("left", KeyRange::all(), Direction::Forward, usize::MAX)
+                        .unwrap();
+                    std::thread::yield_now();
+                    let right = view
+                        .scan("right", KeyRange::all(), Direction::Forward, usize::MAX)
+                        .unwrap();
+                    assert_eq!(left, right, "view {checked} saw half a batch");
+                    assert_eq!(view.len("right").unwrap(), right.len() as u64);
+                    checked += 1;
+                }
+                checked
+            })
+        }
     };
-    for w in writers {
-        w.await.unwrap();
-    }
-    done.store(true, Ordering::SeqCst);
-    assert!(reader.await.unwrap() >= 5);
+    check_while_writing(b, writes, reader).await;
 }
 
 /// A view's reads answer exactly as the backend's async reads: missing tables are empty,
