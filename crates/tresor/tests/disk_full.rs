@@ -111,8 +111,10 @@ async fn full_disk(kind: BackendKind) {
                 .same_content(&message(i))
         );
     }
-    // Deleting is a write too. redb is copy-on-write: with no byte left the delete fails,
-    // typed, and changes nothing. SQLite may manage it within its existing pages.
+    // Deleting is a write too. Either it fails, typed, and changes nothing, or the engine
+    // manages it within pages the file already has (SQLite's free list; redb's pages freed by
+    // earlier copy-on-write commits, depending on where the failed batch left its allocator)
+    // and the message is really gone.
     let mut deleted = 0;
     match store.messages().delete("m0").await {
         Err(err) => {
@@ -127,11 +129,7 @@ async fn full_disk(kind: BackendKind) {
         }
         Ok(existed) => {
             assert!(existed);
-            assert_eq!(
-                kind,
-                BackendKind::Sqlite,
-                "redb cannot delete on a full disk"
-            );
+            assert!(store.messages().get("m0").await.unwrap().is_none());
             deleted += 1;
         }
     }
