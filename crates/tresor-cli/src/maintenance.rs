@@ -17,8 +17,9 @@ struct JsonCompact {
 /// Opens the store at `db` and compacts it ([`tresor::Tresor::compact`]).
 ///
 /// # Errors
-/// As [`open_existing`], and [`CliError`] from the compaction (a backup running in another
-/// task of this process cannot happen here: the CLI holds the only handle).
+/// [`CliError`] when the store does not open (missing file, wrong passphrase or key, a
+/// locked or damaged file) or the compaction fails ([`tresor::Tresor::compact`]: a full disk
+/// leaves the store unchanged).
 pub async fn compact(
     db: &Path,
     key: Option<&Path>,
