@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase};
+use redb::ReadableDatabase;
 use tokio::sync::oneshot;
 use tresor_backend::{
     Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
@@ -45,7 +45,7 @@ struct Shared {
     writer: Writer,
     /// The database. Readers hold the read side for the whole of a call (so compaction, which
     /// takes the write side, waits for them); the writer thread holds it to begin a transaction.
-    db: Arc<RwLock<Database>>,
+    db: Arc<RwLock<crate::db::Db>>,
     path: PathBuf,
     counters: Arc<Counters>,
 }
@@ -130,7 +130,7 @@ impl RedbBackend {
         let db = std::panic::catch_unwind(open)
             .map_err(|_| open_panicked())?
             .map_err(map_open_err)?;
-        let db = Arc::new(RwLock::new(db));
+        let db = Arc::new(RwLock::new(crate::db::Db::new(db)));
         let counters = Arc::new(Counters::default());
         let writer = Writer::start(Context {
             db: Arc::clone(&db),

@@ -38,6 +38,7 @@
 //! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
 //!   replaces the old one), with its crash analysis.
 //! - `read.rs`: reads inside one read transaction (shared by calls, views and snapshots).
+//! - `db.rs`: the open database, whose close cannot panic out of a destructor.
 //! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]).
 //! - `view.rs`: `RedbView`, one read transaction as a `ReadView`, where reads check their
 //!   arguments; it serves read views, snapshots (through `tresor_backend::BlockingSnapshot`)
@@ -49,6 +50,7 @@
 mod backend;
 mod compact;
 mod config;
+mod db;
 mod error;
 mod read;
 mod view;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{ReadTransaction, ReadableDatabase};
 use tresor_backend::{
     BackendError, Direction, Entry, KeyRange, LendView, ReadView, validate_table_name,
 };
@@ -78,7 +78,7 @@ impl ReadView for RedbView {
 /// of the database lock for the whole read (so that compaction, which takes the write side,
 /// waits for the read instead of finding its transaction alive).
 #[derive(Clone)]
-pub(crate) struct FreshViews(pub(crate) Arc<RwLock<Database>>);
+pub(crate) struct FreshViews(pub(crate) Arc<RwLock<crate::db::Db>>);
 
 impl LendView for FreshViews {
     type View = RedbView;

@@ -23,7 +23,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use redb::{CompactionError, Database, ReadableTable, TableHandle, WriteTransaction};
+use redb::{CompactionError, ReadableTable, TableHandle, WriteTransaction};
 use tokio::sync::oneshot;
 use tresor_backend::{BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch};
 
@@ -71,7 +71,7 @@ impl Counters {
 
 /// What the writer thread works on.
 pub(crate) struct Context {
-    pub(crate) db: Arc<RwLock<Database>>,
+    pub(crate) db: Arc<RwLock<crate::db::Db>>,
     pub(crate) path: PathBuf,
     pub(crate) counters: Arc<Counters>,
     /// The page-cache bound the database was opened with, bytes (for the file a compaction
@@ -368,7 +368,7 @@ pub(crate) fn file_bytes(path: &Path) -> Result<u64, BackendError> {
 /// redb's compaction, which refuses while a snapshot (a live read transaction) exists, then
 /// rewrites the file with full pages (`compact.rs`).
 fn compact_db(
-    db: &RwLock<Database>,
+    db: &RwLock<crate::db::Db>,
     path: &Path,
     cache_bytes: usize,
 ) -> Result<CompactReport, BackendError> {
@@ -399,9 +399,9 @@ mod tests {
     fn context() -> (tempfile::TempDir, Context) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
-        let db = Database::create(&path).unwrap();
+        let db = redb::Database::create(&path).unwrap();
         let cx = Context {
-            db: Arc::new(RwLock::new(db)),
+            db: Arc::new(RwLock::new(crate::db::Db::new(db))),
             path,
             counters: Arc::default(),
             cache_bytes: 1 << 20,
