@@ -95,10 +95,7 @@ fn real_main() -> Result<(), String> {
         }
         "tables" => {
             let file = args.get(1).ok_or("tables: FILE is required")?;
-            match flag(&args, "--repack") {
-                Some(out) => tables::repack(std::path::Path::new(file), std::path::Path::new(out)),
-                None => tables::run(std::path::Path::new(file)),
-            }
+            tables::run(std::path::Path::new(file))
         }
         #[cfg(any(feature = "sqlite", feature = "sqlcipher"))]
         "plan" => {

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
-};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableHandle};
 
 /// Prints one line per table, then the totals, as a Markdown table.
 pub fn run(path: &Path) -> Result<(), String> {
@@ -47,28 +45,5 @@ pub fn run(path: &Path) -> Result<(), String> {
         "| total | {} | {} | {} | | {} | {} |",
         total[0], total[1], total[2], total[3], total[4]
     );
-    Ok(())
-}
-
-/// Copies every table of `from` into a new file `to`, inserting each table's entries in key
-/// order in one write transaction, then compacts `to`: what a rewriting compaction would give.
-pub fn repack(from: &Path, to: &Path) -> Result<(), String> {
-    let src = Database::open(from).map_err(|e| format!("open {}: {e}", from.display()))?;
-    let mut dst = Database::create(to).map_err(|e| format!("create {}: {e}", to.display()))?;
-    let rx = src.begin_read().map_err(|e| e.to_string())?;
-    let wx = dst.begin_write().map_err(|e| e.to_string())?;
-    for handle in rx.list_tables().map_err(|e| e.to_string())? {
-        let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(handle.name());
-        let table = rx.open_table(def).map_err(|e| e.to_string())?;
-        let mut out = wx.open_table(def).map_err(|e| e.to_string())?;
-        for item in table.iter().map_err(|e| e.to_string())? {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            out.insert(k.value(), v.value())
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    wx.commit().map_err(|e| e.to_string())?;
-    drop(rx);
-    dst.compact().map_err(|e| e.to_string())?;
     Ok(())
 }

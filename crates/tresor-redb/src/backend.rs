@@ -119,8 +119,7 @@ impl RedbBackend {
     /// every open).
     fn open_with(path: &Path, config: RedbConfig, create: bool) -> Result<Self, BackendError> {
         let open = || {
-            let mut builder = redb::Builder::new();
-            builder.set_cache_size(config.cache_bytes);
+            let builder = config.builder();
             if create {
                 builder.create(path)
             } else {
@@ -136,7 +135,7 @@ impl RedbBackend {
             db: Arc::clone(&db),
             path: path.to_path_buf(),
             counters: Arc::clone(&counters),
-            cache_bytes: config.cache_bytes,
+            config,
         })?;
         // A compaction interrupted by a crash leaves its scratch file; the store is locked now.
         crate::compact::remove_scratch(path)?;

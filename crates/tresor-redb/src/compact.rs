@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use tresor_backend::BackendError;
 
+use crate::RedbConfig;
 use crate::error::{map_err, map_io};
 
 /// Stored bytes (keys and values) copied per write transaction of the new file: bounds the
@@ -61,11 +62,11 @@ pub(crate) fn remove_scratch(path: &Path) -> Result<(), BackendError> {
 pub(crate) fn rewrite(
     db: &mut Database,
     path: &Path,
-    cache_bytes: usize,
+    config: &RedbConfig,
 ) -> Result<(), BackendError> {
     let scratch = scratch_path(path);
     remove_scratch(path)?;
-    let new = match copy_into(db, &scratch, cache_bytes) {
+    let new = match copy_into(db, &scratch, config) {
         Ok(new) => new,
         Err(e) => {
             // Best effort: the error of the copy is the one to report.
@@ -85,10 +86,8 @@ pub(crate) fn rewrite(
 
 /// Copies every table of `db`, in key order, into a new database at `scratch`, committed
 /// durably, and returns it open.
-fn copy_into(db: &Database, scratch: &Path, cache_bytes: usize) -> Result<Database, BackendError> {
-    let mut builder = redb::Builder::new();
-    builder.set_cache_size(cache_bytes);
-    let mut new = builder.create(scratch).map_err(map_err)?;
+fn copy_into(db: &Database, scratch: &Path, config: &RedbConfig) -> Result<Database, BackendError> {
+    let mut new = config.builder().create(scratch).map_err(map_err)?;
     {
         let rx = db.begin_read().map_err(map_err)?;
         let mut wx = new.begin_write().map_err(map_err)?;
@@ -175,7 +174,12 @@ mod tests {
         db.compact().unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
 
-        rewrite(&mut db, &path, 16 << 20).unwrap();
+        rewrite(
+            &mut db,
+            &path,
+            &RedbConfig::default().with_cache_bytes(16 << 20),
+        )
+        .unwrap();
         let after = std::fs::metadata(&path).unwrap().len();
         assert!(after < before, "{after} !< {before}");
         assert!(!scratch_path(&path).exists());
@@ -202,7 +206,7 @@ mod tests {
         let path = dir.path().join("s.redb");
         std::fs::write(scratch_path(&path), b"half a database").unwrap();
         let mut db = Database::create(&path).unwrap();
-        rewrite(&mut db, &path, 1 << 20).unwrap();
+        rewrite(&mut db, &path, &RedbConfig::default()).unwrap();
         assert!(!scratch_path(&path).exists());
         std::fs::write(scratch_path(&path), b"again").unwrap();
         remove_scratch(&path).unwrap();

@@ -35,4 +35,12 @@ impl RedbConfig {
         self.cache_bytes = bytes;
         self
     }
+
+    /// A redb builder with these settings: what every database of the backend is opened or
+    /// created with (the store, and the file a compaction writes).
+    pub(crate) fn builder(&self) -> redb::Builder {
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(self.cache_bytes);
+        builder
+    }
 }

@@ -74,9 +74,9 @@ pub(crate) struct Context {
     pub(crate) db: Arc<RwLock<crate::db::Db>>,
     pub(crate) path: PathBuf,
     pub(crate) counters: Arc<Counters>,
-    /// The page-cache bound the database was opened with, bytes (for the file a compaction
+    /// The settings the database was opened with (also those of the file a compaction
     /// writes).
-    pub(crate) cache_bytes: usize,
+    pub(crate) config: crate::RedbConfig,
 }
 
 /// A request to the writer thread.
@@ -183,7 +183,7 @@ fn run(cx: &Context, receiver: &Receiver<Request>) {
         }
         if let Some(reply) = compact {
             // The caller may have given up waiting; the compaction happened anyway.
-            let _ = reply.send(compact_db(&cx.db, &cx.path, cx.cache_bytes));
+            let _ = reply.send(compact_db(&cx.db, &cx.path, &cx.config));
         }
     }
 }
@@ -370,7 +370,7 @@ pub(crate) fn file_bytes(path: &Path) -> Result<u64, BackendError> {
 fn compact_db(
     db: &RwLock<crate::db::Db>,
     path: &Path,
-    cache_bytes: usize,
+    config: &crate::RedbConfig,
 ) -> Result<CompactReport, BackendError> {
     let before = file_bytes(path)?;
     {
@@ -385,7 +385,7 @@ fn compact_db(
                 ));
             }
         }
-        crate::compact::rewrite(&mut db, path, cache_bytes)?;
+        crate::compact::rewrite(&mut db, path, config)?;
     }
     Ok(CompactReport::new(Some(before), Some(file_bytes(path)?)))
 }
@@ -404,7 +404,7 @@ mod tests {
             db: Arc::new(RwLock::new(crate::db::Db::new(db))),
             path,
             counters: Arc::default(),
-            cache_bytes: 1 << 20,
+            config: crate::RedbConfig::default().with_cache_bytes(1 << 20),
         };
         (dir, cx)
     }

@@ -105,8 +105,7 @@ pub(crate) async fn fold_messages(
         .map(|id| tresor_schema::typed::record_key(keys, CONVERSATIONS.name, id.as_bytes()))
         .collect();
     typed.preload(inner, keys, &rks).await?;
-    for (id, ms) in by_conversation {
-        let rk = tresor_schema::typed::record_key(keys, CONVERSATIONS.name, id.as_bytes());
+    for (ms, rk) in by_conversation.into_values().zip(rks) {
         let stored = typed.load(inner, keys, &rk).await?;
         let (mut c, mut changed) = match &stored {
             Some(env) => (env.decode::<Conversation>()?, false),
