@@ -12,8 +12,9 @@ use tresor_backend::{
     Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
+use crate::error::{PANICKED, map_err, map_io, map_open_err, open_panicked, poisoned};
+use crate::log::{CommitLog, Recovery, log_path};
 use crate::RedbConfig;
-use crate::error::{PANICKED, map_err, map_open_err, open_panicked, poisoned};
 use crate::read;
 use crate::view::{FreshViews, RedbView};
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
@@ -48,6 +49,7 @@ struct Shared {
     db: Arc<RwLock<crate::db::Db>>,
     path: PathBuf,
     counters: Arc<Counters>,
+    recovery: Recovery,
 }
 
 impl fmt::Debug for RedbBackend {
@@ -129,6 +131,8 @@ impl RedbBackend {
         let db = std::panic::catch_unwind(open)
             .map_err(|_| open_panicked())?
             .map_err(map_open_err)?;
+        // The file is locked now: the log beside it is this process's alone.
+        let (log, recovery) = open_log(&db, path, &config)?;
         let db = Arc::new(RwLock::new(crate::db::Db::new(db)));
         let counters = Arc::new(Counters::default());
         let writer = Writer::start(Context {
@@ -136,6 +140,8 @@ impl RedbBackend {
             path: path.to_path_buf(),
             counters: Arc::clone(&counters),
             config,
+            log,
+            next_checkpoint: crate::log::HEADER_BYTES + config.checkpoint_bytes,
         })?;
         // A compaction interrupted by a crash leaves its scratch file; the store is locked now.
         crate::compact::remove_scratch(path)?;
@@ -145,8 +151,16 @@ impl RedbBackend {
                 db,
                 path: path.to_path_buf(),
                 counters,
+                recovery,
             }),
         })
+    }
+
+    /// What the open found in the commit log and applied again: the batches committed
+    /// (durably, or `Eventual` and already written) before the process that wrote them ended
+    /// without a clean close. All zero after a clean close.
+    pub fn recovery(&self) -> Recovery {
+        self.shared.recovery
     }
 
     /// The path of the database file, as given to the open call.
@@ -176,6 +190,32 @@ impl RedbBackend {
         // The writer always answers unless it died (a panic inside redb).
         answer.await.map_err(|_| BackendError::Closed)?
     }
+}
+
+/// Opens the commit log of `db` and replays it (see `log.rs`). Without
+/// [`RedbConfig::commit_log`], a log left by an earlier open is still replayed, then deleted.
+///
+/// # Errors
+/// As `CommitLog::open`; a panic of redb during replay (a damaged file) is
+/// [`BackendError::Corrupted`].
+fn open_log(
+    db: &redb::Database,
+    path: &Path,
+    config: &RedbConfig,
+) -> Result<(Option<CommitLog>, Recovery), BackendError> {
+    let log_file = log_path(path);
+    if !config.commit_log && !log_file.exists() {
+        return Ok((None, Recovery::default()));
+    }
+    let (log, recovery) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| CommitLog::open(db, path)))
+            .map_err(|_| open_panicked())??;
+    if config.commit_log {
+        return Ok((Some(log), recovery));
+    }
+    drop(log);
+    std::fs::remove_file(&log_file).map_err(map_io)?;
+    Ok((None, recovery))
 }
 
 #[async_trait]

@@ -52,10 +52,12 @@ mod compact;
 mod config;
 mod db;
 mod error;
+mod log;
 mod read;
 mod view;
 mod writer;
 
 pub use backend::RedbBackend;
-pub use config::{DEFAULT_CACHE_BYTES, RedbConfig};
+pub use config::{DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_BYTES, RedbConfig};
+pub use log::Recovery;
 pub use writer::WriterStats;

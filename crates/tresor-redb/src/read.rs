@@ -120,6 +120,8 @@ pub(crate) fn tables(txn: &ReadTransaction) -> Result<Vec<String>, BackendError>
         .list_tables()
         .map_err(map_err)?
         .map(|handle| handle.name().to_owned())
+        // The commit log's internal table is not a backend table.
+        .filter(|name| name != crate::log::ID_TABLE)
         .collect();
     names.sort_unstable();
     Ok(names)

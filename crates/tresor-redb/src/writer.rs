@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tresor_backend::{BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch};
 
 use crate::error::{map_err, map_io, poisoned};
+use crate::log::CommitLog;
 use crate::read::Def;
 
 /// Most batches merged into one write transaction.
@@ -47,8 +48,11 @@ pub struct WriterStats {
     pub batches: u64,
     /// Write transactions committed: one per group (plus one per batch retried alone).
     pub transactions: u64,
-    /// Of those, the transactions committed with an fsync (`Immediate`).
+    /// Of those, the groups made durable before their callers were answered: by a durable
+    /// redb commit, or (commit log on) by a synced log append.
     pub durable_transactions: u64,
+    /// Checkpoints: durable redb commits that emptied the commit log (0 without it).
+    pub checkpoints: u64,
 }
 
 /// The live counters behind [`WriterStats`].
@@ -57,6 +61,7 @@ pub(crate) struct Counters {
     batches: AtomicU64,
     transactions: AtomicU64,
     durable_transactions: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 impl Counters {
@@ -65,6 +70,7 @@ impl Counters {
             batches: self.batches.load(Ordering::Relaxed),
             transactions: self.transactions.load(Ordering::Relaxed),
             durable_transactions: self.durable_transactions.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
         }
     }
 }
@@ -77,6 +83,10 @@ pub(crate) struct Context {
     /// The settings the database was opened with (also those of the file a compaction
     /// writes).
     pub(crate) config: crate::RedbConfig,
+    /// The commit log, when [`crate::RedbConfig::commit_log`] is on.
+    pub(crate) log: Option<CommitLog>,
+    /// The log size at which the next checkpoint is tried (moved on when one fails).
+    pub(crate) next_checkpoint: u64,
 }
 
 /// A request to the writer thread.
@@ -114,7 +124,18 @@ impl Writer {
         let (sender, receiver) = channel();
         let thread = std::thread::Builder::new()
             .name("tresor-redb-writer".into())
-            .spawn(move || run(&cx, &receiver))
+            .spawn(move || {
+                let mut cx = cx;
+                run(&mut cx, &receiver);
+                // Clean close: make everything durable in the database and delete the emptied
+                // log. If the checkpoint fails the log keeps the records and the next open
+                // replays them.
+                if checkpoint(&mut cx).is_ok() {
+                    if let Some(log) = cx.log.take() {
+                        let _ = log.remove();
+                    }
+                }
+            })
             .map_err(BackendError::Io)?;
         Ok(Self {
             sender: Some(sender),
@@ -147,7 +168,7 @@ impl Drop for Writer {
 }
 
 /// The thread's loop: one group at a time until every sender is gone.
-fn run(cx: &Context, receiver: &Receiver<Request>) {
+fn run(cx: &mut Context, receiver: &Receiver<Request>) {
     while let Ok(first) = receiver.recv() {
         let mut group = Vec::new();
         let mut compact = None;
@@ -180,16 +201,19 @@ fn run(cx: &Context, receiver: &Receiver<Request>) {
         }
         if !group.is_empty() {
             commit_group(cx, group);
+            maybe_checkpoint(cx);
         }
         if let Some(reply) = compact {
             // The caller may have given up waiting; the compaction happened anyway.
-            let _ = reply.send(compact_db(&cx.db, &cx.path, &cx.config));
+            let outcome =
+                checkpoint(cx).and_then(|()| compact_db(&cx.db, &cx.path, &cx.config));
+            let _ = reply.send(outcome);
         }
     }
 }
 
 /// Commits `group`, answering every caller.
-fn commit_group(cx: &Context, group: Vec<Pending>) {
+fn commit_group(cx: &mut Context, group: Vec<Pending>) {
     let durable = group
         .iter()
         .any(|p| !matches!(p.durability, Durability::Eventual));
@@ -225,7 +249,7 @@ fn commit_group(cx: &Context, group: Vec<Pending>) {
 /// # Errors
 /// Any other failure aborts the transaction: nothing of the group is applied.
 fn try_group(
-    cx: &Context,
+    cx: &mut Context,
     batches: &[&WriteBatch],
     durable: bool,
 ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
@@ -235,7 +259,8 @@ fn try_group(
         .map_err(poisoned)?
         .begin_write()
         .map_err(map_err)?;
-    txn.set_durability(if durable {
+    // With the commit log, the log append is the durable step and redb commits without sync.
+    txn.set_durability(if durable && cx.log.is_none() {
         redb::Durability::Immediate
     } else {
         redb::Durability::None
@@ -256,7 +281,30 @@ fn try_group(
         }
     }
     // On error the transaction is dropped, which aborts it.
-    txn.commit().map_err(map_err)?;
+    match &mut cx.log {
+        None => txn.commit().map_err(map_err)?,
+        Some(log) => {
+            let applied: Vec<&WriteBatch> = batches
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| outcome.is_ok())
+                .map(|(batch, _)| *batch)
+                .collect();
+            if applied.is_empty() {
+                txn.commit().map_err(map_err)?;
+            } else {
+                // The commit point: the records are in the log (synced when durable) before
+                // redb commits; a failure after the append cuts them out again.
+                let mark = log.append(&applied)?;
+                let logged = if durable { log.sync() } else { Ok(()) };
+                if let Err(e) = logged.and_then(|()| txn.commit().map_err(map_err)) {
+                    // If the cut fails the log is marked broken and refuses later commits.
+                    let _ = log.cut(mark);
+                    return Err(e);
+                }
+            }
+        }
+    }
     let counters = &cx.counters;
     let applied = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
     counters.batches.fetch_add(applied, Ordering::Relaxed);
@@ -267,6 +315,49 @@ fn try_group(
             .fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcomes)
+}
+
+/// Checkpoints when the log has grown past the configured size.
+fn maybe_checkpoint(cx: &mut Context) {
+    let Some(len) = cx.log.as_ref().map(CommitLog::len) else {
+        return;
+    };
+    if len < cx.next_checkpoint {
+        return;
+    }
+    if checkpoint(cx).is_err() {
+        // A full disk, say: the log keeps every record, so nothing is lost; try again once
+        // the log has grown by another step rather than after every group.
+        cx.next_checkpoint = len.saturating_add(cx.config.checkpoint_bytes.max(1));
+    }
+}
+
+/// Makes every non-durable redb commit durable (an empty `Immediate` transaction), then empties
+/// the log. A no-op without a log.
+///
+/// # Errors
+/// When the durable commit fails (the log is left whole) or the log cannot be emptied (its
+/// records are in the database already; replaying them later is harmless).
+fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
+    let Some(log) = &mut cx.log else {
+        return Ok(());
+    };
+    if log.len() <= crate::log::HEADER_BYTES {
+        return Ok(());
+    }
+    let mut txn = cx
+        .db
+        .read()
+        .map_err(poisoned)?
+        .begin_write()
+        .map_err(map_err)?;
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(map_err)?;
+    txn.commit().map_err(map_err)?;
+    log.reset()?;
+    cx.next_checkpoint = crate::log::HEADER_BYTES + cx.config.checkpoint_bytes;
+    cx.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The tables of one write transaction, each opened once.
@@ -405,6 +496,8 @@ mod tests {
             path,
             counters: Arc::default(),
             config: crate::RedbConfig::default().with_cache_bytes(1 << 20),
+            log: None,
+            next_checkpoint: 0,
         };
         (dir, cx)
     }
@@ -422,7 +515,7 @@ mod tests {
     /// one fsync; a batch whose condition fails is skipped, the others all apply.
     #[test]
     fn queued_commits_form_one_group_and_failures_stay_alone() {
-        let (_dir, cx) = context();
+        let (_dir, mut cx) = context();
         let counters = Arc::clone(&cx.counters);
         let db = Arc::clone(&cx.db);
         let (sender, receiver) = channel();
@@ -446,7 +539,7 @@ mod tests {
             answers.push((key, answer));
         }
         drop(sender);
-        run(&cx, &receiver);
+        run(&mut cx, &receiver);
         for (key, mut answer) in answers {
             let outcome = answer.try_recv().unwrap();
             if key % 8 == 7 {
@@ -473,7 +566,7 @@ mod tests {
     /// retried alone: the others still commit.
     #[test]
     fn a_batch_failing_mid_group_does_not_fail_the_others() {
-        let (_dir, cx) = context();
+        let (_dir, mut cx) = context();
         {
             let db = cx.db.read().unwrap();
             let txn = db.begin_write().unwrap();
@@ -500,7 +593,7 @@ mod tests {
             answers.push((key, answer));
         }
         drop(sender);
-        run(&cx, &receiver);
+        run(&mut cx, &receiver);
         for (key, mut answer) in answers {
             let outcome = answer.try_recv().unwrap();
             assert_eq!(outcome.is_ok(), key != 2, "{key}: {outcome:?}");

@@ -11,3 +11,25 @@ tresor_backend::backend_conformance_tests!(
         tresor_redb::RedbBackend::open_existing(dir.path().join("store.redb")).unwrap()
     }
 );
+
+/// The same suite with the commit log off: every `Immediate` group a durable redb commit.
+mod without_commit_log {
+    #![allow(clippy::unwrap_used)]
+
+    fn config() -> tresor_redb::RedbConfig {
+        tresor_redb::RedbConfig::default().with_commit_log(false)
+    }
+
+    tresor_backend::backend_conformance_tests!(
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let b = tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
+                .unwrap();
+            (b, dir)
+        },
+        reopen = |dir: &tempfile::TempDir| {
+            tresor_redb::RedbBackend::open_existing_with_config(dir.path().join("store.redb"), config())
+                .unwrap()
+        }
+    );
+}

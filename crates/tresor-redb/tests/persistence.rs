@@ -339,11 +339,18 @@ async fn compaction_rewrites_the_file_in_place_of_the_old_one() {
         b.get("t", &k.to_be_bytes()).await.unwrap(),
         Some(vec![5u8; 200])
     );
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("store.redb")]);
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    // While open: the store and its commit log, no scratch file; closed: the store alone.
+    assert_eq!(names(dir.path()), ["store.redb", "store.redb-log"]);
+    drop(b);
+    assert_eq!(names(dir.path()), ["store.redb"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
 use tresor_backend::{Backend, BackendError, Durability, WriteBatch};
-use tresor_redb::RedbBackend;
+use tresor_redb::{RedbBackend, RedbConfig};
 
 /// Exit code of a child whose open failed with `Locked`.
 const LOCKED: i32 = 10;
@@ -38,9 +38,18 @@ fn child(role: &str, path: &Path) -> ExitStatus {
 }
 
 /// Runs a child playing `role` until it prints `COMMITTED`, then kills it (SIGKILL on Unix):
-/// no destructor, no clean close.
+/// no destructor, no clean close. The child's store has the commit log unless `log` is false.
 fn child_killed_after_commits(role: &str, path: &Path) -> ExitStatus {
-    let mut child = child_command(role, path)
+    child_killed_after_commits_with(role, path, true)
+}
+
+/// [`child_killed_after_commits`], with or without the commit log.
+fn child_killed_after_commits_with(role: &str, path: &Path, log: bool) -> ExitStatus {
+    let mut command = child_command(role, path);
+    if !log {
+        command.env("TRESOR_REDB_NO_LOG", "1");
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -80,7 +89,11 @@ fn child_process_entry() {
         return;
     };
     let path = std::env::var("TRESOR_REDB_PATH").unwrap();
-    let backend = match RedbBackend::open(&path) {
+    let config = RedbConfig::default()
+        .with_commit_log(std::env::var("TRESOR_REDB_NO_LOG").is_err())
+        // Small enough that the "many" role checkpoints several times.
+        .with_checkpoint_bytes(4096);
+    let backend = match RedbBackend::open_with_config(&path, config) {
         Ok(b) => b,
         Err(BackendError::Locked) => std::process::exit(LOCKED),
         Err(err) => {
@@ -108,6 +121,19 @@ fn child_process_entry() {
                 put(&backend, b"immediate", Durability::Immediate).await;
                 wait_to_be_killed();
             }
+            "many_then_killed" => {
+                for i in 0u32..300 {
+                    let mut batch = WriteBatch::new();
+                    batch.put("t", i.to_be_bytes(), vec![7u8; 100]);
+                    if i > 0 {
+                        batch.delete("t", (i - 1).to_be_bytes());
+                    }
+                    batch.put("n", b"last", i.to_be_bytes());
+                    backend.commit(batch, Durability::Immediate).await.unwrap();
+                }
+                assert!(backend.writer_stats().checkpoints >= 3);
+                wait_to_be_killed();
+            }
             other => panic!("unknown child role {other}"),
         }
     });
@@ -127,13 +153,49 @@ async fn a_second_process_opening_the_store_gets_locked() {
     assert_eq!(child("open", &path).code(), Some(0));
 }
 
+/// With the commit log (the default), a killed process loses nothing it committed: every
+/// batch, `Eventual` ones included, was written to the log before its commit returned, and the
+/// OS keeps written data across the death of a process (only a power loss can drop the
+/// `Eventual` records, which were never synced). The reopen replays them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_process_keeps_immediate_commits_and_a_prefix_of_eventual_ones() {
+async fn a_killed_process_with_the_commit_log_keeps_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let status = child_killed_after_commits("eventual_then_killed", &path);
     assert!(!status.success(), "the child was killed: {status:?}");
+    let log = dir.path().join("store.redb-log");
+    assert!(
+        std::fs::metadata(&log).unwrap().len() > 32,
+        "the killed child left its records in the log"
+    );
     let b = RedbBackend::open_existing(&path).unwrap();
+    assert_eq!(b.recovery().replayed_batches, 3);
+    assert_eq!(b.recovery().discarded_bytes, 0);
+    for key in [&b"durable"[..], b"eventual_1", b"eventual_2"] {
+        assert_eq!(b.get("t", key).await.unwrap(), Some(key.to_vec()));
+    }
+    // The replayed records are in the database now: the log was emptied.
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 32);
+    put(&b, b"after", Durability::Immediate).await;
+    drop(b);
+    let b = RedbBackend::open_existing(&path).unwrap();
+    assert_eq!(b.recovery().replayed_batches, 0);
+    assert_eq!(b.len("t").await.unwrap(), 4);
+}
+
+/// Without the commit log, `Eventual` commits are redb's non-durable commits: a killed process
+/// loses them (a suffix), never an `Immediate` one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_keeps_immediate_commits_and_a_prefix_of_eventual_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let status = child_killed_after_commits_with("eventual_then_killed", &path, false);
+    assert!(!status.success(), "the child was killed: {status:?}");
+    let b = RedbBackend::open_existing_with_config(
+        &path,
+        RedbConfig::default().with_commit_log(false),
+    )
+    .unwrap();
     assert_eq!(
         b.get("t", b"durable").await.unwrap(),
         Some(b"durable".to_vec())
@@ -168,5 +230,28 @@ async fn an_immediate_commit_makes_earlier_eventual_ones_durable() {
     assert_eq!(
         b.get("t", b"immediate").await.unwrap(),
         Some(b"immediate".to_vec())
+    );
+}
+
+/// Checkpoints empty the log while writes go on; a kill after them loses nothing: the reopen
+/// replays the records written since the last checkpoint over the checkpointed state (puts
+/// and deletes alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_after_checkpoints_keeps_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let status = child_killed_after_commits("many_then_killed", &path);
+    assert!(!status.success(), "the child was killed: {status:?}");
+    let b = RedbBackend::open_existing(&path).unwrap();
+    let replayed = b.recovery().replayed_batches;
+    assert!(replayed > 0 && replayed < 300, "replayed {replayed}");
+    assert_eq!(b.len("t").await.unwrap(), 1);
+    assert_eq!(
+        b.get("t", &299u32.to_be_bytes()).await.unwrap(),
+        Some(vec![7u8; 100])
+    );
+    assert_eq!(
+        b.get("n", b"last").await.unwrap(),
+        Some(299u32.to_be_bytes().to_vec())
     );
 }

@@ -1,0 +1,750 @@
+//! The commit log: a durable commit is one sequential append and one `fdatasync`, not a redb
+//! commit of every page the batch dirtied.
+//!
+//! redb's durable commit (`redb::Durability::Immediate`) writes every B-tree page the
+//! transaction copied, then the header, then syncs: with tresor's keys (blinded tokens, random
+//! by design) a batch of single messages dirties a leaf per key in several tables, and the
+//! sync waits for all of it. SQLite answers the same commit with a WAL append. With the commit
+//! log on ([`crate::RedbConfig::commit_log`], the default) the writer thread:
+//!
+//! 1. applies the group's batches in one redb write transaction (conditions checked as
+//!    always), committed with `redb::Durability::None`: visible at once, not synced;
+//! 2. **before** that commit, appends one record per applied batch to `<path>-log` and, if any
+//!    batch of the group is `Immediate`, syncs the log (`File::sync_data`): the commit point;
+//! 3. answers the callers;
+//! 4. every [`crate::RedbConfig::checkpoint_bytes`] of log (and at compaction and clean close)
+//!    commits an empty redb transaction with `Immediate`, which makes every earlier
+//!    non-durable commit durable, and then empties the log (a *checkpoint*).
+//!
+//! At open, records left in the log are applied again in order, in one `Immediate` transaction,
+//! and the log is emptied (*replay*).
+//!
+//! # Why replay is correct
+//! After a crash redb holds the state of its last durable commit, `S`, plus possibly some of
+//! the non-durable commits after it (in order). Every record in the log was appended after the
+//! checkpoint that produced `S` (the log is emptied only once that checkpoint is durable). The
+//! records are puts and deletes (conditions were checked before logging, only applied batches
+//! are logged), so applying all of them in order over any state that already reflects a
+//! prefix of them leaves every key they touch with the value of the last operation on it, and
+//! every other key as in `S`: the same state as if the crash had not happened. A crash between
+//! a checkpoint's commit and the truncation replays records already in `S`, harmlessly, for
+//! the same reason.
+//!
+//! # Crash analysis
+//! - Crash before the log sync of a group: its records may be missing or torn; its callers
+//!   were not answered. Replay stops at the first record whose length or checksum does not
+//!   hold and cuts the log there; what remains is a prefix of the committed batches (a torn
+//!   record is the group's own; an `Eventual` record written but never synced may be lost along
+//!   with every record after it, as the durability level allows).
+//! - Crash after the sync: the records are replayed; the batches are present after reopen,
+//!   also if the redb commit never happened.
+//! - A redb commit that fails after the append (a full disk when redb grows its file): the log
+//!   is cut back to its length before the append and synced, so the failed batches are not
+//!   replayed later. If even that fails the writer refuses every later commit (its error says
+//!   to reopen): the records may then reappear at the next open.
+//! - The log names its database: its header carries the 16-byte id stored in the database's
+//!   internal table `tresor-redb.log` (a name no backend table can have), and every record's
+//!   checksum covers it. A log beside another database is refused at open
+//!   ([`BackendError::Corrupted`]) rather than replayed into it.
+//!
+//! # Format (all integers little-endian; docs/FORMAT.md "Commit log")
+//! ```text
+//! header  := magic "tresorlg" (8) ‖ version u32 = 1 ‖ reserved u32 = 0 ‖ database id (16)
+//! record  := len u32 ‖ body (len bytes) ‖ check (16)
+//! body    := seq u64 ‖ ops u32 ‖ op*            seq: 1, 2, 3, … since the last emptying
+//! op      := 1 u8 ‖ table ‖ key ‖ value          a put
+//!          | 2 u8 ‖ table ‖ key                  a delete
+//! table   := len u8 ‖ name bytes
+//! key, value := len u32 ‖ bytes
+//! check   := BLAKE3(database id ‖ len ‖ body), first 16 bytes
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, TableDefinition, TableError};
+use tresor_backend::{BackendError, Op, WriteBatch};
+
+use crate::error::{map_err, map_io};
+
+/// The internal redb table holding the database id (key [`ID_KEY`]). Its name has a `-` and
+/// a `.`, which no backend table name can have, so it never collides with one and reads never
+/// reach it (`read.rs` leaves it out of table lists).
+pub(crate) const ID_TABLE: &str = "tresor-redb.log";
+/// The key of the database id in [`ID_TABLE`].
+const ID_KEY: &[u8] = b"id";
+/// The first 8 bytes of every log file.
+const MAGIC: &[u8; 8] = b"tresorlg";
+/// The log format version this code writes and reads.
+const VERSION: u32 = 1;
+/// Bytes of the header.
+pub(crate) const HEADER_BYTES: u64 = 32;
+/// Bytes of a record's check.
+const CHECK_BYTES: usize = 16;
+/// Op tags.
+const PUT: u8 = 1;
+const DELETE: u8 = 2;
+
+/// The redb type of [`ID_TABLE`].
+const ID_DEF: TableDefinition<'static, &'static [u8], &'static [u8]> =
+    TableDefinition::new(ID_TABLE);
+
+/// The path of the commit log of the database at `path`: `<path>-log`.
+pub(crate) fn log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-log");
+    PathBuf::from(name)
+}
+
+/// What an open found in the commit log and replayed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Records (committed batches) applied again from the log.
+    pub replayed_batches: u64,
+    /// Bytes cut from the end of the log: a torn or never-synced tail (0 after a clean close).
+    pub discarded_bytes: u64,
+}
+
+/// Where the log ended before an append: what [`CommitLog::cut`] goes back to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    len: u64,
+    next_seq: u64,
+}
+
+/// The open commit log of one database. Owned by the writer thread.
+pub(crate) struct CommitLog {
+    file: File,
+    path: PathBuf,
+    id: [u8; 16],
+    /// Bytes of the file (header and whole records).
+    len: u64,
+    /// The sequence number of the next record.
+    next_seq: u64,
+    /// Set when the log could not be cut back after a failed commit: the log may hold records
+    /// of batches that were reported failed, so no further commit is accepted.
+    broken: bool,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
+}
+
+impl CommitLog {
+    /// Opens the commit log of `db` (at `path`), creating it if missing, and replays what it
+    /// holds into `db` (one `Immediate` transaction); the log is then empty.
+    ///
+    /// # Errors
+    /// [`BackendError::Corrupted`] when the log is not a tresor commit log (bad magic or
+    /// version) or belongs to another database; [`BackendError::DiskFull`] / [`BackendError::Io`]
+    /// when it cannot be read, written or synced, or replay cannot commit (the log is then left
+    /// as it was, to be replayed by a later open).
+    pub(crate) fn open(db: &Database, path: &Path) -> Result<(Self, Recovery), BackendError> {
+        let log_path = log_path(path);
+        let id = database_id(db)?;
+        let mut recovery = Recovery::default();
+        let existing = match std::fs::read(&log_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(map_io(e)),
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(map_io)?;
+        let mut log = Self {
+            file,
+            path: log_path.clone(),
+            id,
+            len: 0,
+            next_seq: 1,
+            broken: false,
+            buf: Vec::new(),
+        };
+        match existing {
+            Some(bytes) if bytes.len() as u64 >= HEADER_BYTES => {
+                check_header(&bytes, &id)?;
+                let (batches, good) = parse_records(&bytes, &id);
+                recovery.discarded_bytes = bytes.len() as u64 - good;
+                recovery.replayed_batches = batches.len() as u64;
+                if !batches.is_empty() {
+                    replay(db, &batches)?;
+                }
+                log.reset()?;
+            }
+            // Missing, or shorter than a header (a crash while creating it): a new log.
+            other => {
+                recovery.discarded_bytes = other.map_or(0, |b| b.len() as u64);
+                log.reset()?;
+                sync_parent(&log_path)?;
+            }
+        }
+        Ok((log, recovery))
+    }
+
+    /// Bytes of the log file.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends one record per batch (only their operations: conditions were checked before)
+    /// at the end of the log, without syncing. Returns where the log ended before, for
+    /// [`CommitLog::cut`].
+    ///
+    /// # Errors
+    /// [`BackendError::ValueTooLarge`] for a batch whose record would exceed 4 GiB;
+    /// [`BackendError::DiskFull`] / [`BackendError::Io`] when the write fails (the log is then
+    /// cut back, or marked broken if even that fails).
+    pub(crate) fn append(&mut self, batches: &[&WriteBatch]) -> Result<Mark, BackendError> {
+        self.usable()?;
+        let mark = Mark {
+            len: self.len,
+            next_seq: self.next_seq,
+        };
+        self.buf.clear();
+        let mut seq = self.next_seq;
+        for batch in batches {
+            encode_record(&mut self.buf, &self.id, seq, batch.ops())?;
+            seq += 1;
+        }
+        if let Err(e) = write_at(&mut self.file, mark.len, &self.buf) {
+            self.cut(mark)?;
+            return Err(map_io(e));
+        }
+        self.len = mark.len + self.buf.len() as u64;
+        self.next_seq = seq;
+        // Keep big buffers from staying allocated after one large batch.
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = Vec::new();
+        }
+        Ok(mark)
+    }
+
+    /// Makes every appended record durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// [`BackendError::Io`] / [`BackendError::DiskFull`]; a failed sync leaves the log's state
+    /// on disk unknown, so the caller cuts the records back ([`CommitLog::cut`]).
+    pub(crate) fn sync(&mut self) -> Result<(), BackendError> {
+        self.file.sync_data().map_err(map_io)
+    }
+
+    /// Cuts the log back to `mark` (the records of a group whose commit failed) and syncs.
+    ///
+    /// # Errors
+    /// When the file cannot be cut or synced: the log is then marked broken and every later
+    /// append fails.
+    pub(crate) fn cut(&mut self, mark: Mark) -> Result<(), BackendError> {
+        let result = self
+            .file
+            .set_len(mark.len)
+            .and_then(|()| self.file.sync_data())
+            .map_err(map_io);
+        match result {
+            Ok(()) => {
+                self.len = mark.len;
+                self.next_seq = mark.next_seq;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Empties the log (after a durable checkpoint, or at open): a fresh header, synced.
+    ///
+    /// # Errors
+    /// [`BackendError::Io`] / [`BackendError::DiskFull`]; the log then keeps its records (they
+    /// are already in the database, and replaying them is harmless).
+    pub(crate) fn reset(&mut self) -> Result<(), BackendError> {
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&self.id);
+        self.file.set_len(0).map_err(map_io)?;
+        write_at(&mut self.file, 0, &header).map_err(map_io)?;
+        self.file.sync_all().map_err(map_io)?;
+        self.len = HEADER_BYTES;
+        self.next_seq = 1;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Deletes the log file: at a clean close, after a checkpoint emptied it, so that a closed
+    /// store is one file. (Should the deletion be lost in a crash, an empty log remains:
+    /// harmless.)
+    ///
+    /// # Errors
+    /// [`BackendError::Io`] when the file cannot be deleted.
+    pub(crate) fn remove(self) -> Result<(), BackendError> {
+        drop(self.file);
+        std::fs::remove_file(&self.path).map_err(map_io)
+    }
+
+    /// Fails when the log is broken.
+    fn usable(&self) -> Result<(), BackendError> {
+        if self.broken {
+            return Err(BackendError::Engine(
+                "the commit log could not be cut back after a failed commit; reopen the store"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` at `offset`.
+fn write_at(file: &mut File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
+}
+
+/// Syncs the directory holding `path`, so that a newly created file's entry is durable.
+fn sync_parent(path: &Path) -> Result<(), BackendError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Ok(()) => Ok(()),
+        // Some platforms cannot open or sync a directory; the file itself is synced.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(map_io(e)),
+    }
+}
+
+/// The id of `db`, read from [`ID_TABLE`], or made and stored (durably) on first use.
+fn database_id(db: &Database) -> Result<[u8; 16], BackendError> {
+    let read = db.begin_read().map_err(map_err)?;
+    match read.open_table(ID_DEF) {
+        Ok(table) => {
+            if let Some(value) = table.get(ID_KEY).map_err(map_err)? {
+                return <[u8; 16]>::try_from(value.value()).map_err(|_| {
+                    BackendError::Corrupted("the commit log's database id is not 16 bytes".into())
+                });
+            }
+        }
+        Err(TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(map_err(e)),
+    }
+    drop(read);
+    let id = new_id();
+    let txn = db.begin_write().map_err(map_err)?;
+    {
+        let mut table = txn.open_table(ID_DEF).map_err(map_err)?;
+        table.insert(ID_KEY, id.as_slice()).map_err(map_err)?;
+    }
+    txn.commit().map_err(map_err)?;
+    Ok(id)
+}
+
+/// 16 bytes unique to this database: not a secret, only an identity, so std's randomly keyed
+/// SipHash over the time and process id is enough (no cryptographic generator needed).
+fn new_id() -> [u8; 16] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut id = [0u8; 16];
+    for (i, half) in id.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    id
+}
+
+/// Checks the header of a log read whole.
+fn check_header(bytes: &[u8], id: &[u8; 16]) -> Result<(), BackendError> {
+    let bad = |what: &str| BackendError::Corrupted(format!("commit log: {what}"));
+    if &bytes[..8] != MAGIC {
+        return Err(bad("not a tresor commit log (bad magic)"));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != VERSION {
+        return Err(bad(&format!("unknown version {version}")));
+    }
+    if &bytes[16..32] != id {
+        return Err(bad("it belongs to another database"));
+    }
+    Ok(())
+}
+
+/// The check of a record.
+fn check(id: &[u8; 16], len: &[u8], body: &[u8]) -> [u8; CHECK_BYTES] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(id);
+    hasher.update(len);
+    hasher.update(body);
+    let mut out = [0u8; CHECK_BYTES];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..CHECK_BYTES]);
+    out
+}
+
+/// Appends the record of `ops` (sequence number `seq`) to `buf`.
+fn encode_record(
+    buf: &mut Vec<u8>,
+    id: &[u8; 16],
+    seq: u64,
+    ops: &[Op],
+) -> Result<(), BackendError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&u32_len(ops.len())?.to_le_bytes());
+    for op in ops {
+        match op {
+            Op::Put { table, key, value } => {
+                buf.push(PUT);
+                put_table(buf, table)?;
+                put_bytes(buf, key)?;
+                put_bytes(buf, value)?;
+            }
+            Op::Delete { table, key } => {
+                buf.push(DELETE);
+                put_table(buf, table)?;
+                put_bytes(buf, key)?;
+            }
+        }
+    }
+    let body_len = u32_len(buf.len() - start - 4)?;
+    buf[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
+    let sum = check(id, &buf[start..start + 4], &buf[start + 4..]);
+    buf.extend_from_slice(&sum);
+    Ok(())
+}
+
+/// `n` as a `u32` length.
+fn u32_len(n: usize) -> Result<u32, BackendError> {
+    u32::try_from(n).map_err(|_| BackendError::ValueTooLarge(n))
+}
+
+fn put_table(buf: &mut Vec<u8>, table: &str) -> Result<(), BackendError> {
+    // Table names are validated (1 to 64 bytes) before a batch is queued.
+    let len = u8::try_from(table.len()).map_err(|_| BackendError::InvalidTableName(table.into()))?;
+    buf.push(len);
+    buf.extend_from_slice(table.as_bytes());
+    Ok(())
+}
+
+fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) -> Result<(), BackendError> {
+    buf.extend_from_slice(&u32_len(bytes.len())?.to_le_bytes());
+    buf.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// A reader over one record's body.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(u64::from_le_bytes(a))
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = usize::try_from(self.u32()?).ok()?;
+        self.take(n).map(<[u8]>::to_vec)
+    }
+}
+
+/// Decodes a record's body into its sequence number and operations; `None` if malformed.
+fn decode_body(body: &[u8]) -> Option<(u64, Vec<Op>)> {
+    let mut c = Cursor(body);
+    let seq = c.u64()?;
+    let count = c.u32()?;
+    let mut ops = Vec::new();
+    for _ in 0..count {
+        let tag = c.u8()?;
+        let name_len = usize::from(c.u8()?);
+        let table = std::str::from_utf8(c.take(name_len)?).ok()?.to_owned();
+        let key = c.bytes()?;
+        ops.push(match tag {
+            PUT => Op::Put {
+                table,
+                key,
+                value: c.bytes()?,
+            },
+            DELETE => Op::Delete { table, key },
+            _ => return None,
+        });
+    }
+    if !c.0.is_empty() {
+        return None;
+    }
+    Some((seq, ops))
+}
+
+/// The whole records of a log read whole (after its header), in order, up to the first one
+/// that is torn, fails its check, is out of sequence or does not decode; and the length of
+/// the log up to the end of the last good record.
+fn parse_records(bytes: &[u8], id: &[u8; 16]) -> (Vec<Vec<Op>>, u64) {
+    let mut batches = Vec::new();
+    let mut pos = HEADER_BYTES as usize;
+    let mut expect_seq = None;
+    loop {
+        let Some(len_bytes) = bytes.get(pos..pos + 4) else {
+            break;
+        };
+        let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+        let Ok(len) = usize::try_from(len) else {
+            break;
+        };
+        let body_start = pos + 4;
+        let Some(body) = body_start
+            .checked_add(len)
+            .and_then(|end| bytes.get(body_start..end))
+        else {
+            break;
+        };
+        let Some(sum) = bytes.get(body_start + len..body_start + len + CHECK_BYTES) else {
+            break;
+        };
+        if check(id, len_bytes, body) != sum {
+            break;
+        }
+        let Some((seq, ops)) = decode_body(body) else {
+            break;
+        };
+        if expect_seq.is_some_and(|want| want != seq) {
+            break;
+        }
+        expect_seq = Some(seq + 1);
+        batches.push(ops);
+        pos = body_start + len + CHECK_BYTES;
+    }
+    (batches, pos as u64)
+}
+
+/// Applies `batches` in order in one `Immediate` transaction, as the writer applied them (a
+/// delete in a table that does not exist does not create it).
+fn replay(db: &Database, batches: &[Vec<Op>]) -> Result<(), BackendError> {
+    use redb::TableHandle;
+    let txn = db.begin_write().map_err(map_err)?;
+    let mut existing: std::collections::HashSet<String> = txn
+        .list_tables()
+        .map_err(map_err)?
+        .map(|handle| handle.name().to_owned())
+        .collect();
+    for ops in batches {
+        for op in ops {
+            match op {
+                Op::Put { table, key, value } => {
+                    let mut t = txn
+                        .open_table(crate::read::Def::new(table))
+                        .map_err(map_err)?;
+                    t.insert(key.as_slice(), value.as_slice())
+                        .map_err(map_err)?;
+                    existing.insert(table.clone());
+                }
+                Op::Delete { table, key } => {
+                    if existing.contains(table) {
+                        let mut t = txn
+                            .open_table(crate::read::Def::new(table))
+                            .map_err(map_err)?;
+                        t.remove(key.as_slice()).map_err(map_err)?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(map_err)
+}
+
+/// Reads the whole log file at `path` (tests).
+#[cfg(test)]
+fn read_all(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let _ = File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn batch(i: u8) -> WriteBatch {
+        let mut b = WriteBatch::new();
+        b.put("t", vec![i], vec![i; usize::from(i) + 1]);
+        if i % 3 == 0 {
+            b.delete("u", vec![i]);
+        }
+        b
+    }
+
+    fn db(dir: &Path) -> (Database, PathBuf) {
+        let path = dir.join("s.redb");
+        (Database::create(&path).unwrap(), path)
+    }
+
+    fn count(db: &Database, table: &str) -> usize {
+        use redb::ReadableTableMetadata;
+        let r = db.begin_read().unwrap();
+        match r.open_table(crate::read::Def::new(table)) {
+            Ok(t) => usize::try_from(t.len().unwrap()).unwrap(),
+            Err(_) => 0,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let id = [7u8; 16];
+        let mut buf = vec![0u8; HEADER_BYTES as usize];
+        let batches: Vec<WriteBatch> = (0..5).map(batch).collect();
+        for (i, b) in batches.iter().enumerate() {
+            encode_record(&mut buf, &id, i as u64 + 1, b.ops()).unwrap();
+        }
+        let (ops, good) = parse_records(&buf, &id);
+        assert_eq!(good, buf.len() as u64);
+        let want: Vec<Vec<Op>> = batches.iter().map(|b| b.ops().to_vec()).collect();
+        assert_eq!(ops, want);
+        // Another database's id fails every check.
+        let (ops, good) = parse_records(&buf, &[8u8; 16]);
+        assert!(ops.is_empty());
+        assert_eq!(good, HEADER_BYTES);
+    }
+
+    /// Every cut of the log, and every flipped byte, gives a prefix of the records, never
+    /// garbage and never a panic.
+    #[test]
+    fn a_torn_or_damaged_tail_gives_a_prefix() {
+        let id = [1u8; 16];
+        let mut buf = vec![0u8; HEADER_BYTES as usize];
+        let mut ends = Vec::new();
+        let batches: Vec<WriteBatch> = (0..4).map(batch).collect();
+        for (i, b) in batches.iter().enumerate() {
+            encode_record(&mut buf, &id, i as u64 + 1, b.ops()).unwrap();
+            ends.push(buf.len());
+        }
+        for cut in HEADER_BYTES as usize..=buf.len() {
+            let (ops, good) = parse_records(&buf[..cut], &id);
+            let whole = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(ops.len(), whole, "cut at {cut}");
+            assert_eq!(
+                good,
+                if whole == 0 {
+                    HEADER_BYTES
+                } else {
+                    ends[whole - 1] as u64
+                }
+            );
+        }
+        for at in HEADER_BYTES as usize..buf.len() {
+            let mut damaged = buf.clone();
+            damaged[at] ^= 0x40;
+            let (ops, _) = parse_records(&damaged, &id);
+            let before = ends.iter().filter(|&&e| e <= at).count();
+            assert_eq!(ops.len(), before, "flip at {at}");
+        }
+        // Records out of sequence (a stale record after a fresh one) stop the replay too.
+        let mut stale = vec![0u8; HEADER_BYTES as usize];
+        encode_record(&mut stale, &id, 1, batches[0].ops()).unwrap();
+        encode_record(&mut stale, &id, 5, batches[1].ops()).unwrap();
+        assert_eq!(parse_records(&stale, &id).0.len(), 1);
+    }
+
+    #[test]
+    fn open_replays_and_empties_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = db(dir.path());
+        let (mut log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery, Recovery::default());
+        let batches: Vec<WriteBatch> = (1..=6).map(batch).collect();
+        let refs: Vec<&WriteBatch> = batches.iter().collect();
+        log.append(&refs[..4]).unwrap();
+        log.append(&refs[4..]).unwrap();
+        log.sync().unwrap();
+        // Never applied to the database: only the log has them (as after a crash).
+        assert_eq!(count(&db, "t"), 0);
+        let logged = read_all(&log_path(&path));
+        drop(log);
+        // A torn half record after them.
+        let mut torn = logged.clone();
+        torn.extend_from_slice(&logged[HEADER_BYTES as usize..HEADER_BYTES as usize + 9]);
+        std::fs::write(log_path(&path), &torn).unwrap();
+        let (log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery.replayed_batches, 6);
+        assert_eq!(recovery.discarded_bytes, 9);
+        assert_eq!(count(&db, "t"), 6);
+        assert_eq!(log.len(), HEADER_BYTES);
+        assert_eq!(read_all(&log_path(&path)).len() as u64, HEADER_BYTES);
+        // Replaying the same records again over the state that has them changes nothing.
+        drop(log);
+        std::fs::write(log_path(&path), &logged).unwrap();
+        let (_log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery.replayed_batches, 6);
+        assert_eq!(count(&db, "t"), 6);
+    }
+
+    #[test]
+    fn a_failed_commit_is_cut_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = db(dir.path());
+        let (mut log, _) = CommitLog::open(&db, &path).unwrap();
+        let kept = batch(1);
+        let failed = batch(2);
+        log.append(&[&kept]).unwrap();
+        let mark = log.append(&[&failed]).unwrap();
+        log.sync().unwrap();
+        log.cut(mark).unwrap();
+        drop(log);
+        let (_log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery.replayed_batches, 1);
+        assert_eq!(count(&db, "t"), 1);
+    }
+
+    #[test]
+    fn a_log_of_another_database_or_not_a_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, a_path) = db(dir.path());
+        let (_log, _) = CommitLog::open(&a, &a_path).unwrap();
+        let b_path = dir.path().join("b.redb");
+        let b = Database::create(&b_path).unwrap();
+        std::fs::copy(log_path(&a_path), log_path(&b_path)).unwrap();
+        assert!(matches!(
+            CommitLog::open(&b, &b_path),
+            Err(BackendError::Corrupted(m)) if m.contains("another database")
+        ));
+        std::fs::write(log_path(&b_path), vec![0x55u8; 64]).unwrap();
+        assert!(matches!(
+            CommitLog::open(&b, &b_path),
+            Err(BackendError::Corrupted(m)) if m.contains("magic")
+        ));
+        // A file shorter than a header (a crash while creating it) is a new log.
+        std::fs::write(log_path(&b_path), b"tres").unwrap();
+        let (log, recovery) = CommitLog::open(&b, &b_path).unwrap();
+        assert_eq!(recovery.discarded_bytes, 4);
+        assert_eq!(log.len(), HEADER_BYTES);
+    }
+}
