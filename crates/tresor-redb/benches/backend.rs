@@ -170,6 +170,36 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// `writers` tasks each committing `per_writer` single messages durably into `store`, all at
+/// once: commits per second and the groups (transactions) they took.
+async fn concurrent(
+    store: &RedbBackend,
+    records: &Arc<Vec<Record>>,
+    writers: usize,
+    per_writer: usize,
+) -> (f64, u64) {
+    let before = store.writer_stats();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (b, records) = (store.clone(), Arc::clone(records));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let k = 1_000 + w * per_writer + i;
+                b.commit(batch_of(&records[k..k + 1]), Durability::Immediate)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (writers * per_writer) as f64 / started.elapsed().as_secs_f64();
+    let groups = store.writer_stats().transactions - before.transactions;
+    (rate, groups)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is read.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -202,6 +232,14 @@ async fn run() {
         tresor_redb::RedbConfig::default().with_cache_bytes(1024 * 1024 * 1024),
     )
     .unwrap();
+    // The same store without the commit log: every durable group a durable redb commit.
+    let nolog_store = RedbBackend::open_with_config(
+        dir.path().join("nolog.redb"),
+        tresor_redb::RedbConfig::default()
+            .with_cache_bytes(1024 * 1024 * 1024)
+            .with_commit_log(false),
+    )
+    .unwrap();
     let raw = Arc::new(Database::create(dir.path().join("raw.redb")).unwrap());
     let mut rows: BTreeMap<usize, (String, String, String, String)> = BTreeMap::new();
 
@@ -211,15 +249,22 @@ async fn run() {
         .map(|s| s..(s + 1000).min(records.len()))
         .collect();
     let mut trait_load = Duration::ZERO;
+    let mut nolog_load = Duration::ZERO;
     let mut raw_load = Duration::ZERO;
     for range in &chunks {
         let batch = batch_of(&records[range.clone()]);
         let t = Instant::now();
         trait_store
-            .commit(batch, Durability::Immediate)
+            .commit(batch.clone(), Durability::Immediate)
             .await
             .unwrap();
         trait_load += t.elapsed();
+        let t = Instant::now();
+        nolog_store
+            .commit(batch, Durability::Immediate)
+            .await
+            .unwrap();
+        nolog_load += t.elapsed();
         let t = Instant::now();
         raw_commit(&raw, &records[range.clone()], true);
         raw_load += t.elapsed();
@@ -232,6 +277,15 @@ async fn run() {
             us(raw_load / n),
             us(trait_load / n),
             format!("{:.2}×", trait_load.as_secs_f64() / raw_load.as_secs_f64()),
+        ),
+    );
+    rows.insert(
+        6,
+        (
+            "batch write of 1,000 messages (durable), commit log off".into(),
+            us(raw_load / n),
+            us(nolog_load / n),
+            format!("{:.2}×", nolog_load.as_secs_f64() / raw_load.as_secs_f64()),
         ),
     );
 
@@ -386,6 +440,24 @@ async fn run() {
         async move { b.commit(batch, Durability::Immediate).await.unwrap() }
     })
     .await;
+    let nolog_single = per_op_async(singles, |i| {
+        let batch = batch_of(&records[i..i + 1]);
+        let b = &nolog_store;
+        async move { b.commit(batch, Durability::Immediate).await.unwrap() }
+    })
+    .await;
+    rows.insert(
+        7,
+        (
+            "single durable write (1 writer), commit log off".into(),
+            us(raw_single),
+            us(nolog_single),
+            format!(
+                "{:.2}×",
+                nolog_single.as_secs_f64() / raw_single.as_secs_f64()
+            ),
+        ),
+    );
     rows.insert(
         4,
         (
@@ -402,28 +474,9 @@ async fn run() {
     // 64 concurrent durable writers, single messages.
     let writers = 64usize;
     let per_writer = 40usize;
-    let before = trait_store.writer_stats();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (b, records) = (trait_store.clone(), Arc::clone(&records));
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_writer {
-                let k = 1_000 + w * per_writer + i;
-                b.commit(batch_of(&records[k..k + 1]), Durability::Immediate)
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let trait_concurrent = started.elapsed();
-    let after = trait_store.writer_stats();
     let commits = (writers * per_writer) as f64;
-    let trait_rate = commits / trait_concurrent.as_secs_f64();
-    let groups = after.transactions - before.transactions;
+    let (trait_rate, groups) = concurrent(&trait_store, &records, writers, per_writer).await;
+    let (nolog_rate, nolog_groups) = concurrent(&nolog_store, &records, writers, per_writer).await;
 
     let raw_per_writer = 5usize;
     let started = Instant::now();
@@ -461,6 +514,36 @@ async fn run() {
         ),
     );
 
+    let nolog_single_rate = 1.0 / nolog_single.as_secs_f64();
+    rows.insert(
+        8,
+        (
+            "64 concurrent durable writers, commits/s, commit log off".into(),
+            format!("{raw_rate:.0}/s (64 threads, no grouping)"),
+            format!(
+                "{nolog_rate:.0}/s ({:.1} batches per fsync)",
+                commits / nolog_groups.max(1) as f64
+            ),
+            format!(
+                "**{:.1}×** its 1-writer rate ({nolog_single_rate:.0}/s); {:.1}× raw's 1-writer rate",
+                nolog_rate / nolog_single_rate,
+                nolog_rate / raw_single_rate
+            ),
+        ),
+    );
+    rows.insert(
+        9,
+        (
+            "commit log: 1-writer durable rate / 64-writer rate, against log off".into(),
+            "–".into(),
+            format!("{single_rate:.0}/s / {trait_rate:.0}/s"),
+            format!(
+                "{:.2}× / {:.2}× the rates without the log",
+                single_rate / nolog_single_rate,
+                trait_rate / nolog_rate
+            ),
+        ),
+    );
     println!(
         "Data: {} messages, {} conversations, {source}.\n",
         records.len(),

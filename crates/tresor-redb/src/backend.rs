@@ -12,18 +12,19 @@ use tresor_backend::{
     Durability, Entry, KeyRange, ReadView, Snapshot, WriteBatch, run_blocking,
 };
 
+use crate::RedbConfig;
 use crate::error::{PANICKED, map_err, map_io, map_open_err, open_panicked, poisoned};
 use crate::log::{CommitLog, Recovery, log_path};
-use crate::RedbConfig;
 use crate::read;
 use crate::view::{FreshViews, RedbView};
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
 ///
-/// Cloning is cheap and shares the open database. The file is closed (and any pending
-/// [`Durability::Eventual`] commit made durable) when the last clone is dropped; that drop
-/// waits for the writer thread to finish the commits already queued.
+/// Cloning is cheap and shares the open database. The file is closed (after a checkpoint that
+/// makes every commit durable in the redb file, and the commit log `<path>-log` deleted) when
+/// the last clone is dropped; that drop waits for the writer thread to finish the commits
+/// already queued.
 ///
 /// Writes go through one writer thread that merges concurrent commits into one redb write
 /// transaction and one fsync (*group commit*, see the crate documentation). Reads run on
@@ -62,7 +63,9 @@ impl fmt::Debug for RedbBackend {
 
 impl RedbBackend {
     /// Opens the redb database at `path`, creating the file (and an empty database in it) if it
-    /// does not exist. The parent directory must exist. Starts the writer thread.
+    /// does not exist. The parent directory must exist. Replays the commit log `<path>-log`
+    /// left by a process that ended without a clean close ([`RedbBackend::recovery`] tells
+    /// what it held), then starts the writer thread.
     ///
     /// Blocks the calling thread on file I/O (and on recovery, after a crash); from async code,
     /// call it inside `tokio::task::spawn_blocking`.
@@ -71,7 +74,8 @@ impl RedbBackend {
     /// - [`BackendError::Locked`] when the store is already open, by another `RedbBackend` of this
     ///   process or by another process.
     /// - [`BackendError::Corrupted`] when the file exists but is not a redb database, or is
-    ///   damaged so that redb fails (or panics) while opening it. Damage in pages the open does
+    ///   damaged so that redb fails (or panics) while opening it, or when the commit log beside
+    ///   it is not a commit log or belongs to another database. Damage in pages the open does
     ///   not read is only found by the reads that reach them.
     /// - [`BackendError::DiskFull`] when there is no room to create or recover the database.
     /// - [`BackendError::Io`] on any other OS error (a missing parent directory, permissions,

@@ -434,7 +434,8 @@ fn u32_len(n: usize) -> Result<u32, BackendError> {
 
 fn put_table(buf: &mut Vec<u8>, table: &str) -> Result<(), BackendError> {
     // Table names are validated (1 to 64 bytes) before a batch is queued.
-    let len = u8::try_from(table.len()).map_err(|_| BackendError::InvalidTableName(table.into()))?;
+    let len =
+        u8::try_from(table.len()).map_err(|_| BackendError::InvalidTableName(table.into()))?;
     buf.push(len);
     buf.extend_from_slice(table.as_bytes());
     Ok(())

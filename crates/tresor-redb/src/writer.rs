@@ -205,8 +205,7 @@ fn run(cx: &mut Context, receiver: &Receiver<Request>) {
         }
         if let Some(reply) = compact {
             // The caller may have given up waiting; the compaction happened anyway.
-            let outcome =
-                checkpoint(cx).and_then(|()| compact_db(&cx.db, &cx.path, &cx.config));
+            let outcome = checkpoint(cx).and_then(|()| compact_db(&cx.db, &cx.path, &cx.config));
             let _ = reply.send(outcome);
         }
     }

@@ -23,13 +23,17 @@ mod without_commit_log {
     tresor_backend::backend_conformance_tests!(
         {
             let dir = tempfile::tempdir().unwrap();
-            let b = tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
-                .unwrap();
+            let b =
+                tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
+                    .unwrap();
             (b, dir)
         },
         reopen = |dir: &tempfile::TempDir| {
-            tresor_redb::RedbBackend::open_existing_with_config(dir.path().join("store.redb"), config())
-                .unwrap()
+            tresor_redb::RedbBackend::open_existing_with_config(
+                dir.path().join("store.redb"),
+                config(),
+            )
+            .unwrap()
         }
     );
 }

@@ -49,10 +49,7 @@ fn child_killed_after_commits_with(role: &str, path: &Path, log: bool) -> ExitSt
     if !log {
         command.env("TRESOR_REDB_NO_LOG", "1");
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let committed = BufReader::new(stdout)
         .lines()
@@ -191,11 +188,9 @@ async fn a_killed_process_keeps_immediate_commits_and_a_prefix_of_eventual_ones(
     let path = dir.path().join("store.redb");
     let status = child_killed_after_commits_with("eventual_then_killed", &path, false);
     assert!(!status.success(), "the child was killed: {status:?}");
-    let b = RedbBackend::open_existing_with_config(
-        &path,
-        RedbConfig::default().with_commit_log(false),
-    )
-    .unwrap();
+    let b =
+        RedbBackend::open_existing_with_config(&path, RedbConfig::default().with_commit_log(false))
+            .unwrap();
     assert_eq!(
         b.get("t", b"durable").await.unwrap(),
         Some(b"durable".to_vec())
