@@ -512,10 +512,7 @@ fn parse_records(bytes: &[u8], id: &[u8; 16]) -> (Vec<Vec<Op>>, u64) {
     let mut batches = Vec::new();
     let mut pos = HEADER_BYTES as usize;
     let mut expect_seq = None;
-    loop {
-        let Some(len_bytes) = bytes.get(pos..pos + 4) else {
-            break;
-        };
+    while let Some(len_bytes) = bytes.get(pos..pos + 4) {
         let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
         let Ok(len) = usize::try_from(len) else {
             break;
@@ -598,7 +595,7 @@ mod tests {
     fn batch(i: u8) -> WriteBatch {
         let mut b = WriteBatch::new();
         b.put("t", vec![i], vec![i; usize::from(i) + 1]);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             b.delete("u", vec![i]);
         }
         b

@@ -130,10 +130,10 @@ impl Writer {
                 // Clean close: make everything durable in the database and delete the emptied
                 // log. If the checkpoint fails the log keeps the records and the next open
                 // replays them.
-                if checkpoint(&mut cx).is_ok() {
-                    if let Some(log) = cx.log.take() {
-                        let _ = log.remove();
-                    }
+                if checkpoint(&mut cx).is_ok()
+                    && let Some(log) = cx.log.take()
+                {
+                    let _ = log.remove();
                 }
             })
             .map_err(BackendError::Io)?;
@@ -449,9 +449,14 @@ impl<'txn> GroupTables<'txn> {
     }
 }
 
-/// Size of the file at `path`, bytes.
+/// Size of the store at `path` on disk, bytes: the redb file plus its commit log, if any.
 pub(crate) fn file_bytes(path: &Path) -> Result<u64, BackendError> {
-    Ok(std::fs::metadata(path).map_err(map_io)?.len())
+    let log = match std::fs::metadata(crate::log::log_path(path)) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(map_io(e)),
+    };
+    Ok(std::fs::metadata(path).map_err(map_io)?.len() + log)
 }
 
 /// Compacts the database: waits for in-flight reads (they hold the lock's read side), runs

@@ -50,8 +50,13 @@ pub async fn salvage(
         return Err(Error::AlreadyExists(target.to_path_buf()));
     }
     let p = damaged.as_ref().to_path_buf();
-    let source: Arc<dyn Backend> =
-        Arc::new(tokio::task::spawn_blocking(move || RedbBackend::open_existing(p)).await??);
+    // Without the commit log, the open writes nothing to the damaged file unless a log left by
+    // a crash must be replayed (then its acknowledged commits are salvaged too).
+    let config = tresor_redb::RedbConfig::default().with_commit_log(false);
+    let source: Arc<dyn Backend> = Arc::new(
+        tokio::task::spawn_blocking(move || RedbBackend::open_existing_with_config(p, config))
+            .await??,
+    );
     let header_bytes = source
         .get(META, meta_keys::KEY_HEADER.as_bytes())
         .await?
