@@ -29,8 +29,13 @@ pub struct RedbConfig {
     pub cache_bytes: usize,
     /// Whether durable commits go through the commit log (`<path>-log`, see the crate
     /// documentation): one sequential append and one `fdatasync` per group instead of a
-    /// durable redb commit. Default `true`. With `false` every `Immediate` group is a durable
-    /// redb commit and no log file is made (an existing log is still replayed at open).
+    /// durable redb commit. Default `false`: with the log, a disk that fills up between two
+    /// checkpoints may leave no room for the next checkpoint (redb writes the pages of the
+    /// commits since the last one only then), so the store keeps the data in the log and
+    /// refuses writes until space is freed; without it, every `Immediate` group is a durable
+    /// redb commit and a full disk fails only the batch that did not fit. Turn it on where
+    /// write throughput matters more (a bulk import, many concurrent writers). Without it an
+    /// existing log is still replayed at open, then deleted.
     pub commit_log: bool,
     /// Log size, in bytes, past which the writer checkpoints (a durable redb commit, then the
     /// log is emptied). Default [`DEFAULT_CHECKPOINT_BYTES`].
@@ -41,7 +46,7 @@ impl Default for RedbConfig {
     fn default() -> Self {
         Self {
             cache_bytes: DEFAULT_CACHE_BYTES,
-            commit_log: true,
+            commit_log: false,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
         }
     }
@@ -55,7 +60,7 @@ impl RedbConfig {
         self
     }
 
-    /// These settings with the commit log on (`true`, the default) or off.
+    /// These settings with the commit log on (`true`) or off (`false`, the default).
     #[must_use]
     pub fn with_commit_log(mut self, on: bool) -> Self {
         self.commit_log = on;

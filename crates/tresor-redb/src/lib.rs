@@ -13,9 +13,9 @@
 //! durable. [`RedbBackend::writer_stats`] counts batches and transactions.
 //!
 //! # Durability and the commit log
-//! With the commit log on ([`RedbConfig::commit_log`], the default), the writer appends each
-//! group's batches to `<path>-log` and, if any of them is `Immediate`, syncs the log
-//! (`fdatasync`) **before** committing the group's redb transaction without sync
+//! With the commit log on ([`RedbConfig::commit_log`]; off by default, see there why), the
+//! writer appends each group's batches to `<path>-log` and, if any of them is `Immediate`,
+//! syncs the log (`fdatasync`) **before** committing the group's redb transaction without sync
 //! (`redb::Durability::None`); the callers are answered after both. A durable commit is
 //! thereby one sequential append and one sync instead of redb writing and syncing every page
 //! the batch copied (on the chitchat corpus: a durable batch of 1,000 messages 1.9× faster, 64
@@ -26,7 +26,7 @@
 //! The format and the crash analysis: `src/log.rs` and docs/FORMAT.md 1.17.
 //!
 //! `Eventual` groups are appended without sync: a killed process loses none of them, a power
-//! loss a suffix. With the log off, `Immediate` groups commit with
+//! loss a suffix. With the log off (the default), `Immediate` groups commit with
 //! `redb::Durability::Immediate` and `Eventual` ones with `redb::Durability::None`, which a
 //! crash loses back to the last durable commit (a suffix). Both tested with killed child
 //! processes in `tests/processes.rs`.

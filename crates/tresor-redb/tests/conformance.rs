@@ -12,12 +12,16 @@ tresor_backend::backend_conformance_tests!(
     }
 );
 
-/// The same suite with the commit log off: every `Immediate` group a durable redb commit.
-mod without_commit_log {
+/// The same suite with the commit log on (`RedbConfig::commit_log`): durable commits are log
+/// appends, redb commits without sync, checkpoints every 4 KiB of log here (so that the cases
+/// run across many checkpoints) and at close.
+mod with_commit_log {
     #![allow(clippy::unwrap_used)]
 
     fn config() -> tresor_redb::RedbConfig {
-        tresor_redb::RedbConfig::default().with_commit_log(false)
+        tresor_redb::RedbConfig::default()
+            .with_commit_log(true)
+            .with_checkpoint_bytes(4096)
     }
 
     tresor_backend::backend_conformance_tests!(

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tresor_backend::{Backend, BackendError, Direction, Durability, KeyRange, WriteBatch};
-use tresor_redb::RedbBackend;
+use tresor_redb::{RedbBackend, RedbConfig};
 
 async fn put(b: &RedbBackend, table: &str, key: &[u8], value: &[u8], durability: Durability) {
     let mut batch = WriteBatch::new();
@@ -224,6 +224,21 @@ async fn stats_report_the_file_size() {
     let full = b.stats().await.unwrap().file_bytes.unwrap();
     assert!(full >= 4 * 1024 * 1024, "{empty} -> {full}");
     assert_eq!(full, std::fs::metadata(&path).unwrap().len());
+    drop(b);
+    // With the commit log, the stats count it too.
+    let b =
+        RedbBackend::open_with_config(&path, RedbConfig::default().with_commit_log(true)).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put("t", b"small".to_vec(), vec![2u8; 1000]);
+    b.commit(batch, Durability::Immediate).await.unwrap();
+    let log = std::fs::metadata(dir.path().join("store.redb-log"))
+        .unwrap()
+        .len();
+    assert!(log > 1000, "{log}");
+    assert_eq!(
+        b.stats().await.unwrap().file_bytes.unwrap(),
+        std::fs::metadata(&path).unwrap().len() + log
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +322,8 @@ async fn compaction_reclaims_space_but_not_under_a_snapshot() {
 async fn compaction_rewrites_the_file_in_place_of_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    let b = RedbBackend::open(&path).unwrap();
+    let b =
+        RedbBackend::open_with_config(&path, RedbConfig::default().with_commit_log(true)).unwrap();
     for chunk in 0u32..8 {
         let mut batch = WriteBatch::new();
         for i in 0u32..2000 {
@@ -330,7 +346,9 @@ async fn compaction_rewrites_the_file_in_place_of_the_old_one() {
     put(&b, "t", b"after", b"2", Durability::Immediate).await;
     assert_eq!(b.len("t").await.unwrap(), 16_001);
     drop(b);
-    let b = RedbBackend::open_existing(&path).unwrap();
+    let b =
+        RedbBackend::open_existing_with_config(&path, RedbConfig::default().with_commit_log(true))
+            .unwrap();
     assert_eq!(b.len("t").await.unwrap(), 16_001);
     assert_eq!(b.get("e", b"eventual").await.unwrap(), Some(b"1".to_vec()));
     assert_eq!(b.get("t", b"after").await.unwrap(), Some(b"2".to_vec()));

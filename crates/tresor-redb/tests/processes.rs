@@ -150,7 +150,7 @@ async fn a_second_process_opening_the_store_gets_locked() {
     assert_eq!(child("open", &path).code(), Some(0));
 }
 
-/// With the commit log (the default), a killed process loses nothing it committed: every
+/// With the commit log, a killed process loses nothing it committed: every
 /// batch, `Eventual` ones included, was written to the log before its commit returned, and the
 /// OS keeps written data across the death of a process (only a power loss can drop the
 /// `Eventual` records, which were never synced). The reopen replays them.
@@ -165,7 +165,8 @@ async fn a_killed_process_with_the_commit_log_keeps_every_commit() {
         std::fs::metadata(&log).unwrap().len() > 32,
         "the killed child left its records in the log"
     );
-    let b = RedbBackend::open_existing(&path).unwrap();
+    let with_log = RedbConfig::default().with_commit_log(true);
+    let b = RedbBackend::open_existing_with_config(&path, with_log).unwrap();
     assert_eq!(b.recovery().replayed_batches, 3);
     assert_eq!(b.recovery().discarded_bytes, 0);
     for key in [&b"durable"[..], b"eventual_1", b"eventual_2"] {
@@ -175,6 +176,8 @@ async fn a_killed_process_with_the_commit_log_keeps_every_commit() {
     assert_eq!(std::fs::metadata(&log).unwrap().len(), 32);
     put(&b, b"after", Durability::Immediate).await;
     drop(b);
+    // A clean close checkpointed and deleted the log; opening without it replays nothing.
+    assert!(!log.exists());
     let b = RedbBackend::open_existing(&path).unwrap();
     assert_eq!(b.recovery().replayed_batches, 0);
     assert_eq!(b.len("t").await.unwrap(), 4);
@@ -237,7 +240,9 @@ async fn a_killed_process_after_checkpoints_keeps_every_commit() {
     let path = dir.path().join("store.redb");
     let status = child_killed_after_commits("many_then_killed", &path);
     assert!(!status.success(), "the child was killed: {status:?}");
+    // Opened without the log: the log left by the crash is still replayed, then deleted.
     let b = RedbBackend::open_existing(&path).unwrap();
+    assert!(!dir.path().join("store.redb-log").exists());
     let replayed = b.recovery().replayed_batches;
     assert!(replayed > 0 && replayed < 300, "replayed {replayed}");
     assert_eq!(b.len("t").await.unwrap(), 1);

@@ -399,7 +399,7 @@ async fn restore_into<'a>(
             options.backend,
             temp.clone(),
             true,
-            options.engine_cache_bytes,
+            options.redb_config(false),
         )
         .await?;
         let summary = fill(Arc::clone(&backend)).await;

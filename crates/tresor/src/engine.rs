@@ -46,17 +46,16 @@ impl BackendKind {
 }
 
 /// Opens (with `create`: creates if missing) the store file at `path` with engine `kind`, or,
-/// for an existing file, the engine its header names, with a page cache of at most
-/// `cache_bytes` (redb). Runs on the blocking pool.
+/// for an existing file, the engine its header names, with `config` (redb: page-cache bound,
+/// commit log). Runs on the blocking pool.
 pub(crate) async fn open(
     kind: BackendKind,
     path: PathBuf,
     create: bool,
-    cache_bytes: usize,
+    config: RedbConfig,
 ) -> Result<Arc<dyn Backend>, Error> {
     tokio::task::spawn_blocking(move || {
         let kind = BackendKind::detect(&path).unwrap_or(kind);
-        let config = RedbConfig::default().with_cache_bytes(cache_bytes);
         let backend: Arc<dyn Backend> = match (kind, create) {
             (BackendKind::Redb, true) => Arc::new(RedbBackend::open_with_config(&path, config)?),
             (BackendKind::Redb, false) => {

@@ -194,7 +194,7 @@ impl Tresor {
             crate::BackendKind::default(),
             path,
             false,
-            tresor_redb::DEFAULT_CACHE_BYTES,
+            tresor_redb::RedbConfig::default(),
         )
         .await?;
         let found = backend

@@ -168,7 +168,7 @@ impl Tresor {
                 options.backend,
                 temp.clone(),
                 true,
-                options.engine_cache_bytes,
+                options.redb_config(false),
             )
             .await?;
             let store =
@@ -217,7 +217,7 @@ impl Tresor {
             options.backend,
             path.clone(),
             false,
-            options.engine_cache_bytes,
+            options.redb_config(true),
         )
         .await?;
         Self::unlock(backend, secret, options, Some(path)).await

@@ -57,10 +57,18 @@ fn say(out: &Out, line: &str) {
 
 async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
     let alt = tresor_cli::crash::alternate(&pass);
+    // `TRESOR_CRASH_COMMIT_LOG=1`: durable commits through redb's commit log.
+    let options = tresor::Options::default()
+        .with_commit_log(std::env::var("TRESOR_CRASH_COMMIT_LOG").is_ok_and(|v| v == "1"));
     // The previous handle's background key rotation may hold the file for one more batch.
     let mut attempts = 0;
     let first = loop {
-        match Tresor::open_or_create(db, pass.as_str().into()).await {
+        let opened = if std::path::Path::new(db).exists() {
+            Tresor::open_with(db, pass.as_str().into(), options).await
+        } else {
+            Tresor::create_with(db, pass.as_str().into(), options).await
+        };
+        match opened {
             Err(tresor::Error::Backend(tresor::BackendError::Locked)) if attempts < 400 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(25));
@@ -70,7 +78,10 @@ async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
     };
     let (store, mut current) = match first {
         Ok(s) => (s, pass),
-        Err(tresor::Error::WrongPassphrase) => (Tresor::open(db, alt.as_str().into()).await?, alt),
+        Err(tresor::Error::WrongPassphrase) => (
+            Tresor::open_with(db, alt.as_str().into(), options).await?,
+            alt,
+        ),
         Err(e) => return Err(e),
     };
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
