@@ -19,7 +19,8 @@ use std::process::Command;
 use crate::{cargo, run, workspace_root};
 
 /// Every system, in the order of the table columns.
-const SYSTEMS: [&str; 4] = ["tresor", "redb", "sqlcipher", "sqlite"];
+/// `tresor-log` is tresor with redb's commit log on (`Options::commit_log`).
+const SYSTEMS: [&str; 5] = ["tresor", "tresor-log", "redb", "sqlcipher", "sqlite"];
 
 /// A row of the table: JSON field, label, unit, and whether higher is better.
 const ROWS: [(&str, &str, bool); 18] = [
@@ -243,9 +244,14 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "sample:258145".to_owned()
     };
     let mut bins: BTreeMap<&str, PathBuf> = BTreeMap::new();
-    if a.systems.iter().any(|s| s == "tresor" || s == "redb") || a.scale.is_some() {
+    if a.systems
+        .iter()
+        .any(|s| s == "tresor" || s == "tresor-log" || s == "redb")
+        || a.scale.is_some()
+    {
         let base = build(None)?;
         bins.insert("tresor", base.clone());
+        bins.insert("tresor-log", base.clone());
         bins.insert("redb", base);
     }
     for flavour in ["sqlite", "sqlcipher"] {
@@ -396,11 +402,20 @@ fn table(
     for sys in &systems {
         s.push_str(&format!(" {sys} |"));
     }
-    s.push_str(" tresor vs redb | tresor vs sqlcipher | tresor vs sqlite |\n|---|");
+    s.push_str(" tresor vs redb | tresor vs sqlcipher | tresor vs sqlite |");
+    let with_log = systems.contains(&"tresor-log");
+    if with_log {
+        s.push_str(" tresor-log vs redb | tresor-log vs sqlcipher |");
+    }
+    s.push_str("\n|---|");
     for _ in &systems {
         s.push_str("---:|");
     }
-    s.push_str("---:|---:|---:|\n");
+    s.push_str("---:|---:|---:|");
+    if with_log {
+        s.push_str("---:|---:|");
+    }
+    s.push('\n');
     for (field, label, higher) in ROWS {
         s.push_str(&format!("| {label} |"));
         for sys in &systems {
@@ -409,6 +424,12 @@ fn table(
         let t = med("tresor", field);
         for other in ["redb", "sqlcipher", "sqlite"] {
             s.push_str(&format!(" {} |", ratio(t, med(other, field), higher)));
+        }
+        if with_log {
+            let t = med("tresor-log", field);
+            for other in ["redb", "sqlcipher"] {
+                s.push_str(&format!(" {} |", ratio(t, med(other, field), higher)));
+            }
         }
         s.push('\n');
     }

@@ -15,18 +15,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Runs every workload on a fresh store in `dir`.
-pub fn run(data: &Data, dir: &Path) -> RunResult {
+/// Runs every workload on a fresh store in `dir`; with `commit_log`, the store is opened with
+/// redb's commit log (`Options::commit_log`, system `tresor-log`).
+pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
     let rt = runtime();
     let path = dir.join("tresor.redb");
+    let options = tresor::Options::default().with_commit_log(commit_log);
     let mut r = RunResult {
-        system: "tresor".into(),
+        system: if commit_log { "tresor-log" } else { "tresor" }.into(),
         messages: data.messages.len(),
         ..RunResult::default()
     };
     rt.block_on(async {
         let t = Instant::now();
-        let store = Tresor::create(&path, PASS.into())
+        let store = Tresor::create_with(&path, PASS.into(), options)
             .await
             .expect("create tresor");
         r.create_ms = secs(t) * 1e3;
@@ -49,7 +51,9 @@ pub fn run(data: &Data, dir: &Path) -> RunResult {
 
     rt.block_on(async {
         let t = Instant::now();
-        let store = Tresor::open(&path, PASS.into()).await.expect("open tresor");
+        let store = Tresor::open_with(&path, PASS.into(), options)
+            .await
+            .expect("open tresor");
         r.open_ms = secs(t) * 1e3;
         let messages = store.messages();
 
