@@ -18,6 +18,19 @@ use crate::store::{Inner, WriterState};
 use crate::view::Walk;
 use crate::{Error, Tresor};
 
+/// Summaries read ahead by a save, by (table, token): `None` values are known to be absent.
+#[derive(Default)]
+pub(crate) struct Prefetched(HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>);
+
+impl Prefetched {
+    /// The values of `keys` in `table` if every one of them was read ahead.
+    fn all(&self, table: &'static str, keys: &[Vec<u8>]) -> Option<Vec<Option<Vec<u8>>>> {
+        keys.iter()
+            .map(|k| self.0.get(&(table, k.clone())).cloned())
+            .collect()
+    }
+}
+
 /// A stored message and whether it lives under the previous key (during a rotation).
 pub(crate) type Found = (Message, bool);
 
@@ -180,7 +193,12 @@ impl<'a> Messages<'a> {
 
         let toks: Vec<_> = batch.iter().map(|m| tokens(keys, m)).collect();
         let ids: Vec<Vec<u8>> = toks.iter().map(|t| t.id.to_vec()).collect();
-        let stored = inner.backend.get_many(MESSAGES, &ids).await?;
+        let mut typed = crate::table::TypedBatch::default();
+        // Every read a save of new messages needs, in one read view (one thread hop instead
+        // of one per table): the messages, their conversations' typed records, states and
+        // conversation states, and the conversation and peer summaries. Updates may need
+        // more (the old message's conversation and peers), read later as before.
+        let (stored, counts) = self.prefetch(keys, &batch, &toks, ids, &mut typed).await?;
         // During a rotation, a message not yet migrated lives under its previous token.
         let stored_old = match &ring.previous {
             Some(prev) => {
@@ -281,10 +299,9 @@ impl<'a> Messages<'a> {
             .values()
             .filter_map(|f| f.as_ref().map(|(m, _)| m))
             .collect();
-        let mut typed = crate::table::TypedBatch::default();
         crate::conversations::fold_messages(inner, keys, &mut typed, &written, &mut ops).await?;
         crate::message_ext::apply_states(inner, keys, &mut typed, states, &mut ops).await?;
-        self.apply_count_deltas(&ring, &mut ops, conversations, peers)
+        self.apply_count_deltas(&ring, &mut ops, conversations, peers, &counts)
             .await?;
         if next_seq != writer.next_seq {
             ops.put(META, meta_keys::NEXT_SEQ, next_seq.to_le_bytes().to_vec());
@@ -295,15 +312,86 @@ impl<'a> Messages<'a> {
         Ok(outcomes)
     }
 
+    /// Reads, in one read view, what saving `batch` reads: the stored messages under `ids`
+    /// (returned, in order), the typed records of the batch's conversations, message states
+    /// and conversation states (seeded into `typed`), and the conversation and peer summaries
+    /// under the batch's tokens (returned by table and token). The writer lock is held, so the
+    /// view sees the state the batch will be applied to.
+    async fn prefetch(
+        &self,
+        keys: &tresor_crypto::StoreKeys,
+        batch: &[Message],
+        toks: &[tresor_schema::messages::MessageTokens],
+        ids: Vec<Vec<u8>>,
+        typed: &mut crate::table::TypedBatch,
+    ) -> Result<(Vec<Option<Vec<u8>>>, Prefetched), Error> {
+        use tresor_schema::message_state::{CONVERSATION_STATES, MESSAGE_STATES};
+        use tresor_schema::typed::record_key;
+        let conversation_ids: std::collections::BTreeSet<&str> =
+            batch.iter().map(|m| m.conversation_id.as_str()).collect();
+        let rks: Vec<Vec<u8>> = conversation_ids
+            .iter()
+            .map(|c| {
+                record_key(
+                    keys,
+                    tresor_schema::records::CONVERSATIONS.name,
+                    c.as_bytes(),
+                )
+            })
+            .chain(
+                batch
+                    .iter()
+                    .map(|m| record_key(keys, MESSAGE_STATES.name, m.id.as_bytes())),
+            )
+            .chain(
+                conversation_ids
+                    .iter()
+                    .map(|c| record_key(keys, CONVERSATION_STATES.name, c.as_bytes())),
+            )
+            .collect();
+        let mut summary_keys: Vec<(&'static str, Vec<u8>)> = Vec::new();
+        for t in toks {
+            summary_keys.push((CONVERSATIONS, t.conversation.to_vec()));
+            for p in &t.peers {
+                summary_keys.push((tresor_schema::catalog::PEERS, p.to_vec()));
+            }
+        }
+        summary_keys.sort();
+        summary_keys.dedup();
+        let rks_read = rks.clone();
+        let (stored, found, summaries) = crate::view::read(&self.store.inner, move |inner| {
+            let view = inner.backend.read_view()?;
+            let stored = view.get_many(MESSAGES, &ids)?;
+            let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
+            let mut summaries = HashMap::with_capacity(summary_keys.len());
+            for table in [CONVERSATIONS, tresor_schema::catalog::PEERS] {
+                let keys: Vec<Vec<u8>> = summary_keys
+                    .iter()
+                    .filter(|(t, _)| *t == table)
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                for (k, v) in keys.iter().cloned().zip(view.get_many(table, &keys)?) {
+                    summaries.insert((table, k), v);
+                }
+            }
+            Ok((stored, found, summaries))
+        })
+        .await?;
+        typed.seed(keys, rks, found)?;
+        Ok((stored, Prefetched(summaries)))
+    }
+
     /// Adds to `ops` the new sealed summaries of every conversation and peer whose message
     /// count changed, deleting those whose count drops to zero. During a rotation a summary
     /// still under its previous token is moved to its new token (it carries the whole count).
+    /// Summaries in `prefetched` are not read again.
     async fn apply_count_deltas(
         &self,
         ring: &Keyring,
         ops: &mut WriteBatch,
         conversations: Deltas,
         peers: Deltas,
+        prefetched: &Prefetched,
     ) -> Result<(), Error> {
         let keys = &ring.current;
         let padded = self.inner().padded;
@@ -316,7 +404,10 @@ impl<'a> Messages<'a> {
                 continue;
             }
             let tokens: Vec<Vec<u8>> = deltas.iter().map(|(t, _)| t.to_vec()).collect();
-            let stored = self.inner().backend.get_many(table, &tokens).await?;
+            let stored = match prefetched.all(table, &tokens) {
+                Some(stored) => stored,
+                None => self.inner().backend.get_many(table, &tokens).await?,
+            };
             let stored_old = match &ring.previous {
                 Some(prev) => {
                     let old: Vec<Vec<u8>> = deltas
@@ -540,7 +631,7 @@ impl<'a> Messages<'a> {
             ops,
         )
         .await?;
-        self.apply_count_deltas(ring, ops, conversations, peers)
+        self.apply_count_deltas(ring, ops, conversations, peers, &Prefetched::default())
             .await
     }
 }

@@ -108,7 +108,25 @@ impl TypedBatch {
             return Ok(());
         }
         let found = inner.backend.get_many(TYPED_RECORDS, &missing).await?;
-        for (rk, bytes) in missing.into_iter().zip(found) {
+        self.seed(keys, missing, found)
+    }
+
+    /// Takes the stored bytes `found` of the records under `rks` (read by the caller, e.g. in
+    /// one read view with other tables) as their state before the batch, unless the batch
+    /// already knows a record.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] (or a crypto error) when a record does not open.
+    pub(crate) fn seed(
+        &mut self,
+        keys: &StoreKeys,
+        rks: Vec<Vec<u8>>,
+        found: Vec<Option<Vec<u8>>>,
+    ) -> Result<(), Error> {
+        for (rk, bytes) in rks.into_iter().zip(found) {
+            if self.records.contains_key(&rk) {
+                continue;
+            }
             let env = match bytes {
                 Some(bytes) => Some(open_envelope(keys, &rk, &bytes)?),
                 None => None,
