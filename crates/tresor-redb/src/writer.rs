@@ -252,19 +252,15 @@ fn try_group(
     batches: &[&WriteBatch],
     durable: bool,
 ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
-    let mut txn = cx
-        .db
-        .read()
-        .map_err(poisoned)?
-        .begin_write()
-        .map_err(map_err)?;
     // With the commit log, the log append is the durable step and redb commits without sync.
-    txn.set_durability(if durable && cx.log.is_none() {
-        redb::Durability::Immediate
-    } else {
-        redb::Durability::None
-    })
-    .map_err(map_err)?;
+    let txn = begin_write(
+        &cx.db,
+        if durable && cx.log.is_none() {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        },
+    )?;
     let mut outcomes = Vec::with_capacity(batches.len());
     {
         let mut tables = GroupTables::new(&txn);
@@ -316,6 +312,20 @@ fn try_group(
     Ok(outcomes)
 }
 
+/// Begins a write transaction on `db` with `durability`.
+fn begin_write(
+    db: &RwLock<crate::db::Db>,
+    durability: redb::Durability,
+) -> Result<WriteTransaction, BackendError> {
+    let mut txn = db
+        .read()
+        .map_err(poisoned)?
+        .begin_write()
+        .map_err(map_err)?;
+    txn.set_durability(durability).map_err(map_err)?;
+    Ok(txn)
+}
+
 /// Checkpoints when the log has grown past the configured size.
 fn maybe_checkpoint(cx: &mut Context) {
     let Some(len) = cx.log.as_ref().map(CommitLog::len) else {
@@ -344,15 +354,9 @@ fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
     if log.len() <= crate::log::HEADER_BYTES {
         return Ok(());
     }
-    let mut txn = cx
-        .db
-        .read()
-        .map_err(poisoned)?
-        .begin_write()
+    begin_write(&cx.db, redb::Durability::Immediate)?
+        .commit()
         .map_err(map_err)?;
-    txn.set_durability(redb::Durability::Immediate)
-        .map_err(map_err)?;
-    txn.commit().map_err(map_err)?;
     log.reset()?;
     cx.next_checkpoint = crate::log::HEADER_BYTES + cx.config.checkpoint_bytes;
     cx.counters.checkpoints.fetch_add(1, Ordering::Relaxed);

@@ -54,8 +54,9 @@ pub struct Options {
     /// is 2 MiB by default). Default: [`tresor_redb::DEFAULT_CACHE_BYTES`] (64 MiB; redb's own
     /// default would be 1 GiB).
     pub engine_cache_bytes: usize,
-    /// redb: durable commits through the engine's commit log (`tresor_redb::RedbConfig::
-    /// commit_log`, docs/FORMAT.md 1.17): a durable save is one log append and one
+    /// redb: durable commits through the engine's commit log
+    /// (`tresor_redb::RedbConfig::commit_log`, docs/FORMAT.md 1.17): a durable save is one log
+    /// append and one
     /// `fdatasync` instead of a durable redb commit (on the chitchat corpus a durable batch of
     /// 1,000 messages takes about half the time, docs/BENCHMARKS.md), at the cost of a
     /// `<store>-log` file beside the store while it is open, and of needing free space for a
