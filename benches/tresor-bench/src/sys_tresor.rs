@@ -16,11 +16,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Runs every workload on a fresh store in `dir`; with `commit_log`, the store is opened with
-/// redb's commit log (`Options::commit_log`, system `tresor-log`).
+/// redb's commit log (`Options::commit_log`, system `tresor-log`). `TRESOR_BENCH_CACHE_MIB`
+/// sets redb's page cache (`Options::engine_cache_bytes`, MiB; default tresor's 64 MiB, raw
+/// redb's default is 1,024).
 pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
     let rt = runtime();
     let path = dir.join("tresor.redb");
-    let options = tresor::Options::default().with_commit_log(commit_log);
+    let mut options = tresor::Options::default().with_commit_log(commit_log);
+    if let Some(mib) = std::env::var("TRESOR_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options = options.with_engine_cache_bytes(mib << 20);
+    }
     let mut r = RunResult {
         system: if commit_log { "tresor-log" } else { "tresor" }.into(),
         messages: data.messages.len(),
