@@ -146,6 +146,7 @@ impl RedbBackend {
             config,
             log,
             next_checkpoint: crate::log::HEADER_BYTES + config.checkpoint_bytes,
+            unsynced_direct: false,
         })?;
         // A compaction interrupted by a crash leaves its scratch file; the store is locked now.
         crate::compact::remove_scratch(path)?;

@@ -20,6 +20,12 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// larger log file between checkpoints.
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 
+/// The default free space below which the commit log is bypassed: 256 MiB
+/// ([`RedbConfig::log_min_free_bytes`]). Between two checkpoints the log holds at most
+/// [`DEFAULT_CHECKPOINT_BYTES`] and redb at most its write buffer (the page cache,
+/// [`DEFAULT_CACHE_BYTES`]) of pages not yet written; 256 MiB is well over both together.
+pub const DEFAULT_LOG_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Settings of a [`crate::RedbBackend`], given at open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -29,14 +35,18 @@ pub struct RedbConfig {
     pub cache_bytes: usize,
     /// Whether durable commits go through the commit log (`<path>-log`, see the crate
     /// documentation): one sequential append and one `fdatasync` per group instead of a
-    /// durable redb commit. Default `false`: with the log, a disk that fills up between two
-    /// checkpoints may leave no room for the next checkpoint (redb writes the pages of the
-    /// commits since the last one only then), so the store keeps the data in the log and
-    /// refuses writes until space is freed; without it, every `Immediate` group is a durable
-    /// redb commit and a full disk fails only the batch that did not fit. Turn it on where
-    /// write throughput matters more (a bulk import, many concurrent writers). Without it an
-    /// existing log is still replayed at open, then deleted.
+    /// durable redb commit. Default `true`. Without it every `Immediate` group is a durable
+    /// redb commit, and an existing log is still replayed at open, then deleted.
     pub commit_log: bool,
+    /// Free space, in bytes, the store's file system must have for a group to go through the
+    /// commit log; below it the writer checkpoints and commits directly (durable redb
+    /// commits), until space is back. Why: redb writes the pages of the commits since the last
+    /// checkpoint only at the next one, so a disk that fills up while the log is in use could
+    /// leave no room for that checkpoint (the data would stay safe in the log, but writes and
+    /// reopening would fail until space is freed); a direct commit on a full disk fails only
+    /// the batch that does not fit. Checked with `statvfs` before every group (Unix; elsewhere
+    /// the space is taken as enough). Default [`DEFAULT_LOG_MIN_FREE_BYTES`].
+    pub log_min_free_bytes: u64,
     /// Log size, in bytes, past which the writer checkpoints (a durable redb commit, then the
     /// log is emptied). Default [`DEFAULT_CHECKPOINT_BYTES`].
     pub checkpoint_bytes: u64,
@@ -46,8 +56,9 @@ impl Default for RedbConfig {
     fn default() -> Self {
         Self {
             cache_bytes: DEFAULT_CACHE_BYTES,
-            commit_log: false,
+            commit_log: true,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            log_min_free_bytes: DEFAULT_LOG_MIN_FREE_BYTES,
         }
     }
 }
@@ -60,7 +71,7 @@ impl RedbConfig {
         self
     }
 
-    /// These settings with the commit log on (`true`) or off (`false`, the default).
+    /// These settings with the commit log on (`true`, the default) or off (`false`).
     #[must_use]
     pub fn with_commit_log(mut self, on: bool) -> Self {
         self.commit_log = on;
@@ -71,6 +82,13 @@ impl RedbConfig {
     #[must_use]
     pub fn with_checkpoint_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// These settings with the commit log bypassed below `bytes` of free space.
+    #[must_use]
+    pub fn with_log_min_free_bytes(mut self, bytes: u64) -> Self {
+        self.log_min_free_bytes = bytes;
         self
     }
 

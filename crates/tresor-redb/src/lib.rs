@@ -13,8 +13,8 @@
 //! durable. [`RedbBackend::writer_stats`] counts batches and transactions.
 //!
 //! # Durability and the commit log
-//! With the commit log on ([`RedbConfig::commit_log`]; off by default, see there why), the
-//! writer appends each group's batches to `<path>-log` and, if any of them is `Immediate`,
+//! With the commit log on ([`RedbConfig::commit_log`], the default), the writer appends each
+//! group's batches to `<path>-log` and, if any of them is `Immediate`,
 //! syncs the log (`fdatasync`) **before** committing the group's redb transaction without sync
 //! (`redb::Durability::None`); the callers are answered after both. A durable commit is
 //! thereby one sequential append and one sync instead of redb writing and syncing every page
@@ -26,8 +26,12 @@
 //! The format and the crash analysis: `src/log.rs` and docs/FORMAT.md 1.17.
 //!
 //! `Eventual` groups are appended without sync: a killed process loses none of them, a power
-//! loss a suffix. With the log off (the default), `Immediate` groups commit with
-//! `redb::Durability::Immediate` and `Eventual` ones with `redb::Durability::None`, which a
+//! loss a suffix. While the file system has less than [`RedbConfig::log_min_free_bytes`]
+//! free, the writer checkpoints and then commits directly, as with the log off, so that a
+//! disk filling up leaves room for the checkpoint (unless another program takes the last
+//! 256 MiB between two commits: then the data is safe in the log, and writes and reopening
+//! fail with `DiskFull` until space is freed). With the log off, `Immediate` groups commit
+//! with `redb::Durability::Immediate` and `Eventual` ones with `redb::Durability::None`, which a
 //! crash loses back to the last durable commit (a suffix). Both tested with killed child
 //! processes in `tests/processes.rs`.
 //!
@@ -67,10 +71,13 @@ mod db;
 mod error;
 mod log;
 mod read;
+mod space;
 mod view;
 mod writer;
 
 pub use backend::RedbBackend;
-pub use config::{DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_BYTES, RedbConfig};
+pub use config::{
+    DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_BYTES, DEFAULT_LOG_MIN_FREE_BYTES, RedbConfig,
+};
 pub use log::Recovery;
 pub use writer::WriterStats;

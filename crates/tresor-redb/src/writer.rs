@@ -87,6 +87,10 @@ pub(crate) struct Context {
     pub(crate) log: Option<CommitLog>,
     /// The log size at which the next checkpoint is tried (moved on when one fails).
     pub(crate) next_checkpoint: u64,
+    /// Whether a group was committed directly without sync (`Eventual`, log bypassed) since
+    /// the last durable commit: before the log is used again those must be made durable, so
+    /// that a replay never applies logged records without the direct commits before them.
+    pub(crate) unsynced_direct: bool,
 }
 
 /// A request to the writer thread.
@@ -252,10 +256,11 @@ fn try_group(
     batches: &[&WriteBatch],
     durable: bool,
 ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+    let logging = use_log(cx)?;
     // With the commit log, the log append is the durable step and redb commits without sync.
     let txn = begin_write(
         &cx.db,
-        if durable && cx.log.is_none() {
+        if durable && !logging {
             redb::Durability::Immediate
         } else {
             redb::Durability::None
@@ -277,8 +282,7 @@ fn try_group(
     }
     // On error the transaction is dropped, which aborts it.
     match &mut cx.log {
-        None => txn.commit().map_err(map_err)?,
-        Some(log) => {
+        Some(log) if logging => {
             let applied: Vec<&WriteBatch> = batches
                 .iter()
                 .zip(&outcomes)
@@ -299,6 +303,10 @@ fn try_group(
                 }
             }
         }
+        _ => {
+            txn.commit().map_err(map_err)?;
+            cx.unsynced_direct = !durable;
+        }
     }
     let counters = &cx.counters;
     let applied = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
@@ -310,6 +318,33 @@ fn try_group(
             .fetch_add(1, Ordering::Relaxed);
     }
     Ok(outcomes)
+}
+
+/// Whether this group goes through the commit log: there is one and the file system has
+/// [`crate::RedbConfig::log_min_free_bytes`] free. Switching makes the order safe: before a
+/// direct commit the log's records are made durable in the database (a checkpoint), so that a
+/// replay never puts them over newer data; before the log is used again, non-durable direct
+/// commits are made durable, so that a replay never applies records without them.
+///
+/// # Errors
+/// When that checkpoint fails (a full disk): the group is not committed.
+fn use_log(cx: &mut Context) -> Result<bool, BackendError> {
+    if cx.log.is_none() {
+        return Ok(false);
+    }
+    let enough =
+        crate::space::free_bytes(&cx.path).is_none_or(|free| free >= cx.config.log_min_free_bytes);
+    if enough {
+        if cx.unsynced_direct {
+            begin_write(&cx.db, redb::Durability::Immediate)?
+                .commit()
+                .map_err(map_err)?;
+            cx.unsynced_direct = false;
+        }
+    } else {
+        checkpoint(cx)?;
+    }
+    Ok(enough)
 }
 
 /// Begins a write transaction on `db` with `durability`.
@@ -506,8 +541,58 @@ mod tests {
             config: crate::RedbConfig::default().with_cache_bytes(1 << 20),
             log: None,
             next_checkpoint: 0,
+            unsynced_direct: false,
         };
         (dir, cx)
+    }
+
+    /// A context whose database has a commit log (never checkpointed by size).
+    fn logged_context() -> (tempfile::TempDir, Context) {
+        let (dir, mut cx) = context();
+        let (log, _) = {
+            let db = cx.db.read().unwrap();
+            CommitLog::open(&db, &cx.path).unwrap()
+        };
+        cx.log = Some(log);
+        cx.next_checkpoint = u64::MAX;
+        (dir, cx)
+    }
+
+    fn log_len(cx: &Context) -> u64 {
+        cx.log.as_ref().unwrap().len()
+    }
+
+    /// Below the free-space threshold the writer checkpoints and commits directly; above it
+    /// it logs again, after making non-durable direct commits durable.
+    #[test]
+    fn the_log_is_bypassed_when_space_is_short() {
+        let (_dir, mut cx) = logged_context();
+        let header = crate::log::HEADER_BYTES;
+        cx.config.log_min_free_bytes = 0;
+        try_group(&mut cx, &[&put(1, None)], true).unwrap();
+        assert!(log_len(&cx) > header, "logged");
+        assert_eq!(cx.counters.get().checkpoints, 0);
+
+        // No file system has this much free: checkpoint, then a direct durable commit.
+        cx.config.log_min_free_bytes = u64::MAX;
+        try_group(&mut cx, &[&put(2, None)], true).unwrap();
+        assert_eq!(log_len(&cx), header, "the log was checkpointed and emptied");
+        assert_eq!(cx.counters.get().checkpoints, 1);
+        try_group(&mut cx, &[&put(3, None)], false).unwrap();
+        assert!(cx.unsynced_direct);
+        assert_eq!(log_len(&cx), header);
+
+        // Space is back: the Eventual direct commit is made durable before logging resumes.
+        cx.config.log_min_free_bytes = 0;
+        try_group(&mut cx, &[&put(4, None)], true).unwrap();
+        assert!(!cx.unsynced_direct);
+        assert!(log_len(&cx) > header);
+        let db = cx.db.read().unwrap();
+        let read = db.begin_read().unwrap();
+        let t = read.open_table(Def::new("t")).unwrap();
+        for k in 1u8..=4 {
+            assert!(t.get([k].as_slice()).unwrap().is_some(), "key {k}");
+        }
     }
 
     fn put(key: u8, expect: Option<Expect>) -> WriteBatch {

@@ -12,9 +12,8 @@ tresor_backend::backend_conformance_tests!(
     }
 );
 
-/// The same suite with the commit log on (`RedbConfig::commit_log`): durable commits are log
-/// appends, redb commits without sync, checkpoints every 4 KiB of log here (so that the cases
-/// run across many checkpoints) and at close.
+/// The same suite with checkpoints every 4 KiB of commit log (so that the cases run across many
+/// checkpoints; the default is 32 MiB) and the log used whatever the free space.
 mod with_commit_log {
     #![allow(clippy::unwrap_used)]
 
@@ -22,6 +21,33 @@ mod with_commit_log {
         tresor_redb::RedbConfig::default()
             .with_commit_log(true)
             .with_checkpoint_bytes(4096)
+            .with_log_min_free_bytes(0)
+    }
+
+    tresor_backend::backend_conformance_tests!(
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let b =
+                tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
+                    .unwrap();
+            (b, dir)
+        },
+        reopen = |dir: &tempfile::TempDir| {
+            tresor_redb::RedbBackend::open_existing_with_config(
+                dir.path().join("store.redb"),
+                config(),
+            )
+            .unwrap()
+        }
+    );
+}
+
+/// The same suite with the commit log off: every `Immediate` group a durable redb commit.
+mod without_commit_log {
+    #![allow(clippy::unwrap_used)]
+
+    fn config() -> tresor_redb::RedbConfig {
+        tresor_redb::RedbConfig::default().with_commit_log(false)
     }
 
     tresor_backend::backend_conformance_tests!(

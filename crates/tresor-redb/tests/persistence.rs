@@ -215,7 +215,8 @@ fn open_in_a_missing_directory_is_an_io_error() {
 async fn stats_report_the_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    let b = RedbBackend::open(&path).unwrap();
+    let b =
+        RedbBackend::open_with_config(&path, RedbConfig::default().with_commit_log(false)).unwrap();
     let empty = b.stats().await.unwrap().file_bytes.unwrap();
     assert!(empty > 0);
     let mut batch = WriteBatch::new();

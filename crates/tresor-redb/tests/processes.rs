@@ -178,7 +178,9 @@ async fn a_killed_process_with_the_commit_log_keeps_every_commit() {
     drop(b);
     // A clean close checkpointed and deleted the log; opening without it replays nothing.
     assert!(!log.exists());
-    let b = RedbBackend::open_existing(&path).unwrap();
+    let b =
+        RedbBackend::open_existing_with_config(&path, RedbConfig::default().with_commit_log(false))
+            .unwrap();
     assert_eq!(b.recovery().replayed_batches, 0);
     assert_eq!(b.len("t").await.unwrap(), 4);
 }
@@ -241,7 +243,9 @@ async fn a_killed_process_after_checkpoints_keeps_every_commit() {
     let status = child_killed_after_commits("many_then_killed", &path);
     assert!(!status.success(), "the child was killed: {status:?}");
     // Opened without the log: the log left by the crash is still replayed, then deleted.
-    let b = RedbBackend::open_existing(&path).unwrap();
+    let b =
+        RedbBackend::open_existing_with_config(&path, RedbConfig::default().with_commit_log(false))
+            .unwrap();
     assert!(!dir.path().join("store.redb-log").exists());
     let replayed = b.recovery().replayed_batches;
     assert!(replayed > 0 && replayed < 300, "replayed {replayed}");

@@ -59,10 +59,11 @@ pub struct Options {
     /// append and one
     /// `fdatasync` instead of a durable redb commit (on the chitchat corpus a durable batch of
     /// 1,000 messages takes about half the time, docs/BENCHMARKS.md), at the cost of a
-    /// `<store>-log` file beside the store while it is open, and of needing free space for a
-    /// checkpoint when the disk fills up (see `tresor_redb::RedbConfig::commit_log`). Applies
-    /// to stores *opened* with these options (creating and restoring write without it).
-    /// SQLite ignores it (it has its own WAL). Default: off.
+    /// `<store>-log` file beside the store while it is open. Bypassed while the file system
+    /// has less than 256 MiB free (`tresor_redb::RedbConfig::log_min_free_bytes`): then every
+    /// durable save is a durable redb commit, so a full disk fails only the save that does not
+    /// fit. Applies to stores *opened* with these options (creating and restoring write
+    /// without it). SQLite ignores it (it has its own WAL). Default: on.
     pub commit_log: bool,
 }
 
@@ -79,7 +80,7 @@ impl Default for Options {
             cache_bytes: 8 << 20,
             sweep_interval: Some(std::time::Duration::from_secs(60)),
             engine_cache_bytes: tresor_redb::DEFAULT_CACHE_BYTES,
-            commit_log: false,
+            commit_log: true,
         }
     }
 }

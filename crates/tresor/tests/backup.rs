@@ -72,7 +72,11 @@ async fn backup_verify_restore_gives_the_same_answers() {
         .unwrap();
     assert_eq!(summary.entries, backup.summary.entries);
     assert_eq!(answers(&restored).await, answers(&store).await);
-    assert_eq!(entries(target.parent().unwrap()), vec!["b.redb".to_owned()]);
+    // No partial file: the restored store and, while it is open, its commit log.
+    assert_eq!(
+        entries(target.parent().unwrap()),
+        vec!["b.redb".to_owned(), "b.redb-log".to_owned()]
+    );
     // The restored store keeps counting sequence numbers where the source was.
     let seq = restored
         .messages()
