@@ -60,8 +60,8 @@ fn real_main() -> Result<(), String> {
             let system = flag(&args, "--system").ok_or("run: --system is required")?;
             let data = data()?;
             let result = match system {
-                "tresor" => sys_tresor::run(&data, &dir, false),
-                "tresor-log" => sys_tresor::run(&data, &dir, true),
+                "tresor" => sys_tresor::run(&data, &dir, true),
+                "tresor-nolog" => sys_tresor::run(&data, &dir, false),
                 "redb" => sys_redb::run(&data, &dir),
                 #[cfg(any(feature = "sqlite", feature = "sqlcipher"))]
                 s if s == sys_sqlite::NAME => sys_sqlite::run(&data, &dir),

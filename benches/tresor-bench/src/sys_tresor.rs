@@ -15,8 +15,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Runs every workload on a fresh store in `dir`; with `commit_log`, the store is opened with
-/// redb's commit log (`Options::commit_log`, system `tresor-log`). `TRESOR_BENCH_CACHE_MIB`
+/// Runs every workload on a fresh store in `dir`; with `commit_log` (the default, system
+/// `tresor`) the store uses redb's commit log, without it (system `tresor-nolog`) every durable
+/// save is a durable redb commit (`Options::commit_log`). `TRESOR_BENCH_CACHE_MIB`
 /// sets redb's page cache (`Options::engine_cache_bytes`, MiB; default tresor's 64 MiB, raw
 /// redb's default is 1,024).
 pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
@@ -30,7 +31,7 @@ pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
         options = options.with_engine_cache_bytes(mib << 20);
     }
     let mut r = RunResult {
-        system: if commit_log { "tresor-log" } else { "tresor" }.into(),
+        system: if commit_log { "tresor" } else { "tresor-nolog" }.into(),
         messages: data.messages.len(),
         ..RunResult::default()
     };
