@@ -12,6 +12,31 @@ tresor_backend::backend_conformance_tests!(
     }
 );
 
+/// The suite on stores opened with the settings `config()` returns (defined in the calling
+/// module).
+macro_rules! suite_with_config {
+    () => {
+        tresor_backend::backend_conformance_tests!(
+            {
+                let dir = tempfile::tempdir().unwrap();
+                let b = tresor_redb::RedbBackend::open_with_config(
+                    dir.path().join("store.redb"),
+                    config(),
+                )
+                .unwrap();
+                (b, dir)
+            },
+            reopen = |dir: &tempfile::TempDir| {
+                tresor_redb::RedbBackend::open_existing_with_config(
+                    dir.path().join("store.redb"),
+                    config(),
+                )
+                .unwrap()
+            }
+        );
+    };
+}
+
 /// The same suite with checkpoints every 4 KiB of commit log (so that the cases run across many
 /// checkpoints; the default is 32 MiB) and the log used whatever the free space.
 mod with_commit_log {
@@ -24,22 +49,7 @@ mod with_commit_log {
             .with_log_min_free_bytes(0)
     }
 
-    tresor_backend::backend_conformance_tests!(
-        {
-            let dir = tempfile::tempdir().unwrap();
-            let b =
-                tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
-                    .unwrap();
-            (b, dir)
-        },
-        reopen = |dir: &tempfile::TempDir| {
-            tresor_redb::RedbBackend::open_existing_with_config(
-                dir.path().join("store.redb"),
-                config(),
-            )
-            .unwrap()
-        }
-    );
+    suite_with_config!();
 }
 
 /// The same suite with the commit log off: every `Immediate` group a durable redb commit.
@@ -50,20 +60,5 @@ mod without_commit_log {
         tresor_redb::RedbConfig::default().with_commit_log(false)
     }
 
-    tresor_backend::backend_conformance_tests!(
-        {
-            let dir = tempfile::tempdir().unwrap();
-            let b =
-                tresor_redb::RedbBackend::open_with_config(dir.path().join("store.redb"), config())
-                    .unwrap();
-            (b, dir)
-        },
-        reopen = |dir: &tempfile::TempDir| {
-            tresor_redb::RedbBackend::open_existing_with_config(
-                dir.path().join("store.redb"),
-                config(),
-            )
-            .unwrap()
-        }
-    );
+    suite_with_config!();
 }
