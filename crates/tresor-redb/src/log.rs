@@ -543,48 +543,18 @@ fn parse_records(bytes: &[u8], id: &[u8; 16]) -> (Vec<Vec<Op>>, u64) {
     (batches, pos as u64)
 }
 
-/// Applies `batches` in order in one `Immediate` transaction, as the writer applied them (a
-/// delete in a table that does not exist does not create it).
+/// Applies `batches` in order in one `Immediate` transaction, exactly as the writer applies
+/// them (`writer::GroupTables::apply`: a delete in a table that does not exist does not create
+/// it).
 fn replay(db: &Database, batches: &[Vec<Op>]) -> Result<(), BackendError> {
-    use redb::TableHandle;
     let txn = db.begin_write().map_err(map_err)?;
-    let mut existing: std::collections::HashSet<String> = txn
-        .list_tables()
-        .map_err(map_err)?
-        .map(|handle| handle.name().to_owned())
-        .collect();
-    for ops in batches {
-        for op in ops {
-            match op {
-                Op::Put { table, key, value } => {
-                    let mut t = txn
-                        .open_table(crate::read::Def::new(table))
-                        .map_err(map_err)?;
-                    t.insert(key.as_slice(), value.as_slice())
-                        .map_err(map_err)?;
-                    existing.insert(table.clone());
-                }
-                Op::Delete { table, key } => {
-                    if existing.contains(table) {
-                        let mut t = txn
-                            .open_table(crate::read::Def::new(table))
-                            .map_err(map_err)?;
-                        t.remove(key.as_slice()).map_err(map_err)?;
-                    }
-                }
-            }
+    {
+        let mut tables = crate::writer::GroupTables::new(&txn);
+        for ops in batches {
+            tables.apply(ops)?;
         }
     }
     txn.commit().map_err(map_err)
-}
-
-/// Reads the whole log file at `path` (tests).
-#[cfg(test)]
-fn read_all(path: &Path) -> Vec<u8> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    let _ = File::open(path).and_then(|mut f| f.read_to_end(&mut bytes));
-    bytes
 }
 
 #[cfg(test)]
@@ -685,7 +655,7 @@ mod tests {
         log.sync().unwrap();
         // Never applied to the database: only the log has them (as after a crash).
         assert_eq!(count(&db, "t"), 0);
-        let logged = read_all(&log_path(&path));
+        let logged = std::fs::read(log_path(&path)).unwrap();
         drop(log);
         // A torn half record after them.
         let mut torn = logged.clone();
@@ -696,7 +666,10 @@ mod tests {
         assert_eq!(recovery.discarded_bytes, 9);
         assert_eq!(count(&db, "t"), 6);
         assert_eq!(log.len(), HEADER_BYTES);
-        assert_eq!(read_all(&log_path(&path)).len() as u64, HEADER_BYTES);
+        assert_eq!(
+            std::fs::read(log_path(&path)).unwrap().len() as u64,
+            HEADER_BYTES
+        );
         // Replaying the same records again over the state that has them changes nothing.
         drop(log);
         std::fs::write(log_path(&path), &logged).unwrap();

@@ -399,7 +399,7 @@ fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
 }
 
 /// The tables of one write transaction, each opened once.
-struct GroupTables<'txn> {
+pub(crate) struct GroupTables<'txn> {
     txn: &'txn WriteTransaction,
     open: HashMap<String, WriteTable<'txn>>,
     /// Names of the tables that existed before the transaction, listed on first need.
@@ -407,7 +407,7 @@ struct GroupTables<'txn> {
 }
 
 impl<'txn> GroupTables<'txn> {
-    fn new(txn: &'txn WriteTransaction) -> Self {
+    pub(crate) fn new(txn: &'txn WriteTransaction) -> Self {
         Self {
             txn,
             open: HashMap::new(),
@@ -467,7 +467,7 @@ impl<'txn> GroupTables<'txn> {
     /// Applies `ops` in order. A delete in a table that does not exist (and that no earlier put
     /// created) is skipped rather than creating an empty table, so that `tables()` lists only
     /// tables that hold or have held entries.
-    fn apply(&mut self, ops: &[Op]) -> Result<(), BackendError> {
+    pub(crate) fn apply(&mut self, ops: &[Op]) -> Result<(), BackendError> {
         for op in ops {
             match op {
                 Op::Put { table, key, value } => {
