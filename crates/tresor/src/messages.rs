@@ -18,16 +18,15 @@ use crate::store::{Inner, WriterState};
 use crate::view::Walk;
 use crate::{Error, Tresor};
 
-/// Summaries read ahead by a save, by (table, token): `None` values are known to be absent.
+/// Summaries read ahead by a save: table → token → value (`None`: known to be absent).
 #[derive(Default)]
-pub(crate) struct Prefetched(HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>);
+pub(crate) struct Prefetched(HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>);
 
 impl Prefetched {
     /// The values of `keys` in `table` if every one of them was read ahead.
-    fn all(&self, table: &'static str, keys: &[Vec<u8>]) -> Option<Vec<Option<Vec<u8>>>> {
-        keys.iter()
-            .map(|k| self.0.get(&(table, k.clone())).cloned())
-            .collect()
+    fn all(&self, table: &str, keys: &[Vec<u8>]) -> Option<Vec<Option<Vec<u8>>>> {
+        let read = self.0.get(table)?;
+        keys.iter().map(|k| read.get(k).cloned()).collect()
     }
 }
 
@@ -349,30 +348,28 @@ impl<'a> Messages<'a> {
                     .map(|c| record_key(keys, CONVERSATION_STATES.name, c.as_bytes())),
             )
             .collect();
-        let mut summary_keys: Vec<(&'static str, Vec<u8>)> = Vec::new();
-        for t in toks {
-            summary_keys.push((CONVERSATIONS, t.conversation.to_vec()));
-            for p in &t.peers {
-                summary_keys.push((tresor_schema::catalog::PEERS, p.to_vec()));
-            }
+        let mut conversation_tokens: Vec<Vec<u8>> =
+            toks.iter().map(|t| t.conversation.to_vec()).collect();
+        let mut peer_tokens: Vec<Vec<u8>> = toks
+            .iter()
+            .flat_map(|t| t.peers.iter().map(|p| p.to_vec()))
+            .collect();
+        for tokens in [&mut conversation_tokens, &mut peer_tokens] {
+            tokens.sort_unstable();
+            tokens.dedup();
         }
-        summary_keys.sort();
-        summary_keys.dedup();
         let rks_read = rks.clone();
         let (stored, found, summaries) = crate::view::read(&self.store.inner, move |inner| {
             let view = inner.backend.read_view()?;
             let stored = view.get_many(MESSAGES, &ids)?;
             let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
-            let mut summaries = HashMap::with_capacity(summary_keys.len());
-            for table in [CONVERSATIONS, tresor_schema::catalog::PEERS] {
-                let keys: Vec<Vec<u8>> = summary_keys
-                    .iter()
-                    .filter(|(t, _)| *t == table)
-                    .map(|(_, k)| k.clone())
-                    .collect();
-                for (k, v) in keys.iter().cloned().zip(view.get_many(table, &keys)?) {
-                    summaries.insert((table, k), v);
-                }
+            let mut summaries = HashMap::with_capacity(2);
+            for (table, tokens) in [
+                (CONVERSATIONS, conversation_tokens),
+                (tresor_schema::catalog::PEERS, peer_tokens),
+            ] {
+                let values = view.get_many(table, &tokens)?;
+                summaries.insert(table, tokens.into_iter().zip(values).collect());
             }
             Ok((stored, found, summaries))
         })

@@ -228,11 +228,23 @@ impl Tresor {
     /// # Errors
     /// As [`Tresor::open`] and [`Tresor::create`].
     pub async fn open_or_create(path: impl AsRef<Path>, secret: Secret) -> Result<Self, Error> {
+        Self::open_or_create_with(path, secret, Options::default()).await
+    }
+
+    /// [`Tresor::open_or_create`] with `options` ([`Tresor::open_with`], [`Tresor::create_with`]).
+    ///
+    /// # Errors
+    /// As [`Tresor::open`] and [`Tresor::create`].
+    pub async fn open_or_create_with(
+        path: impl AsRef<Path>,
+        secret: Secret,
+        options: Options,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
         if path.exists() {
-            Self::open(path, secret).await
+            Self::open_with(path, secret, options).await
         } else {
-            Self::create(path, secret).await
+            Self::create_with(path, secret, options).await
         }
     }
 

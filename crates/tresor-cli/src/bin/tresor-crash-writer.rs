@@ -63,12 +63,7 @@ async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
     // The previous handle's background key rotation may hold the file for one more batch.
     let mut attempts = 0;
     let first = loop {
-        let opened = if std::path::Path::new(db).exists() {
-            Tresor::open_with(db, pass.as_str().into(), options).await
-        } else {
-            Tresor::create_with(db, pass.as_str().into(), options).await
-        };
-        match opened {
+        match Tresor::open_or_create_with(db, pass.as_str().into(), options).await {
             Err(tresor::Error::Backend(tresor::BackendError::Locked)) if attempts < 400 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(25));
