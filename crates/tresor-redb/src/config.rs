@@ -50,6 +50,16 @@ pub struct RedbConfig {
     /// Log size, in bytes, past which the writer checkpoints (a durable redb commit, then the
     /// log is emptied). Default [`DEFAULT_CHECKPOINT_BYTES`].
     pub checkpoint_bytes: u64,
+    /// Most threads the writer applies a large group on (one table per thread at a time;
+    /// redb 4.6 lets the tables of one write transaction be modified concurrently). 1 applies
+    /// every group on the writer thread. Default [`default_apply_threads`].
+    pub apply_threads: usize,
+}
+
+/// The default of [`RedbConfig::apply_threads`]: the machine's available parallelism, at most
+/// 4 (a group seldom writes more than four large tables), at least 1.
+pub fn default_apply_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
 impl Default for RedbConfig {
@@ -59,6 +69,7 @@ impl Default for RedbConfig {
             commit_log: true,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             log_min_free_bytes: DEFAULT_LOG_MIN_FREE_BYTES,
+            apply_threads: default_apply_threads(),
         }
     }
 }
@@ -89,6 +100,13 @@ impl RedbConfig {
     #[must_use]
     pub fn with_log_min_free_bytes(mut self, bytes: u64) -> Self {
         self.log_min_free_bytes = bytes;
+        self
+    }
+
+    /// These settings with groups applied on at most `threads` threads (0 is taken as 1).
+    #[must_use]
+    pub fn with_apply_threads(mut self, threads: usize) -> Self {
+        self.apply_threads = threads.max(1);
         self
     }
 

@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod apply;
 mod backend;
 mod compact;
 mod config;
@@ -78,6 +79,7 @@ mod writer;
 pub use backend::RedbBackend;
 pub use config::{
     DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_BYTES, DEFAULT_LOG_MIN_FREE_BYTES, RedbConfig,
+    default_apply_threads,
 };
 pub use log::Recovery;
 pub use writer::WriterStats;

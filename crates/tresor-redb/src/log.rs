@@ -63,6 +63,8 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 use tresor_backend::{BackendError, Op, WriteBatch};
@@ -129,6 +131,49 @@ pub(crate) struct CommitLog {
     broken: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// The thread that syncs the log while the writer applies a group (started on first use).
+    syncer: Option<Syncer>,
+}
+
+/// A thread that runs the log's `fdatasync` on its own handle of the file, so that the writer
+/// can apply a group to redb meanwhile ([`CommitLog::begin_sync`]). Dropping it stops and
+/// joins the thread.
+struct Syncer {
+    request: Option<Sender<()>>,
+    done: Receiver<std::io::Result<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    /// Starts the thread on a second handle of `file`.
+    fn start(file: &File) -> std::io::Result<Self> {
+        let file = file.try_clone()?;
+        let (request, requests) = channel::<()>();
+        let (reply, done) = channel();
+        let thread = std::thread::Builder::new()
+            .name("tresor-redb-sync".into())
+            .spawn(move || {
+                while requests.recv().is_ok() {
+                    if reply.send(file.sync_data()).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            request: Some(request),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        drop(self.request.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl CommitLog {
@@ -164,6 +209,7 @@ impl CommitLog {
             next_seq: 1,
             broken: false,
             buf: Vec::new(),
+            syncer: None,
         };
         match existing {
             Some(bytes) if bytes.len() as u64 >= HEADER_BYTES => {
@@ -229,8 +275,39 @@ impl CommitLog {
     /// # Errors
     /// [`BackendError::Io`] / [`BackendError::DiskFull`]; a failed sync leaves the log's state
     /// on disk unknown, so the caller cuts the records back ([`CommitLog::cut`]).
-    pub(crate) fn sync(&mut self) -> Result<(), BackendError> {
+    pub(crate) fn sync(&self) -> Result<(), BackendError> {
         self.file.sync_data().map_err(map_io)
+    }
+
+    /// Starts [`CommitLog::sync`] on the log's sync thread and returns at once; the caller
+    /// must call [`CommitLog::finish_sync`] with the returned flag before it relies on the
+    /// records being durable. Returns `false` when the thread cannot be used (the OS refused
+    /// it): `finish_sync` then syncs on the calling thread.
+    pub(crate) fn begin_sync(&mut self) -> bool {
+        if self.syncer.is_none() {
+            self.syncer = Syncer::start(&self.file).ok();
+        }
+        self.syncer
+            .as_ref()
+            .and_then(|s| s.request.as_ref())
+            .is_some_and(|request| request.send(()).is_ok())
+    }
+
+    /// Waits for the sync [`CommitLog::begin_sync`] started (or syncs here if it started none).
+    ///
+    /// # Errors
+    /// As [`CommitLog::sync`].
+    pub(crate) fn finish_sync(&mut self, begun: bool) -> Result<(), BackendError> {
+        if begun {
+            if let Some(syncer) = &self.syncer {
+                match syncer.done.recv() {
+                    Ok(synced) => return synced.map_err(map_io),
+                    // The thread is gone (it panicked): sync here, without it from now on.
+                    Err(_) => self.syncer = None,
+                }
+            }
+        }
+        self.sync()
     }
 
     /// Cuts the log back to `mark` (the records of a group whose commit failed) and syncs.
@@ -283,7 +360,8 @@ impl CommitLog {
     ///
     /// # Errors
     /// [`BackendError::Io`] when the file cannot be deleted.
-    pub(crate) fn remove(self) -> Result<(), BackendError> {
+    pub(crate) fn remove(mut self) -> Result<(), BackendError> {
+        drop(self.syncer.take());
         drop(self.file);
         std::fs::remove_file(&self.path).map_err(map_io)
     }
@@ -544,15 +622,15 @@ fn parse_records(bytes: &[u8], id: &[u8; 16]) -> (Vec<Vec<Op>>, u64) {
 }
 
 /// Applies `batches` in order in one `Immediate` transaction, exactly as the writer applies
-/// them (`writer::GroupTables::apply`: a delete in a table that does not exist does not create
-/// it).
+/// them (`writer::GroupTables::apply_all`: a delete in a table that does not exist does not
+/// create it), on this thread only, so that a panic of redb over a damaged file reaches the
+/// caller's `catch_unwind` as a panic.
 fn replay(db: &Database, batches: &[Vec<Op>]) -> Result<(), BackendError> {
     let txn = db.begin_write().map_err(map_err)?;
     {
-        let mut tables = crate::writer::GroupTables::new(&txn);
-        for ops in batches {
-            tables.apply(ops)?;
-        }
+        let mut tables = crate::writer::GroupTables::new(&txn, 1);
+        let all: Vec<&[Op]> = batches.iter().map(Vec::as_slice).collect();
+        tables.apply_all(&all)?;
     }
     txn.commit().map_err(map_err)
 }
