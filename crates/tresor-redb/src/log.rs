@@ -298,13 +298,11 @@ impl CommitLog {
     /// # Errors
     /// As [`CommitLog::sync`].
     pub(crate) fn finish_sync(&mut self, begun: bool) -> Result<(), BackendError> {
-        if begun {
-            if let Some(syncer) = &self.syncer {
-                match syncer.done.recv() {
-                    Ok(synced) => return synced.map_err(map_io),
-                    // The thread is gone (it panicked): sync here, without it from now on.
-                    Err(_) => self.syncer = None,
-                }
+        if begun && let Some(syncer) = &self.syncer {
+            match syncer.done.recv() {
+                Ok(synced) => return synced.map_err(map_io),
+                // The thread is gone (it panicked): sync here, without it from now on.
+                Err(_) => self.syncer = None,
             }
         }
         self.sync()
