@@ -9,10 +9,13 @@
 //! is durable. Requests arriving during a commit wait for the next group: a commit waits at most
 //! for the in-flight fsync plus its own.
 //!
-//! Batches of a group are applied one after the other; each batch's conditions are checked,
+//! A group's batches take effect one after the other: each batch's conditions are checked,
 //! inside the group transaction, against the state left by the batches before it, and a batch
 //! whose condition fails is skipped (its caller gets `ConditionFailed`) without affecting the
-//! others. If applying a batch fails for another reason (a value redb refuses, an I/O error), or
+//! others. The operations themselves are applied per table, in key order, the tables of a large
+//! group spread over threads (`crate::apply`); operations on one key keep their batch order, so
+//! the outcome is the same. With the commit log, a durable group's `fdatasync` of the log runs
+//! on the log's sync thread while the group is applied, and redb commits only after both. If applying a batch fails for another reason (a value redb refuses, an I/O error), or
 //! the group's commit fails, the group transaction is aborted and each of its batches is retried
 //! alone, so a failing batch never fails the others.
 
