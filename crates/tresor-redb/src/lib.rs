@@ -23,7 +23,9 @@
 //! [`RedbConfig::checkpoint_bytes`] of log, at compaction and at a clean close, a checkpoint
 //! (an empty `Immediate` redb commit) makes the redb file hold everything and empties the log;
 //! a clean close deletes it. Every open replays what the log holds ([`RedbBackend::recovery`]).
-//! The format and the crash analysis: `src/log.rs` and docs/FORMAT.md 1.17.
+//! The format and the crash analysis: `src/log.rs` and docs/FORMAT.md 1.17. A durable group's
+//! sync runs on the log's own sync thread while the writer applies the group to its
+//! uncommitted transaction; redb commits only after both.
 //!
 //! `Eventual` groups are appended without sync: a killed process loses none of them, a power
 //! loss a suffix. While the file system has less than [`RedbConfig::log_min_free_bytes`]
@@ -38,7 +40,9 @@
 //! # Architecture invariants
 //! - This crate knows nothing of encryption or records: it stores the bytes it is given.
 //! - No redb call runs on an async worker thread: reads and snapshots run on tokio's blocking
-//!   pool (`spawn_blocking`), writes and compaction on the writer thread. Only
+//!   pool (`spawn_blocking`), writes and compaction on the writer thread (which spreads a
+//!   large group's tables over threads it starts for that group, and syncs the log on a
+//!   thread of its own). Only
 //!   [`RedbBackend::open`] and [`RedbBackend::open_existing`] block their caller (and dropping
 //!   the last handle, which waits for the queued commits and closes the file).
 //! - A batch is validated whole (table names) before it is queued, and its conditions are
@@ -50,7 +54,10 @@
 //! # Code map
 //! - `backend.rs`: [`RedbBackend`], opening, and the [`tresor_backend::Backend`] implementation.
 //! - `writer.rs`: the writer thread, group commit, checkpoints, compaction, [`WriterStats`].
-//! - `log.rs`: the commit log: its format, append, cut-back, replay ([`Recovery`]).
+//! - `apply.rs`: how a group's operations are applied: per table, in key order, the tables of a
+//!   large group over several threads ([`RedbConfig::apply_threads`]).
+//! - `log.rs`: the commit log: its format, append, sync thread, cut-back, replay ([`Recovery`]).
+//! - `space.rs`: the file system's free space (`statvfs`), for the log's space policy.
 //! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
 //!   replaces the old one), with its crash analysis.
 //! - `read.rs`: reads inside one read transaction (shared by calls, views and snapshots).

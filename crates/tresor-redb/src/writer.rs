@@ -15,8 +15,10 @@
 //! others. The operations themselves are applied per table, in key order, the tables of a large
 //! group spread over threads (`crate::apply`); operations on one key keep their batch order, so
 //! the outcome is the same. With the commit log, a durable group's `fdatasync` of the log runs
-//! on the log's sync thread while the group is applied, and redb commits only after both. If applying a batch fails for another reason (a value redb refuses, an I/O error), or
-//! the group's commit fails, the group transaction is aborted and each of its batches is retried
+//! on the log's sync thread while the group is applied, and redb commits only after both.
+//!
+//! If applying a batch fails for another reason (a value redb refuses, an I/O error), or the
+//! group's commit fails, the group transaction is aborted and each of its batches is retried
 //! alone, so a failing batch never fails the others.
 
 use std::collections::{HashMap, HashSet};
@@ -30,6 +32,7 @@ use redb::{CompactionError, ReadableTable, TableHandle, WriteTransaction};
 use tokio::sync::oneshot;
 use tresor_backend::{BackendError, CompactReport, Condition, Durability, Expect, Op, WriteBatch};
 
+use crate::apply::{TableOps, WriteTable};
 use crate::error::{map_err, map_io, poisoned};
 use crate::log::CommitLog;
 use crate::read::Def;
@@ -41,8 +44,6 @@ const SYNC_OVERLAP_MIN_OPS: usize = 32;
 
 /// Most batches merged into one write transaction.
 pub(crate) const MAX_GROUP: usize = 512;
-
-use crate::apply::{TableOps, WriteTable};
 
 /// A reply channel.
 type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
@@ -377,9 +378,7 @@ fn use_log(cx: &mut Context) -> Result<bool, BackendError> {
         crate::space::free_bytes(&cx.path).is_none_or(|free| free >= cx.config.log_min_free_bytes);
     if enough {
         if cx.unsynced_direct {
-            begin_write(&cx.db, redb::Durability::Immediate)?
-                .commit()
-                .map_err(map_err)?;
+            make_durable(&cx.db)?;
             cx.unsynced_direct = false;
         }
     } else {
@@ -400,6 +399,16 @@ fn begin_write(
         .map_err(map_err)?;
     txn.set_durability(durability).map_err(map_err)?;
     Ok(txn)
+}
+
+/// Makes every earlier non-durable redb commit durable: an empty `Immediate` transaction.
+///
+/// # Errors
+/// When redb cannot begin or commit it (an I/O error, a full disk).
+fn make_durable(db: &RwLock<crate::db::Db>) -> Result<(), BackendError> {
+    begin_write(db, redb::Durability::Immediate)?
+        .commit()
+        .map_err(map_err)
 }
 
 /// Checkpoints when the log has grown past the configured size.
@@ -430,9 +439,7 @@ fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
     if log.len() <= crate::log::HEADER_BYTES {
         return Ok(());
     }
-    begin_write(&cx.db, redb::Durability::Immediate)?
-        .commit()
-        .map_err(map_err)?;
+    make_durable(&cx.db)?;
     log.reset()?;
     cx.next_checkpoint = crate::log::HEADER_BYTES + cx.config.checkpoint_bytes;
     cx.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
