@@ -44,6 +44,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .set("fixture-setting", b"fixture value")
             .await?;
     }
+    // Extended message state (schema v3 and later): a status, an edit, a redaction.
+    if stats_version(&store).await? >= 3 {
+        let ids: Vec<String> = conversations
+            .iter()
+            .take(CONVERSATIONS)
+            .flat_map(|c| c.messages.iter().take(1).map(|m| m.id.clone()))
+            .collect();
+        if let [a, b, c, ..] = ids.as_slice() {
+            store
+                .messages()
+                .set_status(a, tresor::DeliveryStatus::Read)
+                .await?;
+            store
+                .messages()
+                .edit(b, "fixture edit", 1_700_000_000_000)
+                .await?;
+            store
+                .messages()
+                .redact(c, Some("fixture"), 1_700_000_000_001)
+                .await?;
+        }
+    }
     let stats = store.stats().await?;
     println!(
         "{out}: schema v{}, {total} messages, {} conversations",
