@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tresor_backend::{Durability, MemoryBackend, WriteBatch};
-use tresor_crypto::{DataKey, Passphrase};
+use tresor_crypto::{DataKey, Secret};
 use tresor_schema::Message;
 use tresor_schema::catalog::{META, MESSAGES, meta_keys};
-use tresor_schema::messages::{index_entries, seal_message, tokens};
+use tresor_schema::messages::{index_entries, record_key, seal_message, tokens};
 use tresor_schema::version;
 
 const PASS: &str = "fuzz";
@@ -36,7 +36,8 @@ fn backup_of(bodies: &[u8]) -> Vec<u8> {
         let mut m = Message::new(format!("m{i}"), format!("c{}", chunk[0] % 3), "a", Some("b".into()), i64::from(chunk[0]), String::from_utf8_lossy(chunk));
         m.seq = i as u64;
         let t = tokens(&keys, &m);
-        batch.put(MESSAGES, t.id.to_vec(), seal_message(&keys, &t, &m).expect("seal"));
+        let rk = record_key(&m, &t);
+        batch.put(MESSAGES, rk.clone(), seal_message(&keys, &rk, &m).expect("seal"));
         for (table, k, v) in index_entries(&m, &t) {
             batch.put(table, k, v);
         }
@@ -52,7 +53,7 @@ fn backup_of(bodies: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let pass = Passphrase::from(PASS);
+    let pass = Secret::from(PASS);
     let Some((&mode, rest)) = data.split_first() else { return };
     if mode % 5 == 4 {
         let _ = tresor_backup::verify(rest, &pass);

@@ -13,7 +13,7 @@ pub fn cheap_header(passphrase: &str, salt: [u8; 16]) -> (Vec<u8>, DataKey) {
         prefix.extend_from_slice(&v.to_le_bytes());
     }
     prefix.extend_from_slice(&salt);
-    let kek = SealingKey::new(&kdf.derive_kek(&Passphrase::from(passphrase), &salt).expect("kdf"));
+    let kek = SealingKey::new(&kdf.derive_kek(&Passphrase::from(passphrase).into(), &salt).expect("kdf"));
     let dek = DataKey::generate().expect("rng");
     let mut aad = b"tresor/v1/dek".to_vec();
     aad.extend_from_slice(&prefix);

@@ -5,10 +5,13 @@
 
 use tresor_crypto::TOKEN_LEN;
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, PEERS, TABLES, TYPED_RECORDS, TableKind, TableSpec, meta_keys,
+    CONVERSATIONS, MESSAGE_IDS, MESSAGES, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TYPED_RECORDS,
+    TableKind, TableSpec, meta_keys,
 };
+use tresor_schema::index::order_key;
+use tresor_schema::messages::{RECORD_KEY_LEN, position};
 use tresor_schema::typed::Envelope;
-use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, version};
+use tresor_schema::{ConversationSummary, PeerSummary, codec, version};
 
 use crate::BackupError;
 use crate::format::Trailer;
@@ -27,6 +30,23 @@ pub(crate) enum Invalid {
 pub(crate) struct Expect<'a> {
     pub key_header: &'a [u8],
     pub schema_version: u32,
+}
+
+/// First schema version whose message records are keyed by record key (conversation token ‖
+/// order key) and whose message indexes point at record keys.
+pub(crate) const RECORD_KEYS_SINCE: u32 = 4;
+
+/// The number of catalog tables at schema version `schema_version` (the first that many of
+/// [`TABLES`]): 7 for version 1, 9 for versions 2 and 3 (the typed tables), 10 for version 4
+/// (`message_ids`). `None` for a version this code does not know. A format-1 trailer holds one
+/// count per table of its schema version.
+pub(crate) fn catalog_len(schema_version: u32) -> Option<usize> {
+    match schema_version {
+        1 => Some(7),
+        2 | 3 => Some(9),
+        4 => Some(10),
+        _ => None,
+    }
 }
 
 /// Counts entries per table and checks their order and contents.
@@ -59,8 +79,10 @@ impl Tally {
         key: &[u8],
         value: &[u8],
     ) -> Result<&'static TableSpec, Invalid> {
+        let known = catalog_len(expect.schema_version).unwrap_or(TABLES.len());
         let spec = TABLES
             .get(usize::from(table_index))
+            .filter(|_| usize::from(table_index) < known)
             .ok_or(Invalid::Entry("unknown table index"))?;
         let in_order = match self.last_table {
             None => true,
@@ -116,11 +138,19 @@ impl Tally {
         }
     }
 
-    /// Checks the counts recorded in `trailer` against what was counted.
+    /// Checks the counts recorded in `trailer` against what was counted. The trailer holds
+    /// one count per catalog table of `schema_version` ([`catalog_len`]): a backup written
+    /// before tables were added to the catalog has fewer counts, and no entries in the tables
+    /// it does not count (refused by [`Tally::entry`]).
     ///
     /// # Errors
     /// [`BackupError::TrailerMismatch`] for the first count that differs.
-    pub fn check_trailer(&self, trailer: &Trailer, data_chunks: u64) -> Result<(), BackupError> {
+    pub fn check_trailer(
+        &self,
+        trailer: &Trailer,
+        data_chunks: u64,
+        schema_version: u32,
+    ) -> Result<(), BackupError> {
         let mismatch = |what: String, recorded: u64, counted: u64| {
             if recorded == counted {
                 Ok(())
@@ -134,15 +164,17 @@ impl Tally {
         };
         mismatch("data chunks".into(), trailer.data_chunks, data_chunks)?;
         mismatch("total entries".into(), trailer.entries, self.entries)?;
+        let tables = catalog_len(schema_version).unwrap_or(self.per_table.len());
         mismatch(
             "table count".into(),
             trailer.tables.len() as u64,
-            self.per_table.len() as u64,
+            tables as u64,
         )?;
-        for ((spec, recorded), counted) in TABLES.iter().zip(&trailer.tables).zip(&self.per_table) {
+        for (i, (spec, counted)) in TABLES.iter().zip(&self.per_table).enumerate() {
+            let recorded = trailer.tables.get(i).copied().unwrap_or(0);
             mismatch(
                 format!("entries of table {}", spec.name),
-                *recorded,
+                recorded,
                 *counted,
             )?;
         }
@@ -159,9 +191,9 @@ fn check_value(
 ) -> Result<(), Invalid> {
     match spec.kind {
         TableKind::Meta => check_meta(key, value, expect),
+        TableKind::Sealed if spec.name == MESSAGES => check_message(key, value, expect),
         TableKind::Sealed => {
             let decodes = match spec.name {
-                MESSAGES => codec::decode::<Message>(value).is_ok(),
                 CONVERSATIONS => codec::decode::<ConversationSummary>(value).is_ok(),
                 PEERS => codec::decode::<PeerSummary>(value).is_ok(),
                 TYPED_RECORDS => codec::decode::<Envelope>(value).is_ok(),
@@ -175,14 +207,43 @@ fn check_value(
             }
         }
         TableKind::Index => {
-            if value.len() == TOKEN_LEN {
-                Ok(())
-            } else {
-                Err(Invalid::Entry("index value is not a 16-byte token"))
+            let record_keys = expect.schema_version >= RECORD_KEYS_SINCE;
+            match spec.name {
+                // Since v4 the message indexes point at message record keys.
+                MESSAGE_IDS | MSG_BY_PEER | MSG_BY_TIME if record_keys => {
+                    if value.len() == RECORD_KEY_LEN {
+                        Ok(())
+                    } else {
+                        Err(Invalid::Entry("index value is not a 32-byte record key"))
+                    }
+                }
+                _ if value.len() == TOKEN_LEN => Ok(()),
+                _ => Err(Invalid::Entry("index value is not a 16-byte token")),
             }
         }
         _ => Ok(()),
     }
+}
+
+/// Checks a `messages` record (plaintext) and its key: the record decodes as a
+/// [`tresor_schema::Message`], and its key is a message token (16 bytes, schema v1–v3) or,
+/// since v4, a record key (32 bytes) that ends with the order key of the message's position.
+/// (The conversation token in front and the token of a v1–v3 key would need the store keys:
+/// a restore re-seals the record under the key it comes with, and the record then opens only
+/// under that key.)
+fn check_message(key: &[u8], value: &[u8], expect: &Expect<'_>) -> Result<(), Invalid> {
+    let m = codec::decode_message(value)
+        .map_err(|_| Invalid::Entry("sealed record does not decode as its type"))?;
+    if expect.schema_version >= RECORD_KEYS_SINCE {
+        if key.len() != RECORD_KEY_LEN || key[TOKEN_LEN..] != order_key(position(&m)) {
+            return Err(Invalid::Entry(
+                "message record key is not 32 bytes ending with the record's order key",
+            ));
+        }
+    } else if key.len() != TOKEN_LEN {
+        return Err(Invalid::Entry("message record key is not a 16-byte token"));
+    }
+    Ok(())
 }
 
 fn check_meta(key: &[u8], value: &[u8], expect: &Expect<'_>) -> Result<(), Invalid> {
@@ -211,11 +272,22 @@ fn check_meta(key: &[u8], value: &[u8], expect: &Expect<'_>) -> Result<(), Inval
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use tresor_schema::Message;
+    use tresor_schema::catalog::{MSG_BY_CONVERSATION, TYPED_INDEX};
 
     const EXPECT: Expect<'static> = Expect {
         key_header: b"kh",
         schema_version: 1,
     };
+
+    const V4: Expect<'static> = Expect {
+        key_header: b"kh",
+        schema_version: 4,
+    };
+
+    fn index_of(name: &str) -> u8 {
+        TABLES.iter().position(|t| t.name == name).unwrap() as u8
+    }
 
     #[test]
     fn order_and_contents_are_checked() {
@@ -234,16 +306,83 @@ mod tests {
         );
         t.entry(&EXPECT, 0, b"schema_version", &1u32.to_le_bytes())
             .unwrap();
-        assert!(t.entry(&EXPECT, 1, b"m", b"\x01garbage").is_err());
+        assert!(t.entry(&EXPECT, 1, &[1; 16], b"\x01garbage").is_err());
         let msg = codec::encode(&Message::new("i", "c", "s", None, 1, "b")).unwrap();
-        t.entry(&EXPECT, 1, b"m", &msg).unwrap();
+        // Before v4 a message record is under a 16-byte token.
+        assert!(t.entry(&EXPECT, 1, b"m", &msg).is_err());
+        t.entry(&EXPECT, 1, &[1; 16], &msg).unwrap();
         assert!(t.entry(&EXPECT, 6, b"t", &[0; 15]).is_err());
+        assert!(t.entry(&EXPECT, 6, b"t", &[0; 32]).is_err()); // a v4 value in a v1 backup
         t.entry(&EXPECT, 6, b"t", &[0; 16]).unwrap();
         assert!(t.entry(&EXPECT, 5, b"z", &[0; 16]).is_err()); // table order
-        assert!(t.entry(&EXPECT, 9, b"z", &[0; 16]).is_err()); // unknown table
+        // Schema 1 had seven tables: the typed tables and message_ids are unknown to it.
+        assert!(t.entry(&EXPECT, 7, b"z", &[0; 16]).is_err());
+        assert!(t.entry(&EXPECT, 9, b"z", &[0; 32]).is_err());
+        assert!(t.entry(&EXPECT, 10, b"z", &[0; 16]).is_err()); // unknown table
         assert_eq!(t.entries(), 5);
-        assert_eq!(t.per_table(), &[3, 1, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(t.per_table(), &[3, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
         t.check_complete().unwrap();
         assert!(Tally::new().check_complete().is_err());
+    }
+
+    #[test]
+    fn schema_4_records_and_indexes_use_record_keys() {
+        let mut m = Message::new("i", "c", "s", None, 1_000, "b");
+        m.seq = 7;
+        let msg = codec::encode(&m).unwrap();
+        let order = order_key(position(&m));
+        let mut rk = vec![9u8; TOKEN_LEN];
+        rk.extend_from_slice(&order);
+        let mut t = Tally::new();
+        // A v4 record is under conversation token ‖ its own order key.
+        assert!(t.entry(&V4, 1, &[1; 16], &msg).is_err());
+        let mut elsewhere = rk.clone();
+        elsewhere[31] ^= 1;
+        assert!(t.entry(&V4, 1, &elsewhere, &msg).is_err());
+        t.entry(&V4, 1, &rk, &msg).unwrap();
+        // msg_by_conversation keeps its v1–v3 token values; it is empty in a v4 store.
+        t.entry(&V4, index_of(MSG_BY_CONVERSATION), &rk, &[0; 16])
+            .unwrap();
+        for table in [MSG_BY_PEER, MSG_BY_TIME] {
+            let i = index_of(table);
+            assert!(t.entry(&V4, i, &rk, &[0; 16]).is_err());
+            t.entry(&V4, i, &rk, &rk).unwrap();
+        }
+        let typed_index = index_of(TYPED_INDEX);
+        assert!(t.entry(&V4, typed_index, b"a", &rk).is_err());
+        t.entry(&V4, typed_index, b"a", &[0; 16]).unwrap();
+        let ids = index_of(MESSAGE_IDS);
+        assert_eq!(usize::from(ids), 9);
+        assert!(t.entry(&V4, ids, &[2; 16], &[2; 16]).is_err());
+        t.entry(&V4, ids, &[2; 16], &rk).unwrap();
+        assert_eq!(t.per_table(), &[0, 1, 0, 0, 1, 1, 1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn trailers_count_the_tables_of_their_schema_version() {
+        use tresor_schema::version::SCHEMA_VERSION;
+        // Update `catalog_len` whenever the catalog grows.
+        assert_eq!(catalog_len(SCHEMA_VERSION), Some(TABLES.len()));
+        assert_eq!(catalog_len(SCHEMA_VERSION + 1), None);
+        assert_eq!(catalog_len(0), None);
+        let mut t = Tally::new();
+        t.entry(&EXPECT, 0, b"key_header", b"kh").unwrap();
+        t.entry(&EXPECT, 6, b"t", &[0; 16]).unwrap();
+        let trailer = |tables: Vec<u64>| Trailer {
+            entries: 2,
+            data_chunks: 1,
+            tables,
+            digest: [0; 32],
+        };
+        let seven = trailer(vec![1, 0, 0, 0, 0, 0, 1]);
+        t.check_trailer(&seven, 1, 1).unwrap();
+        assert!(t.check_trailer(&seven, 1, 4).is_err());
+        assert!(t.check_trailer(&seven, 2, 1).is_err());
+        let mut ten = vec![1, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        t.check_trailer(&trailer(ten.clone()), 1, 4).unwrap();
+        assert!(t.check_trailer(&trailer(ten.clone()), 1, 3).is_err());
+        t.check_trailer(&trailer(ten[..9].to_vec()), 1, 3).unwrap();
+        ten[9] = 1;
+        assert!(t.check_trailer(&trailer(ten), 1, 4).is_err());
     }
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tresor_backend::{Backend, Direction, Durability, KeyRange, Snapshot, WriteBatch};
-use tresor_crypto::{CryptoError, KeyHeader, Secret, StoreKeys};
+use tresor_crypto::{CryptoError, KeyHeader, Secret, StoreKeys, TOKEN_LEN};
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES,
-    TableKind,
+    CONVERSATIONS, MESSAGE_IDS, MESSAGES, META, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TableKind,
 };
+use tresor_schema::index::order_key;
 use tresor_schema::messages::{
-    conversation_token, index_entries, open_message, peer_ids, peer_token, tokens,
+    RECORD_KEY_LEN, conversation_token, index_entries, open_message, peer_ids, peer_token,
+    position, record_key, tokens,
 };
 use tresor_schema::{ConversationSummary, PeerSummary, sealed, version};
 
@@ -34,6 +35,12 @@ use crate::{BackupError, BackupSummary};
 const PAGE: usize = 1024;
 /// Operations per write batch while rebuilding derived tables.
 const REBUILD_BATCH: usize = 4096;
+/// Entries of the first page of a rebuild scan, before their size is known.
+const REBUILD_FIRST_PAGE: usize = 256;
+/// Fewest entries per rebuild scan page.
+const REBUILD_MIN_PAGE: usize = 16;
+/// Target size of a rebuild scan page in bytes (the `messages` scan reads whole records).
+const REBUILD_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Receives progress of long operations, in bytes of the logical stream. All methods default to
 /// doing nothing.
@@ -355,15 +362,17 @@ impl Repository {
     /// Backs up every table of `backend` into the repository and returns the new backup.
     ///
     /// The logical stream is `meta` in key order, every `messages` record (opened) in time
-    /// order, read page by page through `msg_by_time`, then every other catalog table that is
-    /// not derived from the messages (the typed tables, and any table the catalog adds) in
-    /// catalog order and key order, sealed values opened; it is cut into content-defined chunks
-    /// (FastCDC, the repository's parameters), and only chunks whose id is not yet in the
-    /// repository are compressed (zstd), sealed and written. The manifest is written last, so
-    /// a backup that fails midway leaves only unreferenced chunks (removed by
-    /// [`Repository::prune`]). A `locks/backup-…` object is held meanwhile (see
-    /// [`Repository::prune`]). Memory: a scan page, about two chunks, and the set of chunk ids
-    /// in the repository (32 bytes each).
+    /// order, read page by page through `msg_by_time` (whose values are the records' keys,
+    /// conversation token ‖ order key) and carried under its message token (the stream
+    /// layout predates schema v4's record keys and has not changed), then every other catalog
+    /// table that is not derived from the messages (the typed tables, and any table the
+    /// catalog adds) in catalog order and key order, sealed values opened; it is cut into
+    /// content-defined chunks (FastCDC, the repository's parameters), and only chunks whose
+    /// id is not yet in the repository are compressed (zstd), sealed and written. The
+    /// manifest is written last, so a backup that fails midway leaves only unreferenced
+    /// chunks (removed by [`Repository::prune`]). A `locks/backup-…` object is held meanwhile
+    /// (see [`Repository::prune`]). Memory: a scan page, about two chunks, and the set of
+    /// chunk ids in the repository (32 bytes each).
     ///
     /// Everything is read from one snapshot of `backend` ([`Backend::snapshot`]) taken first,
     /// so writers go on while the backup runs and the backup is that snapshot's state.
@@ -372,8 +381,9 @@ impl Repository {
     /// [`BackupError::RepositoryLocked`] while a prune runs; [`BackupError::KeyHeaderMismatch`]
     /// if the store's `meta` key header differs from the repository's;
     /// [`BackupError::Schema`] / [`BackupError::InvalidEntry`] for records that do not open,
-    /// decode or agree with `msg_by_time`; [`BackupError::Backend`], [`BackupError::Target`],
-    /// [`BackupError::Crypto`], [`BackupError::Io`] (compression).
+    /// decode or agree with `msg_by_time` (including a store still in the v1–v3 layout, whose
+    /// `msg_by_time` values are message tokens); [`BackupError::Backend`],
+    /// [`BackupError::Target`], [`BackupError::Crypto`], [`BackupError::Io`] (compression).
     pub async fn backup(
         &self,
         backend: &dyn Backend,
@@ -488,28 +498,46 @@ impl Repository {
                     PAGE,
                 )
                 .await?;
-            let tokens: Vec<Vec<u8>> = page.iter().map(|(_, v)| v.clone()).collect();
-            let records = backend.get_many(MESSAGES, &tokens).await?;
-            for (token, record) in tokens.iter().zip(records) {
+            let mut record_keys: Vec<Vec<u8>> = Vec::with_capacity(page.len());
+            for (order, record_key) in &page {
+                if record_key.len() != RECORD_KEY_LEN || record_key[TOKEN_LEN..] != order[..] {
+                    return Err(BackupError::InvalidEntry {
+                        table: MSG_BY_TIME,
+                        reason: "index value is not the record key of its position \
+                                 (run tresor repair)",
+                    });
+                }
+                record_keys.push(record_key.clone());
+            }
+            let records = backend.get_many(MESSAGES, &record_keys).await?;
+            for (record_key, record) in record_keys.iter().zip(records) {
                 let record = record.ok_or(BackupError::InvalidEntry {
                     table: MSG_BY_TIME,
                     reason: "index entry points at no record (run tresor repair)",
                 })?;
+                // The record's AAD binds it to its record key: it opens only under that key.
                 let opened = zeroize::Zeroizing::new(
-                    sealed::open_bytes(&self.store_keys, MESSAGES, token, &record)
+                    sealed::open_bytes(&self.store_keys, MESSAGES, record_key, &record)
                         .map_err(BackupError::Schema)?,
                 );
-                check
-                    .entry(STREAM_MESSAGES, token, &opened)
-                    .map_err(|e| match e {
-                        BackupError::MalformedStream { reason } => BackupError::InvalidEntry {
-                            table: MESSAGES,
-                            reason,
-                        },
-                        other => other,
-                    })?;
+                let as_invalid = |e| match e {
+                    BackupError::MalformedStream { reason } => BackupError::InvalidEntry {
+                        table: MESSAGES,
+                        reason,
+                    },
+                    other => other,
+                };
+                // The stream carries a message under its message token, as before v4.
+                let (token, m) = check.decode_message(&opened).map_err(as_invalid)?;
+                if order_key(position(&m))[..] != record_key[TOKEN_LEN..] {
+                    return Err(BackupError::InvalidEntry {
+                        table: MESSAGES,
+                        reason: "message record is not at its record key's position",
+                    });
+                }
+                check.accept_message(&m).map_err(as_invalid)?;
                 entry.clear();
-                crate::stream::push_entry(&mut entry, STREAM_MESSAGES, token, &opened);
+                crate::stream::push_entry(&mut entry, STREAM_MESSAGES, &token, &opened);
                 sink.push(&entry).await?;
             }
             match page.last() {
@@ -855,13 +883,23 @@ impl Repository {
     /// be empty, and returns what the restored store holds.
     ///
     /// Runs every check of [`Repository::verify`] on the stream while writing: each chunk's
-    /// entries become one write batch in which `meta` entries are written as they are and every
-    /// message record is re-sealed under a fresh nonce together with its index entries
-    /// (`msg_by_conversation`, `msg_by_peer`, `msg_by_time`), and the entries of the other
-    /// carried tables are written as they are (sealed ones re-sealed); then `conversations` and `peers`
-    /// are rebuilt from the indexes in bounded batches (one grouped scan each). Batches are
-    /// committed with [`Durability::Eventual`], the last one with [`Durability::Immediate`]
-    /// after the counts and digest have been checked. Memory: about two chunks and a batch.
+    /// entries become one write batch in which `meta` entries are written as they are, every
+    /// message record (carried under its message token) is re-sealed under a fresh nonce and
+    /// stored in the schema-v4 layout, under its record key (conversation token ‖ order key,
+    /// [`tresor_schema::messages::record_key`]) with its index entries (`message_ids`,
+    /// `msg_by_peer`, `msg_by_time`, [`tresor_schema::messages::index_entries`]), and the
+    /// entries of the other carried tables are written as they are (sealed ones re-sealed);
+    /// `msg_by_conversation` stays empty. Then `conversations` is rebuilt from the `messages`
+    /// keys and `peers` from `msg_by_peer`, in bounded batches (one grouped scan each).
+    /// Batches are committed with [`Durability::Eventual`], the last one with
+    /// [`Durability::Immediate`] after the counts and digest have been checked. Memory: about
+    /// two chunks, a batch and a scan page.
+    ///
+    /// **Schema versions:** `meta` is copied from the stream, `schema_version` included, so a
+    /// backup made by schema-v3 code (whose stream is the same) restores to a store in the v4
+    /// layout whose `meta` still says 3. The facade's v3 → v4 migration then runs when the
+    /// store is opened and finds nothing to move (it skips records already under 32-byte
+    /// record keys) before it records version 4.
     ///
     /// **Atomicity contract:** as [`crate::restore`]; the facade restores into a temporary file
     /// and links it into place on success.
@@ -906,13 +944,13 @@ impl Repository {
                     })?;
                     match (table, message) {
                         (STREAM_MESSAGES, Some(m)) => {
+                            // The stream key is the message token (checked); the store keys
+                            // the record by its record key, which its AAD binds it to.
                             let t = tokens(&keys, &m);
-                            b.put(
-                                MESSAGES,
-                                key,
-                                sealed::seal_bytes(&keys, MESSAGES, key, value)
-                                    .map_err(BackupError::Schema)?,
-                            );
+                            let record_key = record_key(&m, &t);
+                            let sealed = sealed::seal_bytes(&keys, MESSAGES, &record_key, value)
+                                .map_err(BackupError::Schema)?;
+                            b.put(MESSAGES, record_key, sealed);
                             for (table, k, v) in index_entries(&m, &t) {
                                 b.put(table, k, v);
                             }
@@ -953,7 +991,7 @@ impl Repository {
         for spec in TABLES {
             tables.push((spec.name.to_owned(), target.len(spec.name).await?));
         }
-        for table in [MESSAGES, MSG_BY_TIME, MSG_BY_CONVERSATION] {
+        for table in [MESSAGES, MSG_BY_TIME, MESSAGE_IDS] {
             let restored = target.len(table).await?;
             if restored != messages {
                 return Err(BackupError::ManifestMismatch {
@@ -1188,39 +1226,65 @@ impl AsyncBatch for BackendBatch<'_> {
     }
 }
 
-/// Rebuilds `conversations` and `peers` from `msg_by_conversation` and `msg_by_peer`: one
-/// forward scan each, grouped by the 16-byte token prefix; one record read per group to learn
-/// the identifier.
+/// Rebuilds `conversations` and `peers` from the restored messages: `conversations` from the
+/// keys of `messages` (a record key starts with its conversation token), `peers` from
+/// `msg_by_peer` (keys start with a peer token, values are record keys). One forward scan
+/// each, grouped by the 16-byte token prefix; one record opened per group to learn the
+/// identifier (for `messages`, the first record of the group itself; for `msg_by_peer`, the
+/// record its first entry points at). The `messages` scan reads whole records, so its pages
+/// are sized by bytes ([`REBUILD_PAGE_BYTES`]) as well as by entries.
 async fn rebuild_counters(target: &dyn Backend, keys: &StoreKeys) -> Result<(), BackupError> {
-    for (index, counters) in [(MSG_BY_CONVERSATION, CONVERSATIONS), (MSG_BY_PEER, PEERS)] {
+    for (source, counters) in [(MESSAGES, CONVERSATIONS), (MSG_BY_PEER, PEERS)] {
         let mut batch = WriteBatch::new();
-        let mut current: Option<([u8; 16], u64, Vec<u8>)> = None;
+        let mut current: Option<Group> = None;
         let mut start = Bound::Unbounded;
+        let mut limit = REBUILD_FIRST_PAGE;
         loop {
             let page = target
                 .scan(
-                    index,
+                    source,
                     KeyRange {
                         start,
                         end: Bound::Unbounded,
                     },
                     Direction::Forward,
-                    PAGE,
+                    limit,
                 )
                 .await?;
+            let full = page.len() == limit;
+            let page_bytes: usize = page.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let average = (page_bytes / page.len().max(1)).max(1);
+            limit = (REBUILD_PAGE_BYTES / average).clamp(REBUILD_MIN_PAGE, PAGE);
             for (key, value) in &page {
-                let Some(prefix) = key.get(..16).and_then(|p| <[u8; 16]>::try_from(p).ok()) else {
+                let Some(prefix) = key
+                    .get(..TOKEN_LEN)
+                    .and_then(|p| <[u8; TOKEN_LEN]>::try_from(p).ok())
+                else {
                     return Err(BackupError::MalformedStream {
-                        reason: "index key shorter than a token",
+                        reason: "restored key shorter than a token",
                     });
                 };
                 match &mut current {
-                    Some((p, n, _)) if *p == prefix => *n += 1,
+                    Some(group) if group.prefix == prefix => group.count += 1,
                     _ => {
                         if let Some(done) = current.take() {
                             put_counter(target, keys, counters, done, &mut batch).await?;
                         }
-                        current = Some((prefix, 1, value.clone()));
+                        current = Some(if source == MESSAGES {
+                            Group {
+                                prefix,
+                                count: 1,
+                                record_key: key.clone(),
+                                record: Some(value.clone()),
+                            }
+                        } else {
+                            Group {
+                                prefix,
+                                count: 1,
+                                record_key: value.clone(),
+                                record: None,
+                            }
+                        });
                     }
                 }
             }
@@ -1230,7 +1294,7 @@ async fn rebuild_counters(target: &dyn Backend, keys: &StoreKeys) -> Result<(), 
                     .await?;
             }
             match page.last() {
-                Some((last, _)) if page.len() == PAGE => start = Bound::Excluded(last.clone()),
+                Some((last, _)) if full => start = Bound::Excluded(last.clone()),
                 _ => break,
             }
         }
@@ -1242,25 +1306,45 @@ async fn rebuild_counters(target: &dyn Backend, keys: &StoreKeys) -> Result<(), 
     Ok(())
 }
 
+/// The entries of one token prefix seen so far by [`rebuild_counters`].
+struct Group {
+    /// The conversation or peer token.
+    prefix: [u8; TOKEN_LEN],
+    /// Messages counted.
+    count: u64,
+    /// The record key of the group's first message.
+    record_key: Vec<u8>,
+    /// Its sealed record, when the scan already read it (the `messages` scan).
+    record: Option<Vec<u8>>,
+}
+
 async fn put_counter(
     target: &dyn Backend,
     keys: &StoreKeys,
     counters: &'static str,
-    (prefix, count, message_token): ([u8; 16], u64, Vec<u8>),
+    group: Group,
     batch: &mut WriteBatch,
 ) -> Result<(), BackupError> {
-    let record =
-        target
-            .get(MESSAGES, &message_token)
+    let Group {
+        prefix,
+        count,
+        record_key,
+        record,
+    } = group;
+    let record = match record {
+        Some(record) => record,
+        None => target
+            .get(MESSAGES, &record_key)
             .await?
             .ok_or(BackupError::MalformedStream {
                 reason: "rebuilt index points at no record",
-            })?;
-    let m = open_message(keys, &message_token, &record).map_err(BackupError::Schema)?;
+            })?,
+    };
+    let m = open_message(keys, &record_key, &record).map_err(BackupError::Schema)?;
     let value = if counters == CONVERSATIONS {
         if conversation_token(keys, &m.conversation_id) != prefix {
             return Err(BackupError::MalformedStream {
-                reason: "rebuilt conversation index disagrees with its record",
+                reason: "restored record key disagrees with its record's conversation",
             });
         }
         sealed::seal(

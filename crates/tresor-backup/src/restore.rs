@@ -23,6 +23,12 @@ use crate::{BackupError, BackupSummary};
 /// input have been checked. Memory stays bounded by about two chunks. `input` is read with
 /// blocking calls.
 ///
+/// **Schema versions:** every table is restored as it was backed up, keys and layout
+/// included, and `meta` (with `schema_version`) too: a backup of a schema-v3 store restores
+/// to a v3 store (records under message tokens, `msg_by_conversation`, index values that are
+/// tokens), which the facade migrates to v4 when it opens it; a backup of a v4 store restores
+/// to a v4 store (records under record keys, `message_ids`).
+///
 /// **Atomicity contract:** when this returns an error, `target` may hold part of the backup.
 /// Making the store visible only once the restore has succeeded is the caller's job: the
 /// `tresor` facade restores into a temporary file and renames it into place on success.

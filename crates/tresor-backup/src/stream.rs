@@ -1,9 +1,10 @@
 //! The logical entry stream of a repository backup: validation, content-defined chunking on
 //! write, and reassembly across chunk boundaries on read.
 
-use tresor_crypto::StoreKeys;
+use tresor_crypto::{StoreKeys, Token};
 use tresor_schema::catalog::{
-    CONVERSATIONS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TableSpec,
+    CONVERSATIONS, MESSAGE_IDS, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES,
+    TableSpec,
 };
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{message_token, position};
@@ -26,13 +27,16 @@ const _: () = assert!(matches!(TABLES[0].name.as_bytes(), b"meta"));
 const _: () = assert!(matches!(TABLES[1].name.as_bytes(), b"messages"));
 
 /// The catalog tables a restore derives from the `messages` records, hence left out of the
-/// stream. Every other catalog table is carried (see [`carried`]).
-pub(crate) const DERIVED_FROM_MESSAGES: [&str; 5] = [
+/// stream. Every other catalog table is carried (see [`carried`]). `msg_by_conversation` is
+/// empty since schema v4 (the record keys replace it) but stays listed: streams of v1–v3
+/// stores never carried it, and a restore leaves it empty.
+pub(crate) const DERIVED_FROM_MESSAGES: [&str; 6] = [
     CONVERSATIONS,
     PEERS,
     MSG_BY_CONVERSATION,
     MSG_BY_PEER,
     MSG_BY_TIME,
+    MESSAGE_IDS,
 ];
 
 /// Whether catalog table `index` follows `meta` and `messages` in the stream: every catalog
@@ -125,18 +129,11 @@ impl<'a> StreamCheck<'a> {
                 Ok(None)
             }
             STREAM_MESSAGES if !self.in_rest => {
-                self.in_messages = true;
-                let m: Message = codec::decode(value)
-                    .map_err(|_| malformed("message record does not decode"))?;
-                if message_token(self.keys, &m.id).as_slice() != key {
+                let (token, m) = self.decode_message(value)?;
+                if token.as_slice() != key {
                     return Err(malformed("message record is not under its id's token"));
                 }
-                let order = order_key(position(&m));
-                if self.last_order.is_some_and(|last| last >= order) {
-                    return Err(malformed("messages out of time order or duplicated"));
-                }
-                self.last_order = Some(order);
-                self.messages += 1;
+                self.accept_message(&m)?;
                 Ok(Some(m))
             }
             STREAM_META => Err(malformed("meta entry after the messages")),
@@ -158,6 +155,31 @@ impl<'a> StreamCheck<'a> {
             }
             _ => Err(malformed("table not carried by the stream")),
         }
+    }
+
+    /// Decodes a `messages` entry's value (the opened record) and computes the entry's key,
+    /// the message token of its id. The writer, whose records are keyed by record key in the
+    /// store, learns the stream key here; it then calls [`StreamCheck::accept_message`].
+    pub fn decode_message(&self, value: &[u8]) -> Result<(Token, Message), BackupError> {
+        let m = codec::decode_message(value)
+            .map_err(|_| malformed("message record does not decode"))?;
+        Ok((message_token(self.keys, &m.id), m))
+    }
+
+    /// Checks that message `m` may follow the entries so far (after `meta`, before the
+    /// carried tables, strictly after the previous message in time order) and counts it.
+    pub fn accept_message(&mut self, m: &Message) -> Result<(), BackupError> {
+        if self.in_rest {
+            return Err(malformed("message after the other tables"));
+        }
+        self.in_messages = true;
+        let order = order_key(position(m));
+        if self.last_order.is_some_and(|last| last >= order) {
+            return Err(malformed("messages out of time order or duplicated"));
+        }
+        self.last_order = Some(order);
+        self.messages += 1;
+        Ok(())
     }
 
     /// Entries counted so far.
@@ -344,6 +366,9 @@ mod tests {
         let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
         let carried_names: Vec<&str> = carried_tables().map(|(_, s)| s.name).collect();
         assert_eq!(carried_names, [TYPED_RECORDS, TYPED_INDEX]);
+        // Schema v4's message_ids is rebuilt from the messages, never carried.
+        assert!(DERIVED_FROM_MESSAGES.contains(&MESSAGE_IDS));
+        assert!(!carried(usize::from(index_of(MESSAGE_IDS))));
         // Every catalog table is in the stream or derived from the messages.
         for (i, spec) in TABLES.iter().enumerate() {
             assert!(
@@ -387,6 +412,44 @@ mod tests {
         check.entry(typed_index, b"c", &[0; 16]).unwrap();
         assert_eq!(check.table_entries(usize::from(typed_index)), 2);
         assert_eq!(check.table_entries(0), 1);
+        assert_eq!(check.entries(), 3);
+    }
+
+    #[test]
+    fn messages_are_keyed_by_their_token_and_in_time_order() {
+        let keys = tresor_crypto::DataKey::generate().unwrap().store_keys();
+        let mut check = StreamCheck::new(&keys, b"kh", 4);
+        check.entry(STREAM_META, b"key_header", b"kh").unwrap();
+        let message = |id: &str, ts: i64| {
+            let mut m = Message::new(id, "c", "s", None, ts, "b");
+            m.seq = 1;
+            codec::encode(&m).unwrap()
+        };
+        let (a, b, c) = (message("a", 10), message("b", 20), message("c", 5));
+        // The writer learns the key from the record; the readers check it.
+        let (token, m) = check.decode_message(&a).unwrap();
+        assert_eq!(token, message_token(&keys, "a"));
+        check.accept_message(&m).unwrap();
+        assert!(check.decode_message(b"\x01garbage").is_err());
+        // A record under anything but its id's token (say, a v4 record key) is refused.
+        let mut record_key = vec![0u8; 16];
+        record_key.extend_from_slice(&order_key(position(&m)));
+        assert!(check.entry(STREAM_MESSAGES, &record_key, &b).is_err());
+        assert!(
+            check
+                .entry(STREAM_MESSAGES, &message_token(&keys, "a"), &b)
+                .is_err()
+        );
+        assert!(
+            check
+                .entry(STREAM_MESSAGES, &message_token(&keys, "b"), &b)
+                .unwrap()
+                .is_some()
+        );
+        // Time order, not key order.
+        let (_, older) = check.decode_message(&c).unwrap();
+        assert!(check.accept_message(&older).is_err());
+        assert_eq!(check.messages, 2);
         assert_eq!(check.entries(), 3);
     }
 

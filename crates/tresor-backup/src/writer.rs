@@ -45,8 +45,8 @@ const PAGE_BYTES: usize = 1024 * 1024;
 /// - [`BackupError::Schema`] if a sealed record does not open with `keys` (wrong keys or a
 ///   corrupted store);
 /// - [`BackupError::InvalidEntry`] if an entry does not fit its table (a record that does not
-///   decode, an index value that is not a token, a schema version other than
-///   [`SCHEMA_VERSION`]);
+///   decode, an index value that is not a token or a message record key, a message record
+///   not under its record key, a schema version other than [`SCHEMA_VERSION`]);
 /// - [`BackupError::EntryTooLarge`] for an entry over 64 MiB;
 /// - [`BackupError::Backend`], [`BackupError::Io`], [`BackupError::Crypto`] when the store,
 ///   the output or the random generator fails.

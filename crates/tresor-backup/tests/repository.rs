@@ -617,3 +617,301 @@ async fn the_repository_reveals_no_plaintext() {
     // The backend trait object is what the facade passes.
     let _: &dyn Backend = &source;
 }
+
+/// Opens and seals chunk objects as FORMAT.md describes them (independently of the crate).
+struct ChunkCodec {
+    seal: SealingKey,
+    id_key: Zeroizing<[u8; 32]>,
+    repo_id: [u8; 16],
+}
+
+impl ChunkCodec {
+    fn new(dir: &std::path::Path, keys: &StoreKeys) -> Self {
+        let config = std::fs::read(dir.join("config")).unwrap();
+        let repo_id: [u8; 16] = config[9..25].try_into().unwrap();
+        Self {
+            seal: SealingKey::new(&keys.backup_subkey(&repo_id, b"tresor/v2/repo-chunk-seal")),
+            id_key: keys.backup_subkey(&repo_id, b"tresor/v2/repo-chunk-id"),
+            repo_id,
+        }
+    }
+
+    fn aad(&self, id: &[u8]) -> Vec<u8> {
+        let mut aad = b"tresor/v2/chunk".to_vec();
+        aad.extend_from_slice(&self.repo_id);
+        aad.extend_from_slice(id);
+        aad
+    }
+
+    /// The plaintext of chunk `id` of the repository in `dir`.
+    fn read(&self, dir: &std::path::Path, id: &[u8]) -> Vec<u8> {
+        let object = std::fs::read(dir.join("chunks").join(hex(id))).unwrap();
+        let compressed = self.seal.open(&self.aad(id), &object).unwrap();
+        zstd::bulk::decompress(&compressed, 64 << 20).unwrap()
+    }
+
+    /// Writes `plaintext` as a chunk of the repository in `dir`; returns its manifest entry.
+    fn write(&self, dir: &std::path::Path, plaintext: &[u8]) -> [u8; 36] {
+        let id = *blake3::keyed_hash(&self.id_key, plaintext).as_bytes();
+        let compressed = zstd::bulk::compress(plaintext, 3).unwrap();
+        let object = self.seal.seal(&self.aad(&id), &compressed).unwrap();
+        std::fs::write(dir.join("chunks").join(hex(&id)), object).unwrap();
+        let mut entry = [0u8; 36];
+        entry[..32].copy_from_slice(&id);
+        entry[32..].copy_from_slice(&(plaintext.len() as u32).to_le_bytes());
+        entry
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Restoring a backup writes the schema-v4 message layout: records under their record keys
+/// (and sealed to them), `message_ids` from each message token to its record key, the peer
+/// and time indexes pointing at record keys, `msg_by_conversation` empty, and the counters
+/// rebuilt from the records.
+#[tokio::test]
+async fn restore_writes_the_v4_message_layout() {
+    use tresor_schema::catalog::{
+        CONVERSATIONS, MESSAGE_IDS, MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS,
+    };
+    use tresor_schema::index::{order_key, prefixed_key};
+    use tresor_schema::messages::{
+        RECORD_KEY_LEN, conversation_token, open_message, peer_token, position, record_key, tokens,
+    };
+    use tresor_schema::{ConversationSummary, PeerSummary, sealed};
+
+    let k = cheap_keys();
+    let n = 60;
+    let source = build_store(&k, n, 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir_target(dir.path()), &k).await;
+    let info = r
+        .backup(&source, &BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap()
+        .info;
+    let source_count = |table: &str| info.tables.iter().find(|(t, _)| t == table).unwrap().1;
+    assert_eq!(source_count(MESSAGE_IDS), n as u64);
+    assert_eq!(source_count(MSG_BY_CONVERSATION), 0);
+
+    let target = MemoryBackend::new();
+    let summary = r.restore("latest", &target, &NoProgress).await.unwrap();
+    assert_eq!(summary.table_entries(MESSAGES), n as u64);
+    assert_eq!(summary.table_entries(MESSAGE_IDS), n as u64);
+    assert_eq!(summary.table_entries(MSG_BY_CONVERSATION), 0);
+    assert_eq!(target.len(MSG_BY_CONVERSATION).await.unwrap(), 0);
+    let keys = &k.keys;
+    for i in 0..n {
+        let want = common::message(i, 20);
+        let t = tokens(keys, &want);
+        let rk = record_key(&want, &t);
+        assert_eq!(rk.len(), RECORD_KEY_LEN);
+        assert_eq!(
+            target.get(MESSAGE_IDS, &t.id).await.unwrap(),
+            Some(rk.clone())
+        );
+        // No record under the message token; the one under the record key opens only there.
+        assert!(target.get(MESSAGES, &t.id).await.unwrap().is_none());
+        let stored = target.get(MESSAGES, &rk).await.unwrap().unwrap();
+        let m = open_message(keys, &rk, &stored).unwrap();
+        assert!(m.same_content(&want));
+        assert_eq!(m.seq, want.seq);
+        assert!(open_message(keys, &t.id, &stored).is_err());
+        let pos = position(&want);
+        assert_eq!(
+            target.get(MSG_BY_TIME, &order_key(pos)).await.unwrap(),
+            Some(rk.clone())
+        );
+        for p in &t.peers {
+            assert_eq!(
+                target
+                    .get(MSG_BY_PEER, &prefixed_key(p, pos))
+                    .await
+                    .unwrap(),
+                Some(rk.clone())
+            );
+        }
+    }
+    // Counters rebuilt from the record keys and msg_by_peer.
+    for c in 0..3 {
+        let id = format!("conv-{c}");
+        let key = conversation_token(keys, &id);
+        let stored = target.get(CONVERSATIONS, &key).await.unwrap().unwrap();
+        let s: ConversationSummary = sealed::open(keys, CONVERSATIONS, &key, &stored).unwrap();
+        let count = (0..n).filter(|i| i % 3 == c).count() as u64;
+        assert_eq!(
+            s,
+            ConversationSummary {
+                id,
+                message_count: count
+            }
+        );
+    }
+    assert_eq!(target.len(PEERS).await.unwrap(), 4);
+    for p in 0..4 {
+        let id = format!("peer-{p}");
+        let key = peer_token(keys, &id);
+        let stored = target.get(PEERS, &key).await.unwrap().unwrap();
+        let s: PeerSummary = sealed::open(keys, PEERS, &key, &stored).unwrap();
+        let count = (0..n)
+            .filter(|i| {
+                let m = common::message(*i, 0);
+                m.sender == id || m.recipient.as_deref() == Some(id.as_str())
+            })
+            .count() as u64;
+        assert_eq!(s.message_count, count, "{id}");
+    }
+    assert_eq!(dump(&target, keys).await, dump(&source, keys).await);
+}
+
+/// The logical stream did not change with schema v4: messages are carried under their
+/// message token, as v3 code carried them, so a backup made by v3 code restores, to the v4
+/// layout, with `meta` saying 3 (the facade's migration finishes the job when it opens the
+/// store).
+#[tokio::test]
+async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
+    use tresor_schema::catalog::{MESSAGES, META, TABLES, meta_keys};
+    use tresor_schema::messages::message_token;
+    use tresor_schema::version;
+
+    let k = cheap_keys();
+    let n = 40;
+    let v4 = build_store(&k, n, 30).await;
+    let v3 = common::build_store_at(&k, n, 30, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir_target(dir.path()), &k).await;
+    r.backup(&v4, &BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    // The stream as FORMAT.md describes it, built from the v3 store: meta in key order, then
+    // every message, in time order, under its message token.
+    let stream_of = |meta: Vec<(Vec<u8>, Vec<u8>)>, schema: u32| {
+        let mut entries: Vec<common::RawEntry> = Vec::new();
+        for (key, value) in meta {
+            let value = if key == meta_keys::SCHEMA_VERSION.as_bytes() {
+                version::encode(schema).to_vec()
+            } else {
+                value
+            };
+            entries.push((0, key, value));
+        }
+        for i in 0..n {
+            let m = common::message(i, 30);
+            entries.push((
+                1,
+                message_token(&k.keys, &m.id).to_vec(),
+                tresor_schema::codec::encode(&m).unwrap(),
+            ));
+        }
+        common::encode_entries(&entries)
+    };
+    let meta = common::raw_table(&v3, META).await;
+    let v3_stream = stream_of(meta.clone(), 3);
+    let v4_stream = stream_of(meta, 4);
+    // Message plaintexts in the v3 store are what the stream carries.
+    let token = message_token(&k.keys, "msg-7");
+    let stored = v3.get(MESSAGES, &token).await.unwrap().unwrap();
+    assert_eq!(
+        tresor_schema::sealed::open_bytes(&k.keys, MESSAGES, &token, &stored).unwrap(),
+        tresor_schema::codec::encode(&common::message(7, 30)).unwrap()
+    );
+
+    // This code's backup of the v4 store is that stream, byte for byte.
+    let editor = ManifestEditor::new(dir.path(), &k.keys);
+    let codec = ChunkCodec::new(dir.path(), &k.keys);
+    let manifest_path = files(dir.path(), "manifests").pop().unwrap();
+    let (header, before, list) = editor.open(&std::fs::read(&manifest_path).unwrap());
+    let mut stream = Vec::new();
+    for c in &list {
+        let plain = codec.read(dir.path(), &c[..32]);
+        assert_eq!(
+            plain.len(),
+            u32::from_le_bytes(c[32..].try_into().unwrap()) as usize
+        );
+        stream.extend_from_slice(&plain);
+    }
+    assert_eq!(stream, v4_stream);
+
+    // Rewrite the backup as v3 code wrote it: schema version 3 in the manifest and in the
+    // stream's meta, the 9 table counts of the v3 store.
+    let mut v3_tables = Vec::new();
+    for spec in &TABLES[..9] {
+        v3_tables.push(v3.len(spec.name).await.unwrap());
+    }
+    let mut plain = 3u32.to_le_bytes().to_vec();
+    let mut at = 4;
+    let tv = 1 + usize::from(before[at]);
+    let desc = 2 + usize::from(u16::from_le_bytes(
+        before[at + tv..at + tv + 2].try_into().unwrap(),
+    ));
+    let kh_at = at + tv + desc;
+    let kh = 2 + usize::from(u16::from_le_bytes(
+        before[kh_at..kh_at + 2].try_into().unwrap(),
+    ));
+    plain.extend_from_slice(&before[at..kh_at + kh]);
+    at = kh_at + kh;
+    assert_eq!(usize::from(before[at]), TABLES.len());
+    plain.push(9);
+    for count in &v3_tables {
+        plain.extend_from_slice(&count.to_le_bytes());
+    }
+    at += 1 + 8 * TABLES.len();
+    plain.extend_from_slice(&before[at..before.len() - 32]);
+    plain.extend_from_slice(blake3::hash(&v3_stream).as_bytes());
+    let chunk = codec.write(dir.path(), &v3_stream);
+    std::fs::write(&manifest_path, editor.seal(&header, &plain, &[chunk])).unwrap();
+
+    let fresh = Repository::open(dir_target(dir.path()), &passphrase())
+        .await
+        .unwrap();
+    let info = fresh.find("latest").await.unwrap();
+    assert_eq!(info.schema_version, 3);
+    fresh.verify(None, None, &NoProgress).await.unwrap();
+    let target = MemoryBackend::new();
+    let summary = fresh.restore("latest", &target, &NoProgress).await.unwrap();
+    assert_eq!(summary.schema_version, 3);
+    // The v4 layout, with meta saying 3.
+    let mut expected = dump(&v4, &k.keys).await;
+    for (key, value) in expected.get_mut(META).unwrap() {
+        if key.as_slice() == meta_keys::SCHEMA_VERSION.as_bytes() {
+            *value = version::encode(3).to_vec();
+        }
+    }
+    assert_eq!(dump(&target, &k.keys).await, expected);
+
+    // This code backs up only a store in the v4 layout, and says why.
+    let err = r
+        .backup(&v3, &BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackupError::InvalidEntry { table: META, .. }),
+        "{err:?}"
+    );
+    let mut batch = tresor_backend::WriteBatch::new();
+    batch.put(
+        META,
+        meta_keys::SCHEMA_VERSION,
+        version::encode(version::SCHEMA_VERSION).to_vec(),
+    );
+    tresor_backend::Backend::commit(&v3, batch, tresor_backend::Durability::Immediate)
+        .await
+        .unwrap();
+    let err = r
+        .backup(&v3, &BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BackupError::InvalidEntry {
+                table: tresor_schema::catalog::MSG_BY_TIME,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -8,9 +8,9 @@ use tresor_backend::{Backend, Durability, MemoryBackend, WriteBatch};
 use tresor_backup::{BackupError, BackupSummary, create, restore, verify};
 use tresor_crypto::{KeyHeader, TOKEN_LEN};
 use tresor_schema::catalog::{self, MESSAGES, META, TABLES, TableKind};
-use tresor_schema::messages::{message_token, open_message};
+use tresor_schema::messages::{RECORD_KEY_LEN, message_token, open_message, record_key, tokens};
 use tresor_schema::version::SCHEMA_VERSION;
-use tresor_schema::{Message, codec, sealed};
+use tresor_schema::{Message, codec};
 
 fn assert_counts(summary: &BackupSummary, dump: &Dump) {
     let total: usize = dump.values().map(Vec::len).sum();
@@ -61,11 +61,20 @@ async fn round_trip_with_real_kdf_and_passphrase_alone() {
         .unlock(&passphrase())
         .unwrap()
         .store_keys();
+    // Schema v4: message token → record key (message_ids) → record, sealed under that key.
     let token = message_token(&keys, "msg-3");
-    let stored = target.get(MESSAGES, &token).await.unwrap().unwrap();
-    let m = open_message(&keys, &token, &stored).unwrap();
+    let rk = target
+        .get(catalog::MESSAGE_IDS, &token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rk.len(), RECORD_KEY_LEN);
+    let stored = target.get(MESSAGES, &rk).await.unwrap().unwrap();
+    let m = open_message(&keys, &rk, &stored).unwrap();
     assert!(m.same_content(&message(3, 40)));
     assert_eq!(m.seq, 4);
+    assert_eq!(rk, record_key(&m, &tokens(&keys, &m)));
+    assert!(target.get(MESSAGES, &token).await.unwrap().is_none());
 
     // Every table holds the same entries; sealed records were re-sealed with fresh nonces.
     assert_eq!(dump(&target, &keys).await, source_dump);
@@ -161,25 +170,39 @@ async fn layout_matches_the_documented_format() {
         entries.extend(parse_entries(&plain));
     }
     // Entries in (table, key) order, sealed values as record plaintext, others verbatim.
-    let mut expected = Vec::new();
-    for (ti, spec) in TABLES.iter().enumerate() {
-        for (key, value) in raw_table(&source, spec.name).await {
-            let value = if spec.kind == TableKind::Sealed {
-                sealed::open_bytes(&k.keys, spec.name, &key, &value).unwrap()
-            } else {
-                value
-            };
-            expected.push((ti as u8, key, value));
-        }
-    }
-    assert_eq!(entries, expected);
+    assert_eq!(entries, file_entries(&source, &k.keys, TABLES.len()).await);
     let first_message = entries.iter().find(|e| e.0 == 1).unwrap();
     assert!(codec::decode::<Message>(&first_message.2).is_ok());
+    // Index values: message record keys in the v4 message indexes, tokens elsewhere;
+    // msg_by_conversation is empty since v4.
+    let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
+    let message_indexes = [
+        index_of(catalog::MESSAGE_IDS),
+        index_of(catalog::MSG_BY_PEER),
+        index_of(catalog::MSG_BY_TIME),
+    ];
     assert!(
+        !entries
+            .iter()
+            .any(|e| e.0 == index_of(catalog::MSG_BY_CONVERSATION))
+    );
+    for e in entries.iter().filter(|e| e.0 >= 4) {
+        let expected = if message_indexes.contains(&e.0) {
+            RECORD_KEY_LEN
+        } else {
+            TOKEN_LEN
+        };
+        assert_eq!(e.2.len(), expected, "table {}", e.0);
+    }
+    for e in entries.iter().filter(|e| e.0 == 1) {
+        assert_eq!(e.1.len(), RECORD_KEY_LEN);
+    }
+    assert_eq!(
         entries
             .iter()
-            .filter(|e| e.0 >= 4)
-            .all(|e| e.2.len() == TOKEN_LEN)
+            .filter(|e| e.0 == index_of(catalog::MESSAGE_IDS))
+            .count(),
+        6
     );
 
     let trailer = layout.open(&k.keys, n - 1);
@@ -261,6 +284,106 @@ async fn an_empty_store_with_only_meta_round_trips() {
         .unwrap();
     assert_eq!(s.entries, 3);
     assert_eq!(dump(&target, &k.keys).await, dump(&source, &k.keys).await);
+}
+
+/// A single file written by schema-v3 code (records under message tokens, index values that
+/// are tokens, `msg_by_conversation`, a 9-table trailer) still verifies, and restores as it
+/// was, `meta` saying 3: the facade migrates it when it opens it.
+#[tokio::test]
+async fn a_single_file_of_a_schema_3_store_verifies_and_restores_as_it_was() {
+    let k = cheap_keys();
+    let v3 = build_store_at(&k, 20, 10, 3).await;
+    let entries = file_entries(&v3, &k.keys, 9).await;
+    let file = write_file(&k, 3, &entries, 9);
+    let verified = verify(file.as_slice(), &passphrase()).unwrap();
+    assert_eq!(verified.schema_version, 3);
+    assert_eq!(verified.table_entries(catalog::MSG_BY_CONVERSATION), 20);
+    assert_eq!(verified.table_entries(catalog::MESSAGE_IDS), 0);
+    assert_eq!(verified.tables.len(), TABLES.len());
+    let target = MemoryBackend::new();
+    let restored = restore(file.as_slice(), &passphrase(), &target)
+        .await
+        .unwrap();
+    assert_eq!(restored, verified);
+    assert_eq!(dump(&target, &k.keys).await, dump(&v3, &k.keys).await);
+    let token = message_token(&k.keys, "msg-3");
+    let stored = target.get(MESSAGES, &token).await.unwrap().unwrap();
+    assert!(
+        open_message(&k.keys, &token, &stored)
+            .unwrap()
+            .same_content(&message(3, 10))
+    );
+
+    // The trailer counts the tables of its schema version: 9 for v3, 10 for v4.
+    let err = verify(write_file(&k, 3, &entries, 10).as_slice(), &passphrase()).unwrap_err();
+    assert!(
+        matches!(err, BackupError::TrailerMismatch { .. }),
+        "{err:?}"
+    );
+    let v4 = build_store(&k, 20, 10).await;
+    let v4_entries = file_entries(&v4, &k.keys, TABLES.len()).await;
+    let err = verify(write_file(&k, 4, &v4_entries, 9).as_slice(), &passphrase()).unwrap_err();
+    assert!(
+        matches!(err, BackupError::TrailerMismatch { .. }),
+        "{err:?}"
+    );
+    verify(write_file(&k, 4, &v4_entries, 10).as_slice(), &passphrase()).unwrap();
+    // A v4 layout under a v3 header, or the reverse, does not fit the schema.
+    let mut v4_as_v3 = v4_entries.clone();
+    for e in &mut v4_as_v3 {
+        if e.0 == 0 && e.1 == catalog::meta_keys::SCHEMA_VERSION.as_bytes() {
+            e.2 = 3u32.to_le_bytes().to_vec();
+        }
+    }
+    let err = verify(write_file(&k, 3, &v4_as_v3, 9).as_slice(), &passphrase()).unwrap_err();
+    assert!(matches!(err, BackupError::MalformedChunk { .. }), "{err:?}");
+    let mut v3_as_v4 = entries.clone();
+    for e in &mut v3_as_v4 {
+        if e.0 == 0 && e.1 == catalog::meta_keys::SCHEMA_VERSION.as_bytes() {
+            e.2 = 4u32.to_le_bytes().to_vec();
+        }
+    }
+    let err = verify(write_file(&k, 4, &v3_as_v4, 10).as_slice(), &passphrase()).unwrap_err();
+    assert!(matches!(err, BackupError::MalformedChunk { .. }), "{err:?}");
+
+    // This code backs up only a store in the current layout.
+    let err = create(&v3, &k.keys, &k.key_header, 0, Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackupError::InvalidEntry { table: META, .. }),
+        "{err:?}"
+    );
+}
+
+/// A v4 record must sit under its own record key: the key ends with its order key.
+#[tokio::test]
+async fn create_refuses_a_record_under_another_position() {
+    let k = cheap_keys();
+    let source = build_store(&k, 3, 10).await;
+    let m = message(1, 10);
+    let mut rk = record_key(&m, &tokens(&k.keys, &m));
+    rk[31] ^= 1;
+    let mut batch = WriteBatch::new();
+    batch.put(
+        MESSAGES,
+        rk.clone(),
+        tresor_schema::messages::seal_message(&k.keys, &rk, &m).unwrap(),
+    );
+    source.commit(batch, Durability::Immediate).await.unwrap();
+    let err = create(&source, &k.keys, &k.key_header, 0, Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BackupError::InvalidEntry {
+                table: MESSAGES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -9,8 +9,8 @@ pub enum TableKind {
     Meta,
     /// Records sealed with the value key; AAD = [`crate::sealed::record_aad`] of table and key.
     Sealed,
-    /// Index entries: the key carries blinded tokens and order fields, the value is the
-    /// primary key (a token) of the record it points to.
+    /// Index entries: the key carries blinded tokens and order fields, the value is the key
+    /// of the record it points to (a token, or a message record key).
     Index,
 }
 
@@ -25,19 +25,23 @@ pub struct TableSpec {
 
 /// Plain metadata (key header, schema version, next sequence number).
 pub const META: &str = "meta";
-/// Messages: message token → sealed [`crate::Message`].
+/// Messages: record key (conversation token ‖ order key, 32 bytes, since schema v4; the
+/// message token in v1–v3) → sealed [`crate::Message`] ([`crate::messages::record_key`]).
 pub const MESSAGES: &str = "messages";
 /// Conversations: conversation token → sealed [`crate::ConversationSummary`].
 pub const CONVERSATIONS: &str = "conversations";
 /// Peers: peer token → sealed [`crate::PeerSummary`].
 pub const PEERS: &str = "peers";
-/// Index: conversation token ‖ order key → message token.
+/// Index of schema v1–v3: conversation token ‖ order key → message token. Empty since v4,
+/// whose message record keys are these keys (kept in the catalog: positions never change).
 pub const MSG_BY_CONVERSATION: &str = "msg_by_conversation";
-/// Index: peer token ‖ order key → message token (one entry for the sender, one for the
-/// recipient when there is one and it differs).
+/// Index: peer token ‖ order key → message record key (one entry for the sender, one for the
+/// recipient when there is one and it differs; v1–v3: → message token).
 pub const MSG_BY_PEER: &str = "msg_by_peer";
-/// Index: order key → message token.
+/// Index: order key → message record key (v1–v3: → message token).
 pub const MSG_BY_TIME: &str = "msg_by_time";
+/// Index (schema v4): message token → message record key.
+pub const MESSAGE_IDS: &str = "message_ids";
 
 /// Typed tables (schema v2): record key → sealed [`crate::typed::Envelope`] (layout in
 /// [`crate::typed`]).
@@ -50,7 +54,7 @@ pub const TYPED_RECORDS_POSITION: u8 = 7;
 
 /// Every table, in a fixed order (backup writes them in this order). Version 1 had the first
 /// seven; version 2 appended the two typed tables (positions never change: rotation cursors
-/// and backups name tables by position).
+/// and backups name tables by position); version 4 appended `message_ids`.
 pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: META,
@@ -86,6 +90,10 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: TYPED_INDEX,
+        kind: TableKind::Index,
+    },
+    TableSpec {
+        name: MESSAGE_IDS,
         kind: TableKind::Index,
     },
 ];

@@ -1,10 +1,16 @@
 //! Where one message lives: its record and its index entries.
+//!
+//! Since schema v4 a message's record lives under its *record key*, conversation token ‖ order
+//! key (32 bytes, [`record_key`]), so that a conversation's messages are neighbours in time
+//! order: a page of a conversation is one range read, an import of a conversation writes
+//! neighbouring leaves. Its index entries point at that key: `message_ids` (message token →
+//! record key) answers lookups by id, `msg_by_peer` and `msg_by_time` walks by peer and time.
 
 use serde::{Deserialize, Serialize};
-use tresor_crypto::{StoreKeys, Token};
+use tresor_crypto::{StoreKeys, TOKEN_LEN, Token};
 
-use crate::catalog::{MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME};
-use crate::index::{Position, order_key, prefixed_key};
+use crate::catalog::{MESSAGE_IDS, MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME};
+use crate::index::{ORDER_KEY_LEN, Position, order_key, prefixed_key};
 use crate::{Message, SchemaError};
 
 /// Token domain of message ids.
@@ -89,32 +95,52 @@ pub fn position(m: &Message) -> Position {
     }
 }
 
-/// The index entries of `m`, as `(table, key, value)`; every value is the message token.
+/// Length of a message record key (schema v4): conversation token ‖ order key.
+pub const RECORD_KEY_LEN: usize = TOKEN_LEN + ORDER_KEY_LEN;
+
+/// The key of `m`'s record in the `messages` table (schema v4): its conversation token ‖
+/// [`order_key`] of its position (32 bytes, [`RECORD_KEY_LEN`]).
+pub fn record_key(m: &Message, t: &MessageTokens) -> Vec<u8> {
+    prefixed_key(&t.conversation, position(m))
+}
+
+/// The index entries of `m` (schema v4), as `(table, key, value)`; every value is `m`'s
+/// [`record_key`]: `message_ids` (message token), `msg_by_peer` (each peer token ‖ order key)
+/// and `msg_by_time` (order key).
 pub fn index_entries(m: &Message, t: &MessageTokens) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     let pos = position(m);
+    let rk = record_key(m, t);
     let mut out = Vec::with_capacity(2 + t.peers.len());
-    out.push((
-        MSG_BY_CONVERSATION,
-        prefixed_key(&t.conversation, pos),
-        t.id.to_vec(),
-    ));
+    out.push((MESSAGE_IDS, t.id.to_vec(), rk.clone()));
     for p in &t.peers {
-        out.push((MSG_BY_PEER, prefixed_key(p, pos), t.id.to_vec()));
+        out.push((MSG_BY_PEER, prefixed_key(p, pos), rk.clone()));
     }
-    out.push((MSG_BY_TIME, order_key(pos).to_vec(), t.id.to_vec()));
+    out.push((MSG_BY_TIME, order_key(pos).to_vec(), rk));
     out
 }
 
-/// Seals `m` (with its `seq` set) as the value of its record in the `messages` table.
+/// Where schema v1–v3 kept `m`, as `(table, key)`: its record under the message token, and
+/// its entries in `msg_by_conversation`, `msg_by_peer` and `msg_by_time` (whose values were
+/// the message token). Only the v3 → v4 migration needs this.
+pub fn v3_entries(m: &Message, t: &MessageTokens) -> Vec<(&'static str, Vec<u8>)> {
+    let pos = position(m);
+    let mut out = Vec::with_capacity(3 + t.peers.len());
+    out.push((MESSAGES, t.id.to_vec()));
+    out.push((MSG_BY_CONVERSATION, prefixed_key(&t.conversation, pos)));
+    for p in &t.peers {
+        out.push((MSG_BY_PEER, prefixed_key(p, pos)));
+    }
+    out.push((MSG_BY_TIME, order_key(pos).to_vec()));
+    out
+}
+
+/// Seals `m` (with its `seq` set) as the value of its record in the `messages` table, stored
+/// under `key` (its [`record_key`]; the AAD binds the record to it).
 ///
 /// # Errors
 /// As [`crate::sealed::seal`].
-pub fn seal_message(
-    keys: &StoreKeys,
-    t: &MessageTokens,
-    m: &Message,
-) -> Result<Vec<u8>, SchemaError> {
-    crate::sealed::seal(keys, MESSAGES, &t.id, m)
+pub fn seal_message(keys: &StoreKeys, key: &[u8], m: &Message) -> Result<Vec<u8>, SchemaError> {
+    crate::sealed::seal(keys, MESSAGES, key, m)
 }
 
 /// As [`seal_message`], padded to a Padmé length when `padded` ([`crate::sealed::seal_with`]).
@@ -123,19 +149,20 @@ pub fn seal_message(
 /// As [`crate::sealed::seal`].
 pub fn seal_message_with(
     keys: &StoreKeys,
-    t: &MessageTokens,
+    key: &[u8],
     m: &Message,
     padded: bool,
 ) -> Result<Vec<u8>, SchemaError> {
-    crate::sealed::seal_with(keys, MESSAGES, &t.id, m, padded)
+    crate::sealed::seal_with(keys, MESSAGES, key, m, padded)
 }
 
-/// Opens a sealed message record stored under `token`.
+/// Opens a sealed message record stored under `key` (its record key; a v1–v3 record: its
+/// message token).
 ///
 /// # Errors
 /// As [`crate::sealed::open`].
-pub fn open_message(keys: &StoreKeys, token: &[u8], sealed: &[u8]) -> Result<Message, SchemaError> {
-    crate::codec::decode_message(&crate::sealed::open_bytes(keys, MESSAGES, token, sealed)?)
+pub fn open_message(keys: &StoreKeys, key: &[u8], sealed: &[u8]) -> Result<Message, SchemaError> {
+    crate::codec::decode_message(&crate::sealed::open_bytes(keys, MESSAGES, key, sealed)?)
 }
 
 #[cfg(test)]
@@ -153,13 +180,27 @@ mod tests {
         let tables: Vec<_> = e.iter().map(|(t, _, _)| *t).collect();
         assert_eq!(
             tables,
-            vec![MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_PEER, MSG_BY_TIME]
+            vec![MESSAGE_IDS, MSG_BY_PEER, MSG_BY_PEER, MSG_BY_TIME]
         );
-        assert!(e.iter().all(|(_, _, v)| v == &t.id.to_vec()));
+        let rk = record_key(&m, &t);
+        assert_eq!(rk.len(), RECORD_KEY_LEN);
+        assert_eq!(&rk[..TOKEN_LEN], t.conversation.as_slice());
+        assert_eq!(rk[TOKEN_LEN..], order_key(position(&m)));
+        assert!(e.iter().all(|(_, _, v)| v == &rk));
+        assert_eq!(e[0].1, t.id.to_vec());
+        // The v3 layout: the record under the message token, and a conversation entry.
+        let old = v3_entries(&m, &t);
+        assert_eq!(old[0], (MESSAGES, t.id.to_vec()));
+        assert_eq!(old[1], (MSG_BY_CONVERSATION, rk.clone()));
+        assert_eq!(old.len(), 5);
         // A message to oneself has one peer entry.
         let selfie = Message::new("m2", "c1", "alice", Some("alice".into()), 1, "me");
         assert_eq!(tokens(&keys, &selfie).peers.len(), 1);
         // No clear identifier appears in any key.
+        // A conversation's records sort by time: an older message's key is smaller.
+        let mut older = m.clone();
+        older.timestamp_ms -= 1;
+        assert!(record_key(&older, &t) < rk);
         for (_, k, _) in &e {
             for id in ["m1", "c1", "alice", "bob"] {
                 assert!(!k.windows(id.len()).any(|w| w == id.as_bytes()));

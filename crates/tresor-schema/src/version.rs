@@ -9,11 +9,16 @@
 //!   [`crate::message_state::MessageState`] record (typed table `message_state`, with status,
 //!   thread, expiry and unread indexes) and conversations a `conversation_state` (unread
 //!   count, retention); the v2 → v3 migration gives every stored message its default state.
+//! - Version 4: message records are keyed by conversation token ‖ order key (a
+//!   conversation's messages are neighbours in time order), with the `message_ids` table
+//!   (message token → record key) for lookups by id; `msg_by_conversation` is no longer
+//!   written (the record key replaces it) and `msg_by_peer` / `msg_by_time` point at record
+//!   keys. The v3 → v4 migration moves every record.
 
 use crate::SchemaError;
 
 /// The schema version this code writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Checks a store's schema version against this code.
 ///

@@ -8,11 +8,12 @@ use serde::Serialize;
 use tresor_backend::{Direction, Entry, KeyRange, WriteBatch};
 use tresor_crypto::{StoreKeys, Token};
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, PEERS,
-    TYPED_INDEX, TYPED_RECORDS, meta_keys,
+    CONVERSATIONS, MESSAGE_IDS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME,
+    PEERS, TYPED_INDEX, TYPED_RECORDS, meta_keys,
 };
 use tresor_schema::messages::{
-    conversation_token, index_entries, message_token, open_message, peer_ids, peer_token, tokens,
+    conversation_token, index_entries, message_token, open_message, peer_ids, peer_token,
+    record_key, tokens,
 };
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed, version};
 
@@ -131,9 +132,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// one over `typed_records`, `check_typed.rs`).
 #[derive(Default)]
 pub(crate) struct Derived {
-    /// (index table, index key) → message token (typed tables: pk token).
+    /// (index table, index key) → message record key (typed tables: pk token).
     pub(crate) index: HashMap<(&'static str, Vec<u8>), Vec<u8>>,
-    /// Tokens of the message records that open.
+    /// Message tokens of the message records that open.
     pub(crate) message_tokens: HashSet<Vec<u8>>,
     conversations: HashMap<Token, (String, u64)>,
     peers: HashMap<Token, (String, u64)>,
@@ -432,7 +433,7 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
             }
         };
         let t = tokens(keys, &m);
-        if t.id.as_slice() != k.as_slice() {
+        if record_key(&m, &t) != k {
             record_issues.push(issue(
                 MESSAGES,
                 &k,
@@ -451,7 +452,7 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
             ));
         }
         d.max_seq = Some(d.max_seq.map_or(m.seq, |s| s.max(m.seq)));
-        d.message_tokens.insert(k.clone());
+        d.message_tokens.insert(t.id.to_vec());
         for (table, key, value) in index_entries(&m, &t) {
             d.index.insert((table, key), value);
         }
@@ -486,7 +487,14 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
     let mut expected = d.index.clone();
     let record_keys: HashSet<Vec<u8>> = d.index.values().cloned().collect();
     let bad: HashSet<Vec<u8>> = d.bad_records.iter().cloned().collect();
-    for table in [MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, TYPED_INDEX] {
+    // `msg_by_conversation` is empty since schema v4: any entry left is an orphan.
+    for table in [
+        MSG_BY_CONVERSATION,
+        MESSAGE_IDS,
+        MSG_BY_PEER,
+        MSG_BY_TIME,
+        TYPED_INDEX,
+    ] {
         let mut found = Vec::new();
         report.index_entries += for_each_entry(inner, table, |(k, v)| {
             match expected.remove(&(table, k.clone())) {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tresor_backend::{Direction, KeyRange, WriteBatch};
 use tresor_crypto::StoreKeys;
-use tresor_schema::catalog::{CONVERSATIONS, MESSAGES, MSG_BY_CONVERSATION, MSG_BY_TIME};
-use tresor_schema::index::{Position, order_key, token_value};
+use tresor_schema::catalog::{CONVERSATIONS, MESSAGES, MSG_BY_TIME};
+use tresor_schema::index::{Position, order_key};
 use tresor_schema::message_state::{
     BY_EXPIRY, BY_STATUS, BY_THREAD, CONVERSATION_STATES, ConversationState, DeliveryStatus, Edit,
     MESSAGE_STATES, MediaRef, MessageState, Redaction, Retention, UNREAD, WITH_RETENTION,
@@ -657,9 +657,10 @@ impl Messages<'_> {
         }
     }
 
-    /// Deletes one page of messages whose index entries in `table` fall in `range(keys)`
-    /// (forward, at most `limit`), with everything that belongs to them, in one atomic batch
-    /// under the writer lock. Index entries whose record is gone are deleted too. Returns
+    /// Deletes one page of messages whose entries in `table` (`messages` itself, keyed by
+    /// conversation, or an index) fall in `range(keys)` (forward, at most `limit`), with
+    /// everything that belongs to them, in one atomic batch under the writer lock. Index
+    /// entries whose record is gone are deleted too. Returns
     /// (messages deleted, entries scanned); (0, 0) during a key rotation when `current_only`.
     async fn delete_page(
         &self,
@@ -693,19 +694,23 @@ impl Messages<'_> {
             .backend
             .scan(table, range(&ring.current), Direction::Forward, limit)
             .await?;
-        let tokens: Vec<Vec<u8>> = page
-            .iter()
-            .map(|(_, v)| Ok(token_value(v, table)?.to_vec()))
-            .collect::<Result<_, Error>>()?;
-        let records = inner.backend.get_many(MESSAGES, &tokens).await?;
+        // `messages` itself (a conversation's range) holds the records; an index holds
+        // record keys.
+        let records: Vec<Option<Vec<u8>>> = if table == MESSAGES {
+            page.iter().map(|(_, v)| Some(v.clone())).collect()
+        } else {
+            let keys: Vec<Vec<u8>> = page.iter().map(|(_, v)| v.clone()).collect();
+            inner.backend.get_many(MESSAGES, &keys).await?
+        };
         let mut ops = WriteBatch::new();
         let mut found: Vec<Found> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (((key, _), token), record) in page.iter().zip(&tokens).zip(records) {
+        for ((key, value), record) in page.iter().zip(records) {
+            let record_key = if table == MESSAGES { key } else { value };
             match record {
                 Some(bytes) => {
-                    if seen.insert(token.clone()) {
-                        found.push(open_any(&ring, token, &bytes)?);
+                    if seen.insert(record_key.clone()) {
+                        found.push(open_any(&ring, record_key, &bytes)?);
                     }
                 }
                 None => ops.delete(table, key.clone()),
@@ -907,7 +912,7 @@ impl Messages<'_> {
             loop {
                 let (n, scanned) = self
                     .delete_page(
-                        MSG_BY_CONVERSATION,
+                        MESSAGES,
                         |k| {
                             let p = prefix(k);
                             let mut end = p.clone();
@@ -931,7 +936,7 @@ impl Messages<'_> {
             loop {
                 let (n, scanned) = self
                     .delete_page(
-                        MSG_BY_CONVERSATION,
+                        MESSAGES,
                         |k| KeyRange::prefix(&prefix(k)),
                         Limit::Excess {
                             conversation: id,

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tresor_backend::WriteBatch;
 use tresor_crypto::{TOKEN_LEN, Token};
-use tresor_schema::catalog::{CONVERSATIONS, MESSAGES, META, meta_keys};
+use tresor_schema::catalog::{CONVERSATIONS, MESSAGE_IDS, MESSAGES, META, meta_keys};
 use tresor_schema::messages::{
     conversation_token, index_entries, message_token, open_message, peer_ids, peer_token,
-    seal_message_with, tokens,
+    record_key, seal_message_with, tokens,
 };
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
 
@@ -33,16 +33,62 @@ impl Prefetched {
 /// A stored message and whether it lives under the previous key (during a rotation).
 pub(crate) type Found = (Message, bool);
 
-/// Opens a message record stored under `token`: with the current keys, or, during a rotation,
+/// Opens a message record stored under `key`: with the current keys, or, during a rotation,
 /// the previous ones. Returns the message and whether it was under the previous keys.
-pub(crate) fn open_any(ring: &Keyring, token: &[u8], bytes: &[u8]) -> Result<Found, Error> {
-    match open_message(&ring.current, token, bytes) {
+pub(crate) fn open_any(ring: &Keyring, key: &[u8], bytes: &[u8]) -> Result<Found, Error> {
+    match open_message(&ring.current, key, bytes) {
         Ok(m) => Ok((m, false)),
         Err(e) => match &ring.previous {
-            Some(prev) => Ok((open_message(prev, token, bytes)?, true)),
+            Some(prev) => Ok((open_message(prev, key, bytes)?, true)),
             None => Err(e.into()),
         },
     }
+}
+
+/// A stored message record as read: its record key and sealed bytes.
+type Stored = Option<(Vec<u8>, Vec<u8>)>;
+
+/// Reads, in `view`, the records that `message_ids` maps the message tokens `ids` to.
+///
+/// # Errors
+/// [`Error::Corrupted`] if an entry points at a missing record; [`Error::Backend`].
+fn stored_records(
+    view: &dyn tresor_backend::ReadView,
+    ids: &[Vec<u8>],
+) -> Result<Vec<Stored>, Error> {
+    let keys = view.get_many(MESSAGE_IDS, ids)?;
+    let present: Vec<Vec<u8>> = keys.iter().flatten().cloned().collect();
+    if present.is_empty() {
+        return Ok(vec![None; ids.len()]);
+    }
+    let mut records = view.get_many(MESSAGES, &present)?.into_iter();
+    keys.into_iter()
+        .map(|key| match key {
+            None => Ok(None),
+            Some(key) => match records.next().flatten() {
+                Some(bytes) => Ok(Some((key, bytes))),
+                None => Err(Error::Corrupted(
+                    "message_ids points at a missing message".into(),
+                )),
+            },
+        })
+        .collect()
+}
+
+/// Opens a record read by [`stored_records`] for message `id` under `keys`, checking that it
+/// is that message's (`message_ids` values are not authenticated).
+fn open_stored(
+    keys: &tresor_crypto::StoreKeys,
+    id: &str,
+    (key, bytes): &(Vec<u8>, Vec<u8>),
+) -> Result<Message, Error> {
+    let m = open_message(keys, key, bytes)?;
+    if m.id != id {
+        return Err(Error::Corrupted(
+            "message_ids entry does not match its record".into(),
+        ));
+    }
+    Ok(m)
 }
 
 /// What [`Messages::save_batch`] did.
@@ -205,7 +251,10 @@ impl<'a> Messages<'a> {
                     .iter()
                     .map(|m| message_token(prev, &m.id).to_vec())
                     .collect();
-                inner.backend.get_many(MESSAGES, &old_ids).await?
+                crate::view::read(&self.store.inner, move |inner| {
+                    stored_records(&*inner.backend.read_view()?, &old_ids)
+                })
+                .await?
             }
             None => vec![None; batch.len()],
         };
@@ -227,10 +276,9 @@ impl<'a> Messages<'a> {
             let previous = match current.get(&t.id) {
                 Some(p) => p.clone(),
                 None => match (stored, stored_old, &ring.previous) {
-                    (Some(bytes), _, _) => Some((open_message(keys, &t.id, &bytes)?, false)),
-                    (None, Some(bytes), Some(prev)) => {
-                        let token = message_token(prev, &message.id);
-                        Some((open_message(prev, &token, &bytes)?, true))
+                    (Some(record), _, _) => Some((open_stored(keys, &message.id, &record)?, false)),
+                    (None, Some(record), Some(prev)) => {
+                        Some((open_stored(prev, &message.id, &record)?, true))
                     }
                     _ => None,
                 },
@@ -252,10 +300,9 @@ impl<'a> Messages<'a> {
                         (Some(prev), true) => prev,
                         _ => keys,
                     };
+                    // The record moves when its position changes (or its keys, in a rotation).
                     let pt = tokens(gen_keys, p);
-                    if *old {
-                        ops.delete(MESSAGES, pt.id.to_vec());
-                    }
+                    ops.delete(MESSAGES, record_key(p, &pt));
                     for (table, key, _) in index_entries(p, &pt) {
                         ops.delete(table, key);
                     }
@@ -278,11 +325,9 @@ impl<'a> Messages<'a> {
                     outcomes.push(Outcome::Inserted(new.seq));
                 }
             }
-            ops.put(
-                MESSAGES,
-                t.id,
-                seal_message_with(keys, t, &new, inner.padded)?,
-            );
+            let key = record_key(&new, t);
+            let sealed = seal_message_with(keys, &key, &new, inner.padded)?;
+            ops.put(MESSAGES, key, sealed);
             for (table, key, value) in index_entries(&new, t) {
                 ops.put(table, key, value);
             }
@@ -311,8 +356,8 @@ impl<'a> Messages<'a> {
         Ok(outcomes)
     }
 
-    /// Reads, in one read view, what saving `batch` reads: the stored messages under `ids`
-    /// (returned, in order), the typed records of the batch's conversations, message states
+    /// Reads, in one read view, what saving `batch` reads: the stored messages under the
+    /// message tokens `ids` (returned, in order, with their record keys), the typed records of the batch's conversations, message states
     /// and conversation states (seeded into `typed`), and the conversation and peer summaries
     /// under the batch's tokens (returned by table and token). The writer lock is held, so the
     /// view sees the state the batch will be applied to.
@@ -323,7 +368,7 @@ impl<'a> Messages<'a> {
         toks: &[tresor_schema::messages::MessageTokens],
         ids: Vec<Vec<u8>>,
         typed: &mut crate::table::TypedBatch,
-    ) -> Result<(Vec<Option<Vec<u8>>>, Prefetched), Error> {
+    ) -> Result<(Vec<Stored>, Prefetched), Error> {
         use tresor_schema::message_state::{CONVERSATION_STATES, MESSAGE_STATES};
         use tresor_schema::typed::record_key;
         let conversation_ids: std::collections::BTreeSet<&str> =
@@ -361,7 +406,7 @@ impl<'a> Messages<'a> {
         let rks_read = rks.clone();
         let (stored, found, summaries) = crate::view::read(&self.store.inner, move |inner| {
             let view = inner.backend.read_view()?;
-            let stored = view.get_many(MESSAGES, &ids)?;
+            let stored = stored_records(&*view, &ids)?;
             let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
             let mut summaries = HashMap::with_capacity(2);
             for (table, tokens) in [
@@ -532,8 +577,9 @@ impl<'a> Messages<'a> {
         self.query(Walk::Time, limit, before).await
     }
 
-    /// Up to `limit` messages in storage order (the order of their blinded ids: stable, unrelated
-    /// to time or conversation), after the message `after` if given: the fastest way to read
+    /// Up to `limit` messages in storage order (stable: by blinded conversation token, which is
+    /// unrelated to the conversation id, and within a conversation oldest first), after the
+    /// message `after` if given: the fastest way to read
     /// every message (an export, a full-text indexer). Walking pages with the last id of each
     /// page as the next cursor returns every message exactly once, except during a key
     /// rotation, which moves records between calls (walk one [`crate::BlockingView`] for an
@@ -607,7 +653,7 @@ impl<'a> Messages<'a> {
                 _ => &ring.current,
             };
             let t = tokens(gen_keys, m);
-            ops.delete(MESSAGES, t.id.to_vec());
+            ops.delete(MESSAGES, record_key(m, &t));
             for (table, key, _) in index_entries(m, &t) {
                 ops.delete(table, key);
             }

@@ -13,12 +13,19 @@
 //!   message without a `message_state` record reads as its default state (outgoing,
 //!   `Delivered`). (Until tresor 0.1's sparse states, this step wrote a default record for
 //!   every message; stores migrated then keep those records, which read the same.)
+//! - **v3 → v4**: message records move from their message token to their record key
+//!   (conversation token ‖ order key), `message_ids` maps each message token to that key,
+//!   `msg_by_peer` and `msg_by_time` point at it, and `msg_by_conversation` entries are
+//!   deleted (the record key replaces them). One forward pass over `messages`; a record whose
+//!   key is already a record key (32 bytes: moved by an earlier batch, or restored from a
+//!   backup by v4 code) is skipped, so every batch is idempotent.
 
 use std::ops::Bound;
 
-use tresor_backend::{Direction, KeyRange, WriteBatch};
+use tresor_backend::{Direction, Entry, KeyRange, WriteBatch};
+use tresor_crypto::TOKEN_LEN;
 use tresor_schema::catalog::{MESSAGES, META, meta_keys};
-use tresor_schema::messages::open_message;
+use tresor_schema::messages::{index_entries, record_key, seal_message_with, tokens, v3_entries};
 use tresor_schema::{Message, version};
 
 use crate::store::{Inner, WriterState};
@@ -48,6 +55,10 @@ const STEPS: &[MigrationStep] = &[
         to: 3,
         description: "extended messages (no write: a message without a state reads as delivered)",
     },
+    MigrationStep {
+        to: 4,
+        description: "message records keyed by conversation and time; the message_ids index",
+    },
 ];
 
 /// The steps that migrate a store of version `found` to this code's version.
@@ -72,6 +83,7 @@ impl Inner {
                 let done = match to {
                     2 => self.message_pass_locked(w, to, batch.max(1)).await?,
                     3 => self.set_version_locked(w, to).await?,
+                    4 => self.record_key_pass_locked(w, to, batch.max(1)).await?,
                     _ => return Err(Error::Corrupted(format!("no migration to v{to}"))),
                 };
                 batches += 1;
@@ -109,6 +121,27 @@ impl Inner {
     ) -> Result<bool, Error> {
         self.finish_typed_rotation_locked(w).await?;
         let ring = self.keyring();
+        let page = self.migration_page(to, max).await?;
+        let mut messages: Vec<Message> = Vec::with_capacity(page.len());
+        for (key, value) in &page {
+            // During a key rotation (begun under v1) a message may be under either key.
+            messages.push(crate::messages::open_any(&ring, key, value)?.0);
+        }
+        let mut ops = WriteBatch::new();
+        let refs: Vec<&Message> = messages.iter().collect();
+        crate::conversations::fold_messages(
+            self,
+            &ring.current,
+            &mut TypedBatch::default(),
+            &refs,
+            &mut ops,
+        )
+        .await?;
+        self.finish_migration_batch(w, to, max, &page, ops).await
+    }
+
+    /// The next `max` entries of `messages` after the migration cursor of the step to `to`.
+    async fn migration_page(&self, to: u32, max: usize) -> Result<Vec<Entry>, Error> {
         let cursor = self
             .backend
             .get(META, meta_keys::MIGRATION_CURSOR.as_bytes())
@@ -124,7 +157,7 @@ impl Inner {
             Some(_) => return Err(Error::Corrupted("malformed migration cursor".into())),
             None => Bound::Unbounded,
         };
-        let page = self
+        Ok(self
             .backend
             .scan(
                 MESSAGES,
@@ -135,29 +168,20 @@ impl Inner {
                 Direction::Forward,
                 max,
             )
-            .await?;
-        let mut messages: Vec<Message> = Vec::with_capacity(page.len());
-        for (key, value) in &page {
-            // During a key rotation (begun under v1) a message may be under either key.
-            let m = match open_message(&ring.current, key, value) {
-                Ok(m) => m,
-                Err(e) => match &ring.previous {
-                    Some(prev) => open_message(prev, key, value)?,
-                    None => return Err(e.into()),
-                },
-            };
-            messages.push(m);
-        }
-        let mut ops = WriteBatch::new();
-        let refs: Vec<&Message> = messages.iter().collect();
-        crate::conversations::fold_messages(
-            self,
-            &ring.current,
-            &mut TypedBatch::default(),
-            &refs,
-            &mut ops,
-        )
-        .await?;
+            .await?)
+    }
+
+    /// Commits `ops` of one batch of a message pass with the cursor after `page` or, when
+    /// `page` was the last (shorter than `max`), with the new version. Returns whether the
+    /// step is complete.
+    async fn finish_migration_batch(
+        &self,
+        w: &mut WriterState,
+        to: u32,
+        max: usize,
+        page: &[Entry],
+        mut ops: WriteBatch,
+    ) -> Result<bool, Error> {
         let done = page.len() < max;
         if done {
             ops.put(
@@ -175,6 +199,44 @@ impl Inner {
         }
         self.commit_locked(w, ops).await?;
         Ok(done)
+    }
+
+    /// One batch of v3 → v4: the next records after the cursor that still live under their
+    /// message token move to their record key under the current keys, with their index
+    /// entries (during a key rotation begun under v3, a record under the previous keys moves
+    /// to the current ones, as the rotation would move it). Returns true when the step is
+    /// complete.
+    async fn record_key_pass_locked(
+        &self,
+        w: &mut WriterState,
+        to: u32,
+        max: usize,
+    ) -> Result<bool, Error> {
+        self.finish_typed_rotation_locked(w).await?;
+        let ring = self.keyring();
+        let page = self.migration_page(to, max).await?;
+        let mut ops = WriteBatch::new();
+        for (key, value) in &page {
+            if key.len() != TOKEN_LEN {
+                continue; // already under its record key
+            }
+            let (m, previous) = crate::messages::open_any(&ring, key, value)?;
+            let was = match (&ring.previous, previous) {
+                (Some(prev), true) => prev,
+                _ => &ring.current,
+            };
+            for (table, k) in v3_entries(&m, &tokens(was, &m)) {
+                ops.delete(table, k);
+            }
+            let t = tokens(&ring.current, &m);
+            let rk = record_key(&m, &t);
+            let sealed = seal_message_with(&ring.current, &rk, &m, self.padded)?;
+            ops.put(MESSAGES, rk, sealed);
+            for (table, k, v) in index_entries(&m, &t) {
+                ops.put(table, k, v);
+            }
+        }
+        self.finish_migration_batch(w, to, max, &page, ops).await
     }
 }
 

@@ -32,7 +32,7 @@ use tresor_schema::catalog::{
     self, CONVERSATIONS, MESSAGES, META, PEERS, TYPED_INDEX, TYPED_RECORDS, meta_keys,
 };
 use tresor_schema::messages::{
-    conversation_token, index_entries, peer_token, seal_message_with, tokens,
+    conversation_token, index_entries, peer_token, record_key, seal_message_with, tokens,
 };
 use tresor_schema::typed::{Envelope, pk_token, seal_envelope};
 use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, sealed};
@@ -202,7 +202,9 @@ impl Inner {
                         deletes.delete(t, k);
                     }
                     let t = tokens(cur, &m);
-                    puts.put(MESSAGES, t.id, seal_message_with(cur, &t, &m, self.padded)?);
+                    let rk = record_key(&m, &t);
+                    let sealed = seal_message_with(cur, &rk, &m, self.padded)?;
+                    puts.put(MESSAGES, rk, sealed);
                     for (table, k, v) in index_entries(&m, &t) {
                         puts.put(table, k, v);
                     }

@@ -10,7 +10,7 @@ use tresor_backend::{Backend, Direction, KeyRange};
 use tresor_crypto::KeyHeader;
 use tresor_redb::RedbBackend;
 use tresor_schema::catalog::{
-    MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, meta_keys,
+    MESSAGE_IDS, MESSAGES, META, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, meta_keys,
 };
 use tresor_schema::messages::open_message;
 
@@ -72,6 +72,7 @@ pub async fn salvage(
     let mut candidates = BTreeSet::new();
     for (table, from_values) in [
         (MESSAGES, false),
+        (MESSAGE_IDS, true),
         (MSG_BY_CONVERSATION, true),
         (MSG_BY_PEER, true),
         (MSG_BY_TIME, true),
@@ -109,12 +110,9 @@ pub async fn salvage(
     for key in candidates {
         let found = source.get(MESSAGES, &key).await.ok().flatten();
         match found.map(|v| open_message(&keys, &key, &v)) {
-            Some(Ok(m))
-                if tresor_schema::messages::message_token(&keys, &m.id).as_slice()
-                    == key.as_slice() =>
-            {
-                messages.push(m);
-            }
+            // A record lives under its record key (schema v4) or, in an older store, under
+            // its message token: either way its AAD names the key it was read under.
+            Some(Ok(m)) if lives_under(&keys, &m, &key) => messages.push(m),
             _ => report.lost += 1,
         }
     }
@@ -126,4 +124,11 @@ pub async fn salvage(
     }
     tokio::task::spawn_blocking(move || drop(source)).await?;
     Ok((store, report))
+}
+
+/// Whether `key` is where message `m` belongs: its record key (schema v4) or its message
+/// token (schema v1–v3).
+fn lives_under(keys: &tresor_crypto::StoreKeys, m: &tresor_schema::Message, key: &[u8]) -> bool {
+    let t = tresor_schema::messages::tokens(keys, m);
+    t.id.as_slice() == key || tresor_schema::messages::record_key(m, &t) == key
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use tresor_backend::{Direction, KeyRange, ReadView};
 use tresor_crypto::StoreKeys;
 use tresor_schema::Message;
-use tresor_schema::catalog::{MESSAGES, MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME};
-use tresor_schema::index::{order_key, token_value};
-use tresor_schema::messages::{conversation_token, message_token, peer_token, position};
+use tresor_schema::catalog::{MESSAGE_IDS, MESSAGES, MSG_BY_PEER, MSG_BY_TIME};
+use tresor_schema::index::order_key;
+use tresor_schema::messages::{
+    conversation_token, message_token, peer_token, position, record_key, tokens,
+};
 
 use crate::Error;
 use crate::keys::Keyring;
@@ -54,29 +56,53 @@ where
     tokio::task::spawn_blocking(move || f(&inner)).await?
 }
 
-/// Looks `id` up under the current token, then (during a rotation) the previous one.
+/// Looks `id` up under the current token, then (during a rotation) the previous one:
+/// `message_ids` gives the record key, `messages` the record.
+///
+/// # Errors
+/// [`Error::Corrupted`] if the `message_ids` entry points at a missing record or at another
+/// message's record (index values are not authenticated; the record is, by its AAD).
 pub(crate) fn get_in(
     view: &dyn ReadView,
     ring: &Keyring,
     id: &str,
 ) -> Result<Option<Found>, Error> {
-    let token = message_token(&ring.current, id);
-    if let Some(bytes) = view.get(MESSAGES, &token)? {
-        return Ok(Some(open_any(ring, &token, &bytes)?));
-    }
-    if let Some(prev) = &ring.previous {
-        let token = message_token(prev, id);
-        if let Some(bytes) = view.get(MESSAGES, &token)? {
-            return Ok(Some(open_any(ring, &token, &bytes)?));
+    let generations = std::iter::once(&ring.current).chain(ring.previous.as_ref());
+    for keys in generations {
+        let Some(key) = view.get(MESSAGE_IDS, &message_token(keys, id))? else {
+            continue;
+        };
+        let Some(bytes) = view.get(MESSAGES, &key)? else {
+            return Err(Error::Corrupted(
+                "message_ids points at a missing message".into(),
+            ));
+        };
+        let found = open_any(ring, &key, &bytes)?;
+        if found.0.id != id {
+            return Err(Error::Corrupted(
+                "message_ids entry does not match its record".into(),
+            ));
         }
+        return Ok(Some(found));
     }
     Ok(None)
 }
 
-/// Which index a page walks, and the id whose token prefixes its keys.
+/// The record key of a message found under the keys it was found with (`previous`: the
+/// rotation's previous keys).
+pub(crate) fn found_key(ring: &Keyring, (m, previous): &Found) -> Vec<u8> {
+    let keys = match (&ring.previous, previous) {
+        (Some(prev), true) => prev,
+        _ => &ring.current,
+    };
+    record_key(m, &tokens(keys, m))
+}
+
+/// Which table a page walks, and the id whose token prefixes its keys.
 #[derive(Debug, Clone)]
 pub(crate) enum Walk {
-    /// `msg_by_conversation` under a conversation id.
+    /// `messages` itself under a conversation id (record keys are conversation token ‖ order
+    /// key).
     Conversation(String),
     /// `msg_by_peer` under a peer id.
     Peer(String),
@@ -87,13 +113,13 @@ pub(crate) enum Walk {
 impl Walk {
     fn table(&self) -> &'static str {
         match self {
-            Walk::Conversation(_) => MSG_BY_CONVERSATION,
+            Walk::Conversation(_) => MESSAGES,
             Walk::Peer(_) => MSG_BY_PEER,
             Walk::Time => MSG_BY_TIME,
         }
     }
 
-    /// Whether message `m` has an entry in this walk's index under its id.
+    /// Whether message `m` has an entry in this walk's table under its id.
     fn holds(&self, m: &Message) -> bool {
         match self {
             Walk::Conversation(id) => m.conversation_id == *id,
@@ -112,8 +138,8 @@ impl Walk {
 }
 
 /// One page of `walk`, newest first, after the message `before` if given: the cursor lookup,
-/// the index scans (one per key generation, merged) and one batched record read, all in
-/// `view`.
+/// the range scans (one per key generation, merged) and, for an index walk, one batched
+/// record read, all in `view`. A conversation's page is one range of `messages` itself.
 ///
 /// # Errors
 /// [`Error::CursorNotFound`] if `before` names no message; [`Error::Corrupted`] if an index
@@ -139,7 +165,7 @@ pub(crate) fn page_in(
     {
         prefixes.push(walk.prefix(prev));
     }
-    // (order key, full index key, message token), from every generation.
+    // (order key, full key, value), from every generation.
     let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
     for p in &prefixes {
         let range = match &cursor {
@@ -152,37 +178,50 @@ pub(crate) fn page_in(
         };
         for (key, value) in view.scan(table, range, Direction::Reverse, limit)? {
             let order = key.get(p.len()..).unwrap_or_default().to_vec();
-            let token = token_value(&value, table)?.to_vec();
-            entries.push((order, key, token));
+            entries.push((order, key, value));
         }
     }
     if prefixes.len() > 1 {
         entries.sort_by(|a, b| b.0.cmp(&a.0));
         entries.truncate(limit);
     }
-    let (index_keys, ids): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
-        entries.into_iter().map(|(_, key, id)| (key, id)).unzip();
-    let records = view.get_many(MESSAGES, &ids)?;
+    // (key the walk found, record key, record).
+    let records: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = if table == MESSAGES {
+        entries
+            .into_iter()
+            .map(|(_, key, record)| (key.clone(), key, Some(record)))
+            .collect()
+    } else {
+        let (found, record_keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            entries.into_iter().map(|(_, key, rk)| (key, rk)).unzip();
+        let records = view.get_many(MESSAGES, &record_keys)?;
+        found
+            .into_iter()
+            .zip(record_keys)
+            .zip(records)
+            .map(|((key, rk), record)| (key, rk, record))
+            .collect()
+    };
     // The walk's prefix under the previous keys, for records not yet moved by a rotation.
     let previous_prefix = ring.previous.as_ref().map(|prev| walk.prefix(prev));
     let mut out = Vec::with_capacity(records.len());
-    for ((id, record), index_key) in ids.iter().zip(records).zip(&index_keys) {
+    for (walk_key, record_key, record) in records {
         let Some(bytes) = record else {
             return Err(Error::Corrupted(format!(
                 "index {table} points at a missing message"
             )));
         };
-        let (m, previous) = open_any(ring, id, &bytes)?;
-        // Index keys are not authenticated: check the entry is the one this (authentic)
+        let (m, previous) = open_any(ring, &record_key, &bytes)?;
+        // Index entries are not authenticated: check the entry is the one this (authentic)
         // record has in this index, under the keys that opened it — the record belongs to the
         // walked conversation or peer and the key is its prefix and position — so an altered
         // index is an error, never a wrong answer. (The record itself is bound by its AAD to
-        // the token it was read under.)
+        // the key it was read under.)
         let prefix = match (&previous_prefix, previous) {
             (Some(prev), true) => prev,
             _ => &prefixes[0],
         };
-        if !walk.holds(&m) || !is_prefixed_by(index_key, prefix, &order_key(position(&m))) {
+        if !walk.holds(&m) || !is_prefixed_by(&walk_key, prefix, &order_key(position(&m))) {
             return Err(Error::Corrupted(format!(
                 "index {table} entry does not match its record"
             )));
@@ -197,8 +236,8 @@ fn is_prefixed_by(key: &[u8], prefix: &[u8], rest: &[u8]) -> bool {
     key.len() == prefix.len() + rest.len() && key.starts_with(prefix) && key.ends_with(rest)
 }
 
-/// Up to `limit` messages in storage order (the order of their blinded ids: stable, but
-/// unrelated to time or conversation), after the message `after` if given.
+/// Up to `limit` messages in storage order (record key order: by blinded conversation token,
+/// a conversation's messages oldest first), after the message `after` if given.
 ///
 /// # Errors
 /// [`Error::CursorNotFound`] if `after` names no message; [`Error::Corrupted`] if a record does
@@ -215,20 +254,16 @@ pub(crate) fn scan_in(
     let range = match after {
         None => KeyRange::all(),
         Some(id) => {
-            let (_, previous) = get_in(view, ring, id)?.ok_or(Error::CursorNotFound)?;
-            let keys = match (&ring.previous, previous) {
-                (Some(prev), true) => prev,
-                _ => &ring.current,
-            };
+            let found = get_in(view, ring, id)?.ok_or(Error::CursorNotFound)?;
             KeyRange {
-                start: std::ops::Bound::Excluded(message_token(keys, id).to_vec()),
+                start: std::ops::Bound::Excluded(found_key(ring, &found)),
                 end: std::ops::Bound::Unbounded,
             }
         }
     };
     view.scan(MESSAGES, range, Direction::Forward, limit)?
         .into_iter()
-        .map(|(token, bytes)| Ok(open_any(ring, &token, &bytes)?.0))
+        .map(|(key, bytes)| Ok(open_any(ring, &key, &bytes)?.0))
         .collect()
 }
 

@@ -255,9 +255,15 @@ async fn every_table_comes_back_from_file_and_repository_backups() {
         .unwrap();
     drop(store);
     let source = dump(&source_path).await;
-    // Every family wrote something: typed records and their indexes are not empty.
+    // Every family wrote something: typed records and their indexes are not empty. Only
+    // `msg_by_conversation` is empty: since schema v4 the record keys replace it.
     for table in TABLES {
-        assert!(!source[table.name].is_empty(), "{} is empty", table.name);
+        assert_eq!(
+            source[table.name].is_empty(),
+            table.name == tresor_schema::catalog::MSG_BY_CONVERSATION,
+            "{} is empty or not as expected",
+            table.name
+        );
     }
     assert_eq!(
         report.info.tables,

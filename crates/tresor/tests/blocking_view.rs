@@ -227,43 +227,52 @@ on_every_backend!(
 async fn altered_index_entries_are_errors_not_answers() {
     use tresor::{Backend, MemoryBackend, Options};
     use tresor_backend::{Direction, KeyRange, WriteBatch};
-    for alteration in ["moved", "reordered"] {
+    // Index entries (`msg_by_peer`) moved under another peer or to another position, and a
+    // record (`messages`, keyed by conversation ‖ position) moved to another conversation.
+    for alteration in ["moved", "reordered", "record moved"] {
         let backend = MemoryBackend::new();
         let store = Tresor::with_backend(backend.clone(), common::PASS.into(), Options::default())
             .await
             .unwrap();
         store.messages().save_batch(&sample(40)).await.unwrap();
+        let table = if alteration == "record moved" {
+            "messages"
+        } else {
+            "msg_by_peer"
+        };
         let entries = backend
-            .scan(
-                "msg_by_conversation",
-                KeyRange::all(),
-                Direction::Forward,
-                1000,
-            )
+            .scan(table, KeyRange::all(), Direction::Forward, 1000)
             .await
             .unwrap();
         let (key, value) = entries[0].clone();
+        // A prefix under which this entry's message has no entry: another conversation, or
+        // the one peer of three the message does not involve.
+        let holds_it: Vec<&[u8]> = entries
+            .iter()
+            .filter(|(_, v)| table == "msg_by_peer" && *v == value)
+            .map(|(k, _)| &k[..16])
+            .collect();
         let other = entries
             .iter()
-            .find(|(k, _)| k[..16] != key[..16])
+            .find(|(k, _)| k[..16] != key[..16] && !holds_it.contains(&&k[..16]))
             .unwrap()
             .0
             .clone();
         let mut batch = WriteBatch::new();
         match alteration {
-            // The same message listed under another conversation too.
-            "moved" => {
+            // The same message listed under another peer (or conversation) too.
+            "moved" | "record moved" => {
                 let mut moved = other[..16].to_vec();
                 moved.extend_from_slice(&key[16..]);
-                batch.put("msg_by_conversation", moved, value);
+                batch.put(table, moved, value);
             }
             // Its position changed (a message shown out of order).
             _ => {
                 let mut reordered = key.clone();
                 let last = reordered.len() - 1;
                 reordered[last] ^= 0x40;
-                batch.delete("msg_by_conversation", key.clone());
-                batch.put("msg_by_conversation", reordered, value);
+                batch.delete(table, key.clone());
+                batch.put(table, reordered, value);
             }
         }
         backend
@@ -271,17 +280,33 @@ async fn altered_index_entries_are_errors_not_answers() {
             .await
             .unwrap();
         let mut corrupted = 0;
-        for c in 0..5 {
-            let conv = format!("c{c}");
-            let async_page = store.messages().by_conversation(&conv, 100, None).await;
-            let conv2 = conv.clone();
-            let view_page = in_view(&store, move |v| v.by_conversation(&conv2, 100, None)).await;
+        let walks: Vec<String> = if table == "messages" {
+            (0..5).map(|c| format!("c{c}")).collect()
+        } else {
+            (0..3).map(|p| format!("p{p}")).collect()
+        };
+        for id in walks {
+            let (async_page, view_page) = if table == "messages" {
+                let id2 = id.clone();
+                (
+                    store.messages().by_conversation(&id, 100, None).await,
+                    in_view(&store, move |v| v.by_conversation(&id2, 100, None)).await,
+                )
+            } else {
+                let id2 = id.clone();
+                (
+                    store.messages().by_peer(&id, 100, None).await,
+                    in_view(&store, move |v| v.by_peer(&id2, 100, None)).await,
+                )
+            };
             match (async_page, view_page) {
                 (Err(Error::Corrupted(_)), Err(Error::Corrupted(_))) => corrupted += 1,
                 (Ok(page), Ok(same)) => {
                     assert_eq!(page, same);
                     assert!(
-                        page.iter().all(|m| m.conversation_id == conv),
+                        page.iter().all(|m| m.conversation_id == id
+                            || m.sender == id
+                            || m.recipient.as_deref() == Some(id.as_str())),
                         "{alteration}"
                     );
                 }
@@ -290,7 +315,7 @@ async fn altered_index_entries_are_errors_not_answers() {
         }
         assert_eq!(
             corrupted, 1,
-            "{alteration}: exactly the altered conversation fails"
+            "{alteration}: exactly the altered conversation or peer fails"
         );
     }
 }

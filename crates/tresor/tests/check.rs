@@ -71,11 +71,11 @@ async fn a_clean_store_checks_clean() {
 #[tokio::test]
 async fn a_missing_index_entry_is_found_and_rebuilt() {
     let (store, b) = setup().await;
-    let (k, _) = first(&b, "msg_by_conversation").await;
-    apply(&b, |w| w.delete("msg_by_conversation", k.clone())).await;
+    let (k, _) = first(&b, "message_ids").await;
+    apply(&b, |w| w.delete("message_ids", k.clone())).await;
     let r = store.check().await.unwrap();
     assert_eq!(kinds(&r), [IssueKind::MissingIndexEntry]);
-    assert_eq!(r.issues[0].table, "msg_by_conversation");
+    assert_eq!(r.issues[0].table, "message_ids");
     assert_eq!(r.issues[0].severity, Severity::Warning);
     let rep = assert_repaired(&store).await;
     assert_eq!(rep.index_entries_fixed, 1);

@@ -8,7 +8,8 @@ use tresor_backend::{Backend, Direction, Durability, KeyRange, MemoryBackend, Wr
 use tresor_crypto::{DataKey, KdfParams, KeyHeader, SealingKey, Secret, StoreKeys};
 use tresor_schema::catalog::{self, CONVERSATIONS, MESSAGES, META, PEERS, TABLES, TableKind};
 use tresor_schema::messages::{
-    conversation_token, index_entries, peer_ids, peer_token, seal_message, tokens,
+    conversation_token, index_entries, peer_ids, peer_token, record_key, seal_message, tokens,
+    v3_entries,
 };
 use tresor_schema::version::{self, SCHEMA_VERSION};
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
@@ -92,9 +93,24 @@ pub fn message(i: usize, body_len: usize) -> Message {
     m
 }
 
-/// Builds a source store as the facade would: meta (key header, schema version, next seq),
-/// `n` sealed messages with their index entries, and sealed conversation and peer summaries.
+/// Builds a source store as the facade would, in the current (v4) layout: meta (key header,
+/// schema version, next seq), `n` sealed messages under their record keys with their index
+/// entries (`message_ids`, `msg_by_peer`, `msg_by_time`), and sealed conversation and peer
+/// summaries.
 pub async fn build_store(k: &Keys, n: usize, body_len: usize) -> MemoryBackend {
+    build_store_at(k, n, body_len, SCHEMA_VERSION).await
+}
+
+/// [`build_store`] in the layout of schema `schema_version`: 4, or 3 (v1–v3 layout: records
+/// under message tokens, `msg_by_conversation`, index values that are message tokens, no
+/// `message_ids`; meta says 3).
+pub async fn build_store_at(
+    k: &Keys,
+    n: usize,
+    body_len: usize,
+    schema_version: u32,
+) -> MemoryBackend {
+    assert!(schema_version == 3 || schema_version == 4);
     let backend = MemoryBackend::new();
     let keys = &k.keys;
     let mut batch = WriteBatch::new();
@@ -102,7 +118,7 @@ pub async fn build_store(k: &Keys, n: usize, body_len: usize) -> MemoryBackend {
     batch.put(
         META,
         catalog::meta_keys::SCHEMA_VERSION,
-        version::encode(SCHEMA_VERSION).to_vec(),
+        version::encode(schema_version).to_vec(),
     );
     batch.put(
         META,
@@ -114,9 +130,21 @@ pub async fn build_store(k: &Keys, n: usize, body_len: usize) -> MemoryBackend {
     for i in 0..n {
         let m = message(i, body_len);
         let t = tokens(keys, &m);
-        batch.put(MESSAGES, t.id.to_vec(), seal_message(keys, &t, &m).unwrap());
-        for (table, key, value) in index_entries(&m, &t) {
-            batch.put(table, key, value);
+        if schema_version == 3 {
+            for (table, key) in v3_entries(&m, &t) {
+                let value = if table == MESSAGES {
+                    seal_message(keys, &key, &m).unwrap()
+                } else {
+                    t.id.to_vec()
+                };
+                batch.put(table, key, value);
+            }
+        } else {
+            let rk = record_key(&m, &t);
+            batch.put(MESSAGES, rk.clone(), seal_message(keys, &rk, &m).unwrap());
+            for (table, key, value) in index_entries(&m, &t) {
+                batch.put(table, key, value);
+            }
         }
         *conversations.entry(m.conversation_id.clone()).or_default() += 1;
         for p in peer_ids(&m) {
@@ -302,4 +330,57 @@ pub fn encode_entries(entries: &[RawEntry]) -> Vec<u8> {
         out.extend_from_slice(v);
     }
     out
+}
+
+/// The entries a single-file backup (format 1) of `backend` holds, per FORMAT.md: the first
+/// `tables` catalog tables in catalog order, each in key order, sealed values opened.
+pub async fn file_entries(backend: &dyn Backend, keys: &StoreKeys, tables: usize) -> Vec<RawEntry> {
+    let mut out = Vec::new();
+    for (ti, spec) in TABLES.iter().enumerate().take(tables) {
+        for (key, value) in raw_table(backend, spec.name).await {
+            let value = if spec.kind == TableKind::Sealed {
+                sealed::open_bytes(keys, spec.name, &key, &value).unwrap()
+            } else {
+                value
+            };
+            out.push((ti as u8, key, value));
+        }
+    }
+    out
+}
+
+/// A single-file backup (format 1) written by hand per FORMAT.md, as older code wrote them:
+/// a header with `schema_version`, one data chunk holding `entries`, and a trailer with
+/// `table_count` table counts.
+pub fn write_file(
+    k: &Keys,
+    schema_version: u32,
+    entries: &[RawEntry],
+    table_count: usize,
+) -> Vec<u8> {
+    let mut header = b"TRESORBK".to_vec();
+    header.push(1);
+    header.extend_from_slice(&[0x42; 16]);
+    header.extend_from_slice(&1_600_000_000_000i64.to_le_bytes());
+    header.extend_from_slice(&schema_version.to_le_bytes());
+    header.extend_from_slice(&(k.key_header.len() as u16).to_le_bytes());
+    header.extend_from_slice(&k.key_header);
+    let mut layout = Layout {
+        header,
+        chunks: Vec::new(),
+    };
+    layout.reseal(&k.keys, 0, false, &encode_entries(entries));
+    let mut trailer = (entries.len() as u64).to_le_bytes().to_vec();
+    trailer.extend_from_slice(&1u64.to_le_bytes());
+    trailer.push(u8::try_from(table_count).unwrap());
+    for t in 0..table_count {
+        let count = entries.iter().filter(|e| usize::from(e.0) == t).count() as u64;
+        trailer.extend_from_slice(&count.to_le_bytes());
+    }
+    // The digest covers everything before the final chunk.
+    layout.chunks.push(Vec::new());
+    trailer.extend_from_slice(&layout.stream_digest());
+    layout.chunks.pop();
+    layout.reseal(&k.keys, 1, true, &trailer);
+    layout.join()
 }
