@@ -137,6 +137,10 @@ impl Walk {
     }
 }
 
+/// A record a page walk found: the key the walk found it under, its record key, the record
+/// (`None`: the index points at a missing record).
+type WalkedRecord = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// One page of `walk`, newest first, after the message `before` if given: the cursor lookup,
 /// the range scans (one per key generation, merged) and, for an index walk, one batched
 /// record read, all in `view`. A conversation's page is one range of `messages` itself.
@@ -185,8 +189,7 @@ pub(crate) fn page_in(
         entries.sort_by(|a, b| b.0.cmp(&a.0));
         entries.truncate(limit);
     }
-    // (key the walk found, record key, record).
-    let records: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = if table == MESSAGES {
+    let records: Vec<WalkedRecord> = if table == MESSAGES {
         entries
             .into_iter()
             .map(|(_, key, record)| (key.clone(), key, Some(record)))
