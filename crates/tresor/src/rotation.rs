@@ -13,7 +13,8 @@
 //!    migrated (written since the rotation began, or migrated earlier and moved ahead of the
 //!    cursor by its new token) and skipped. Any other entry is opened under the old key, and
 //!    deleted together with its index entries under the old tokens, then written under its new
-//!    token (re-sealed, fresh nonce) with its index entries under the new tokens. The cursor
+//!    key (a token; for a message, its record key under the new conversation token), re-sealed
+//!    with a fresh nonce, with its index entries under the new tokens. The cursor
 //!    and the seal count are written in the same batch, so a crash resumes at the last
 //!    committed batch.
 //! 3. **End** (in the batch that finds the end of `peers`): the cursor and the wrapped old DEK
