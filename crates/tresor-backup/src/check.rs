@@ -5,8 +5,8 @@
 
 use tresor_crypto::TOKEN_LEN;
 use tresor_schema::catalog::{
-    CONVERSATIONS, MESSAGE_IDS, MESSAGES, MSG_BY_PEER, MSG_BY_TIME, PEERS, TABLES, TYPED_RECORDS,
-    TableKind, TableSpec, meta_keys,
+    CONVERSATIONS, MESSAGE_IDS, MESSAGES, PEERS, TABLES, TYPED_RECORDS, TableKind, TableSpec,
+    meta_keys,
 };
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{RECORD_KEY_LEN, position};
@@ -209,8 +209,10 @@ fn check_value(
         TableKind::Index => {
             let record_keys = expect.schema_version >= RECORD_KEYS_SINCE;
             match spec.name {
-                // Since v4 the message indexes point at message record keys.
-                MESSAGE_IDS | MSG_BY_PEER | MSG_BY_TIME if record_keys => {
+                // Since v4 `message_ids` points at message record keys; `msg_by_peer` and
+                // `msg_by_time` hold the conversation token (16 bytes, as the message token
+                // they held before).
+                MESSAGE_IDS if record_keys => {
                     if value.len() == RECORD_KEY_LEN {
                         Ok(())
                     } else {
@@ -273,7 +275,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use tresor_schema::Message;
-    use tresor_schema::catalog::{MSG_BY_CONVERSATION, TYPED_INDEX};
+    use tresor_schema::catalog::{MSG_BY_CONVERSATION, MSG_BY_PEER, MSG_BY_TIME, TYPED_INDEX};
 
     const EXPECT: Expect<'static> = Expect {
         key_header: b"kh",
@@ -345,8 +347,8 @@ mod tests {
             .unwrap();
         for table in [MSG_BY_PEER, MSG_BY_TIME] {
             let i = index_of(table);
-            assert!(t.entry(&V4, i, &rk, &[0; 16]).is_err());
-            t.entry(&V4, i, &rk, &rk).unwrap();
+            assert!(t.entry(&V4, i, &rk, &rk).is_err());
+            t.entry(&V4, i, &rk, &[9; 16]).unwrap();
         }
         let typed_index = index_of(TYPED_INDEX);
         assert!(t.entry(&V4, typed_index, b"a", &rk).is_err());

@@ -14,7 +14,7 @@ use tresor_schema::catalog::{
 };
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{
-    RECORD_KEY_LEN, conversation_token, index_entries, open_message, peer_ids, peer_token,
+    conversation_token, index_entries, indexed_record_key, open_message, peer_ids, peer_token,
     position, record_key, tokens,
 };
 use tresor_schema::{ConversationSummary, PeerSummary, sealed, version};
@@ -499,15 +499,17 @@ impl Repository {
                 )
                 .await?;
             let mut record_keys: Vec<Vec<u8>> = Vec::with_capacity(page.len());
-            for (order, record_key) in &page {
-                if record_key.len() != RECORD_KEY_LEN || record_key[TOKEN_LEN..] != order[..] {
-                    return Err(BackupError::InvalidEntry {
+            for (order, conversation) in &page {
+                // The entry's value is the conversation token; with its order key, the record
+                // key.
+                let record_key = indexed_record_key(MSG_BY_TIME, order, conversation).ok_or(
+                    BackupError::InvalidEntry {
                         table: MSG_BY_TIME,
-                        reason: "index value is not the record key of its position \
+                        reason: "index entry is not an order key and a conversation token \
                                  (run tresor repair)",
-                    });
-                }
-                record_keys.push(record_key.clone());
+                    },
+                )?;
+                record_keys.push(record_key);
             }
             let records = backend.get_many(MESSAGES, &record_keys).await?;
             for (record_key, record) in record_keys.iter().zip(records) {
@@ -1281,7 +1283,11 @@ async fn rebuild_counters(target: &dyn Backend, keys: &StoreKeys) -> Result<(), 
                             Group {
                                 prefix,
                                 count: 1,
-                                record_key: value.clone(),
+                                record_key: indexed_record_key(MSG_BY_PEER, key, value).ok_or(
+                                    BackupError::MalformedStream {
+                                        reason: "rebuilt peer index entry is malformed",
+                                    },
+                                )?,
                                 record: None,
                             }
                         });

@@ -173,14 +173,10 @@ async fn layout_matches_the_documented_format() {
     assert_eq!(entries, file_entries(&source, &k.keys, TABLES.len()).await);
     let first_message = entries.iter().find(|e| e.0 == 1).unwrap();
     assert!(codec::decode::<Message>(&first_message.2).is_ok());
-    // Index values: message record keys in the v4 message indexes, tokens elsewhere;
-    // msg_by_conversation is empty since v4.
+    // Index values: message record keys in `message_ids`, tokens elsewhere (the conversation
+    // token in `msg_by_peer` and `msg_by_time`); msg_by_conversation is empty since v4.
     let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
-    let message_indexes = [
-        index_of(catalog::MESSAGE_IDS),
-        index_of(catalog::MSG_BY_PEER),
-        index_of(catalog::MSG_BY_TIME),
-    ];
+    let message_indexes = [index_of(catalog::MESSAGE_IDS)];
     assert!(
         !entries
             .iter()

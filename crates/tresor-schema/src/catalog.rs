@@ -35,10 +35,13 @@ pub const PEERS: &str = "peers";
 /// Index of schema v1–v3: conversation token ‖ order key → message token. Empty since v4,
 /// whose message record keys are these keys (kept in the catalog: positions never change).
 pub const MSG_BY_CONVERSATION: &str = "msg_by_conversation";
-/// Index: peer token ‖ order key → message record key (one entry for the sender, one for the
-/// recipient when there is one and it differs; v1–v3: → message token).
+/// Index: peer token ‖ order key → conversation token (one entry for the sender, one for the
+/// recipient when there is one and it differs; v1–v3: → message token). The conversation
+/// token ‖ the order key is the message's record key
+/// ([`crate::messages::indexed_record_key`]).
 pub const MSG_BY_PEER: &str = "msg_by_peer";
-/// Index: order key → message record key (v1–v3: → message token).
+/// Index: order key → conversation token (v1–v3: → message token); with the order key, the
+/// message's record key.
 pub const MSG_BY_TIME: &str = "msg_by_time";
 /// Index (schema v4): message token → message record key.
 pub const MESSAGE_IDS: &str = "message_ids";

@@ -3,8 +3,9 @@
 //! Since schema v4 a message's record lives under its *record key*, conversation token ‖ order
 //! key (32 bytes, [`record_key`]), so that a conversation's messages are neighbours in time
 //! order: a page of a conversation is one range read, an import of a conversation writes
-//! neighbouring leaves. Its index entries point at that key: `message_ids` (message token →
-//! record key) answers lookups by id, `msg_by_peer` and `msg_by_time` walks by peer and time.
+//! neighbouring leaves. Its index entries lead to that key: `message_ids` (message token →
+//! record key) answers lookups by id, `msg_by_peer` and `msg_by_time` (→ conversation token,
+//! completed by the order key that ends their key) walks by peer and time.
 
 use serde::{Deserialize, Serialize};
 use tresor_crypto::{StoreKeys, TOKEN_LEN, Token};
@@ -104,19 +105,51 @@ pub fn record_key(m: &Message, t: &MessageTokens) -> Vec<u8> {
     prefixed_key(&t.conversation, position(m))
 }
 
-/// The index entries of `m` (schema v4), as `(table, key, value)`; every value is `m`'s
-/// [`record_key`]: `message_ids` (message token), `msg_by_peer` (each peer token ‖ order key)
-/// and `msg_by_time` (order key).
+/// The index entries of `m` (schema v4), as `(table, key, value)`: `message_ids` (message
+/// token → `m`'s [`record_key`]), `msg_by_peer` (each peer token ‖ order key → conversation
+/// token) and `msg_by_time` (order key → conversation token). The peer and time entries hold
+/// only the conversation token: their key already ends with the order key, and
+/// [`indexed_record_key`] joins the two into the record key (16 bytes an entry saved).
 pub fn index_entries(m: &Message, t: &MessageTokens) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     let pos = position(m);
-    let rk = record_key(m, t);
     let mut out = Vec::with_capacity(2 + t.peers.len());
-    out.push((MESSAGE_IDS, t.id.to_vec(), rk.clone()));
+    out.push((MESSAGE_IDS, t.id.to_vec(), record_key(m, t)));
     for p in &t.peers {
-        out.push((MSG_BY_PEER, prefixed_key(p, pos), rk.clone()));
+        out.push((MSG_BY_PEER, prefixed_key(p, pos), t.conversation.to_vec()));
     }
-    out.push((MSG_BY_TIME, order_key(pos).to_vec(), rk));
+    out.push((
+        MSG_BY_TIME,
+        order_key(pos).to_vec(),
+        t.conversation.to_vec(),
+    ));
     out
+}
+
+/// The record key an index entry of `table` points at (schema v4): the value itself for
+/// `message_ids`; for `msg_by_peer` and `msg_by_time`, the value (a conversation token) ‖ the
+/// order key that ends the entry's key. `None` if the entry is malformed (wrong lengths) or
+/// `table` is not a message index.
+pub fn indexed_record_key(table: &str, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    match table {
+        MESSAGE_IDS if key.len() == TOKEN_LEN && value.len() == RECORD_KEY_LEN => {
+            Some(value.to_vec())
+        }
+        MSG_BY_PEER | MSG_BY_TIME if value.len() == TOKEN_LEN => {
+            let want = if table == MSG_BY_PEER {
+                TOKEN_LEN + ORDER_KEY_LEN
+            } else {
+                ORDER_KEY_LEN
+            };
+            if key.len() != want {
+                return None;
+            }
+            let mut rk = Vec::with_capacity(RECORD_KEY_LEN);
+            rk.extend_from_slice(value);
+            rk.extend_from_slice(&key[key.len() - ORDER_KEY_LEN..]);
+            Some(rk)
+        }
+        _ => None,
+    }
 }
 
 /// Where schema v1–v3 kept `m`, as `(table, key)`: its record under the message token, and
@@ -186,8 +219,17 @@ mod tests {
         assert_eq!(rk.len(), RECORD_KEY_LEN);
         assert_eq!(&rk[..TOKEN_LEN], t.conversation.as_slice());
         assert_eq!(rk[TOKEN_LEN..], order_key(position(&m)));
-        assert!(e.iter().all(|(_, _, v)| v == &rk));
+        // Every entry leads to the record key: whole, or as conversation token ‖ its order key.
+        assert!(
+            e.iter()
+                .all(|(table, k, v)| indexed_record_key(table, k, v) == Some(rk.clone()))
+        );
         assert_eq!(e[0].1, t.id.to_vec());
+        assert!(e[1..].iter().all(|(_, _, v)| v == &t.conversation.to_vec()));
+        // Malformed entries point nowhere.
+        assert_eq!(indexed_record_key(MSG_BY_TIME, &e[3].1, &rk), None);
+        assert_eq!(indexed_record_key(MSG_BY_PEER, &e[3].1, &e[3].2), None);
+        assert_eq!(indexed_record_key(MESSAGES, &e[0].1, &rk), None);
         // The v3 layout: the record under the message token, and a conversation entry.
         let old = v3_entries(&m, &t);
         assert_eq!(old[0], (MESSAGES, t.id.to_vec()));

@@ -12,8 +12,8 @@ use tresor_schema::catalog::{
     PEERS, TYPED_INDEX, TYPED_RECORDS, meta_keys,
 };
 use tresor_schema::messages::{
-    conversation_token, index_entries, message_token, open_message, peer_ids, peer_token,
-    record_key, tokens,
+    conversation_token, index_entries, indexed_record_key, message_token, open_message, peer_ids,
+    peer_token, record_key, tokens,
 };
 use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed, version};
 
@@ -132,7 +132,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// one over `typed_records`, `check_typed.rs`).
 #[derive(Default)]
 pub(crate) struct Derived {
-    /// (index table, index key) → message record key (typed tables: pk token).
+    /// (index table, index key) → index value (FORMAT.md 1.1; typed tables: pk token).
     pub(crate) index: HashMap<(&'static str, Vec<u8>), Vec<u8>>,
     /// Message tokens of the message records that open.
     pub(crate) message_tokens: HashSet<Vec<u8>>,
@@ -485,7 +485,15 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
 
     // Index entries: each must be exactly one the records call for.
     let mut expected = d.index.clone();
-    let record_keys: HashSet<Vec<u8>> = d.index.values().cloned().collect();
+    // The record each entry points at (a message record key, or a typed pk token).
+    let pointed = |table: &str, k: &[u8], v: &[u8]| {
+        indexed_record_key(table, k, v).unwrap_or_else(|| v.to_vec())
+    };
+    let record_keys: HashSet<Vec<u8>> = d
+        .index
+        .iter()
+        .map(|((table, k), v)| pointed(table, k, v))
+        .collect();
     let bad: HashSet<Vec<u8>> = d.bad_records.iter().cloned().collect();
     // `msg_by_conversation` is empty since schema v4: any entry left is an orphan.
     for table in [
@@ -497,9 +505,10 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
     ] {
         let mut found = Vec::new();
         report.index_entries += for_each_entry(inner, table, |(k, v)| {
+            let target = pointed(table, &k, &v);
             match expected.remove(&(table, k.clone())) {
                 Some(want) if want == v => {}
-                _ if record_keys.contains(&v) => found.push(issue(
+                _ if record_keys.contains(&target) => found.push(issue(
                     table,
                     &k,
                     IssueKind::StaleIndexEntry,
@@ -509,7 +518,7 @@ async fn check_locked(inner: &Inner, keys: &StoreKeys) -> Result<(CheckReport, D
                     table,
                     &k,
                     IssueKind::OrphanIndexEntry,
-                    if bad.contains(&v) {
+                    if bad.contains(&target) {
                         Severity::Error
                     } else {
                         Severity::Warning

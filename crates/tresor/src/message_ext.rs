@@ -24,7 +24,7 @@ use tresor_schema::message_state::{
     BY_EXPIRY, BY_STATUS, BY_THREAD, CONVERSATION_STATES, ConversationState, DeliveryStatus, Edit,
     MESSAGE_STATES, MediaRef, MessageState, Redaction, Retention, UNREAD, WITH_RETENTION,
 };
-use tresor_schema::messages::conversation_token;
+use tresor_schema::messages::{conversation_token, indexed_record_key};
 use tresor_schema::typed::{Envelope, KeyPart, record_key};
 use tresor_schema::{ConversationSummary, Message, sealed};
 
@@ -696,17 +696,27 @@ impl Messages<'_> {
             .await?;
         // `messages` itself (a conversation's range) holds the records; an index holds
         // record keys.
+        let record_keys: Vec<Vec<u8>> = page
+            .iter()
+            .map(|(key, value)| {
+                if table == MESSAGES {
+                    Ok(key.clone())
+                } else {
+                    indexed_record_key(table, key, value).ok_or_else(|| {
+                        Error::Corrupted(format!("malformed entry in index {table}"))
+                    })
+                }
+            })
+            .collect::<Result<_, Error>>()?;
         let records: Vec<Option<Vec<u8>>> = if table == MESSAGES {
             page.iter().map(|(_, v)| Some(v.clone())).collect()
         } else {
-            let keys: Vec<Vec<u8>> = page.iter().map(|(_, v)| v.clone()).collect();
-            inner.backend.get_many(MESSAGES, &keys).await?
+            inner.backend.get_many(MESSAGES, &record_keys).await?
         };
         let mut ops = WriteBatch::new();
         let mut found: Vec<Found> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for ((key, value), record) in page.iter().zip(records) {
-            let record_key = if table == MESSAGES { key } else { value };
+        for (((key, _), record_key), record) in page.iter().zip(&record_keys).zip(records) {
             match record {
                 Some(bytes) => {
                     if seen.insert(record_key.clone()) {

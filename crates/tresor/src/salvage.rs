@@ -68,6 +68,14 @@ pub async fn salvage(
         .await??
         .store_keys();
 
+    // The layout of the index values; an unreadable version is taken as this code's.
+    let v4 = source
+        .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|b| tresor_schema::version::decode(&b).ok())
+        .is_none_or(|v| v >= 4);
     let mut report = SalvageReport::default();
     let mut candidates = BTreeSet::new();
     for (table, from_values) in [
@@ -95,7 +103,19 @@ pub async fn salvage(
                 break;
             };
             for (k, v) in page {
-                candidates.insert(if from_values { v } else { k });
+                // An index entry names its record by its value: the message token (v1–v3), the
+                // record key (`message_ids`), or, since v4, the conversation token that the
+                // entry's order key completes (`msg_by_peer`, `msg_by_time`).
+                if from_values {
+                    let pointed = if v4 && (table == MSG_BY_PEER || table == MSG_BY_TIME) {
+                        tresor_schema::messages::indexed_record_key(table, &k, &v)
+                    } else {
+                        Some(v)
+                    };
+                    candidates.extend(pointed);
+                } else {
+                    candidates.insert(k);
+                }
             }
             if !full {
                 break;

@@ -12,7 +12,7 @@ use tresor_schema::Message;
 use tresor_schema::catalog::{MESSAGE_IDS, MESSAGES, MSG_BY_PEER, MSG_BY_TIME};
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{
-    conversation_token, message_token, peer_token, position, record_key, tokens,
+    conversation_token, indexed_record_key, message_token, peer_token, position, record_key, tokens,
 };
 
 use crate::Error;
@@ -195,8 +195,16 @@ pub(crate) fn page_in(
             .map(|(_, key, record)| (key.clone(), key, Some(record)))
             .collect()
     } else {
-        let (found, record_keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
-            entries.into_iter().map(|(_, key, rk)| (key, rk)).unzip();
+        let (found, record_keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) = entries
+            .into_iter()
+            .map(|(_, key, value)| {
+                let rk = indexed_record_key(table, &key, &value)
+                    .ok_or_else(|| Error::Corrupted(format!("malformed entry in index {table}")))?;
+                Ok((key, rk))
+            })
+            .collect::<Result<Vec<_>, Error>>()?
+            .into_iter()
+            .unzip();
         let records = view.get_many(MESSAGES, &record_keys)?;
         found
             .into_iter()

@@ -246,10 +246,11 @@ async fn altered_index_entries_are_errors_not_answers() {
             .unwrap();
         let (key, value) = entries[0].clone();
         // A prefix under which this entry's message has no entry: another conversation, or
-        // the one peer of three the message does not involve.
+        // the one peer of three the message does not involve (the message's peer entries share
+        // its value, the conversation token, and its order key).
         let holds_it: Vec<&[u8]> = entries
             .iter()
-            .filter(|(_, v)| table == "msg_by_peer" && *v == value)
+            .filter(|(k, v)| table == "msg_by_peer" && *v == value && k[16..] == key[16..])
             .map(|(k, _)| &k[..16])
             .collect();
         let other = entries
