@@ -119,9 +119,7 @@ impl Inner {
         to: u32,
         max: usize,
     ) -> Result<bool, Error> {
-        self.finish_typed_rotation_locked(w).await?;
-        let ring = self.keyring();
-        let page = self.migration_page(to, max).await?;
+        let (ring, page) = self.migration_page(w, to, max).await?;
         let mut messages: Vec<Message> = Vec::with_capacity(page.len());
         for (key, value) in &page {
             // During a key rotation (begun under v1) a message may be under either key.
@@ -140,8 +138,17 @@ impl Inner {
         self.finish_migration_batch(w, to, max, &page, ops).await
     }
 
-    /// The next `max` entries of `messages` after the migration cursor of the step to `to`.
-    async fn migration_page(&self, to: u32, max: usize) -> Result<Vec<Entry>, Error> {
+    /// The keys and the next `max` entries of `messages` after the migration cursor of the
+    /// step to `to`, once a rotation in progress has finished its typed tables (writer lock
+    /// held).
+    async fn migration_page(
+        &self,
+        w: &mut WriterState,
+        to: u32,
+        max: usize,
+    ) -> Result<(std::sync::Arc<crate::keys::Keyring>, Vec<Entry>), Error> {
+        self.finish_typed_rotation_locked(w).await?;
+        let ring = self.keyring();
         let cursor = self
             .backend
             .get(META, meta_keys::MIGRATION_CURSOR.as_bytes())
@@ -157,7 +164,7 @@ impl Inner {
             Some(_) => return Err(Error::Corrupted("malformed migration cursor".into())),
             None => Bound::Unbounded,
         };
-        Ok(self
+        let page = self
             .backend
             .scan(
                 MESSAGES,
@@ -168,7 +175,8 @@ impl Inner {
                 Direction::Forward,
                 max,
             )
-            .await?)
+            .await?;
+        Ok((ring, page))
     }
 
     /// Commits `ops` of one batch of a message pass with the cursor after `page` or, when
@@ -212,9 +220,7 @@ impl Inner {
         to: u32,
         max: usize,
     ) -> Result<bool, Error> {
-        self.finish_typed_rotation_locked(w).await?;
-        let ring = self.keyring();
-        let page = self.migration_page(to, max).await?;
+        let (ring, page) = self.migration_page(w, to, max).await?;
         let mut ops = WriteBatch::new();
         for (key, value) in &page {
             if key.len() != TOKEN_LEN {

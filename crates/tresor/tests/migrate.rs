@@ -6,33 +6,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use tresor::{Backend, Error, Message, Options, RedbBackend, Tresor};
-use tresor_backend::{Durability, Fault, FaultBackend, FaultKind, FaultPoint, WriteBatch};
+use tresor::{Backend, Error, Message, RedbBackend, Tresor};
+use tresor_backend::{Durability, WriteBatch};
 
-const FIXTURE_PASS: &str = "tresor fixture passphrase";
+mod common;
+
+use common::fixtures::{FIXTURE_PASS, open_failing_from};
 
 /// A private copy of the v1 fixture (opening migrates it in place).
 fn fixture_copy(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-chat.redb");
-    let dst = dir.join("v1.redb");
-    std::fs::copy(src, &dst).unwrap();
-    dst
+    common::fixtures::fixture_copy(dir, 1)
 }
 
 async fn all_messages(store: &Tresor) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let page = store
-            .messages()
-            .recent(500, before.as_deref())
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        before = Some(last.id.clone());
-        out.extend(page);
-    }
-    out
+    common::fixtures::all_messages(store, 500).await
 }
 
 /// Every conversation record equals what its messages say.
@@ -98,20 +85,7 @@ async fn a_migration_interrupted_by_a_crash_resumes() {
     let path = fixture_copy(dir.path());
     {
         // Every commit from the fourth on fails: three migration batches land.
-        let backend = FaultBackend::new(
-            RedbBackend::open_existing(&path).unwrap(),
-            Fault {
-                point: FaultPoint::Write,
-                nth: 3,
-                kind: FaultKind::Io,
-                sticky: true,
-            },
-        );
-        let raw = backend.inner().clone();
-        let options = Options::default().with_migration_batch(16);
-        let err = Tresor::with_backend(backend, FIXTURE_PASS.into(), options)
-            .await
-            .unwrap_err();
+        let (err, raw) = open_failing_from(&path, 3).await;
         assert!(matches!(err, Error::Backend(_)), "{err:?}");
         let version = raw.get("meta", b"schema_version").await.unwrap().unwrap();
         assert_eq!(version, 1u32.to_le_bytes(), "still v1");

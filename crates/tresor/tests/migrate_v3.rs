@@ -4,37 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use tresor::{Backend, DeliveryStatus, Error, Message, RedbBackend, SCHEMA_VERSION, Tresor};
 
-use tresor::{
-    Backend, DeliveryStatus, Error, Message, Options, RedbBackend, SCHEMA_VERSION, Tresor,
-};
-use tresor_backend::{Fault, FaultBackend, FaultKind, FaultPoint};
+mod common;
 
-const FIXTURE_PASS: &str = "tresor fixture passphrase";
-
-fn fixture_copy(dir: &Path, version: u32) -> PathBuf {
-    let src =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/v{version}-chat.redb"));
-    let dst = dir.join(format!("v{version}.redb"));
-    std::fs::copy(src, &dst).unwrap();
-    dst
-}
+use common::fixtures::{FIXTURE_PASS, fixture_copy, open_failing_from};
 
 async fn all_messages(store: &Tresor) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let page = store
-            .messages()
-            .recent(500, before.as_deref())
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        before = Some(last.id.clone());
-        out.extend(page);
-    }
-    out
+    common::fixtures::all_messages(store, 500).await
 }
 
 /// Every message has its state record: the `by_status` index (which only state records
@@ -139,19 +116,7 @@ async fn a_failed_v3_step_leaves_v2_and_a_stale_cursor_is_dropped() {
     let path = fixture_copy(dir.path(), 2);
     {
         // The step's one commit fails: the store stays v2, nothing written.
-        let backend = FaultBackend::new(
-            RedbBackend::open_existing(&path).unwrap(),
-            Fault {
-                point: FaultPoint::Write,
-                nth: 0,
-                kind: FaultKind::Io,
-                sticky: true,
-            },
-        );
-        let raw = backend.inner().clone();
-        let err = Tresor::with_backend(backend, FIXTURE_PASS.into(), Options::default())
-            .await
-            .unwrap_err();
+        let (err, raw) = open_failing_from(&path, 0).await;
         assert!(matches!(err, Error::Backend(_)), "{err:?}");
         let version = raw.get("meta", b"schema_version").await.unwrap().unwrap();
         assert_eq!(version, 2u32.to_le_bytes(), "still v2");

@@ -8,18 +8,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use tresor::{
-    Backend, DeliveryStatus, Error, Message, Options, RedbBackend, SCHEMA_VERSION, Tresor,
-};
-use tresor_backend::{Direction, Fault, FaultBackend, FaultKind, FaultPoint, KeyRange};
+use tresor::{Backend, DeliveryStatus, Error, Message, RedbBackend, SCHEMA_VERSION, Tresor};
+use tresor_backend::{Direction, KeyRange};
 
-const FIXTURE_PASS: &str = "tresor fixture passphrase";
+mod common;
+
+use common::fixtures::{FIXTURE_PASS, open_failing_from};
 
 fn fixture_copy(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3-chat.redb");
-    let dst = dir.join("v3.redb");
-    std::fs::copy(src, &dst).unwrap();
-    dst
+    common::fixtures::fixture_copy(dir, 3)
 }
 
 /// Key lengths of every entry of `table`, and the number of entries.
@@ -32,19 +29,7 @@ async fn key_lengths(b: &RedbBackend, table: &str) -> (BTreeSet<usize>, usize) {
 }
 
 async fn all_messages(store: &Tresor) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let page = store
-            .messages()
-            .recent(100, before.as_deref())
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        before = Some(last.id.clone());
-        out.extend(page);
-    }
-    out
+    common::fixtures::all_messages(store, 100).await
 }
 
 /// Every message is found by id, by its conversation (in the same order as the time walk)
@@ -176,20 +161,7 @@ async fn an_interrupted_v4_step_resumes() {
     };
     {
         // Every commit from the fourth on fails: three batches of 16 entries land.
-        let backend = FaultBackend::new(
-            RedbBackend::open_existing(&path).unwrap(),
-            Fault {
-                point: FaultPoint::Write,
-                nth: 3,
-                kind: FaultKind::Io,
-                sticky: true,
-            },
-        );
-        let raw = backend.inner().clone();
-        let options = Options::default().with_migration_batch(16);
-        let err = Tresor::with_backend(backend, FIXTURE_PASS.into(), options)
-            .await
-            .unwrap_err();
+        let (err, raw) = open_failing_from(&path, 3).await;
         assert!(matches!(err, Error::Backend(_)), "{err:?}");
         let version = raw.get("meta", b"schema_version").await.unwrap().unwrap();
         assert_eq!(version, 3u32.to_le_bytes(), "still v3");

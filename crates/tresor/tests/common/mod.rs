@@ -1,6 +1,8 @@
 //! Shared helpers of the facade's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fixtures;
+
 use tresor::{MemoryBackend, Message, Options, Tresor};
 
 pub const PASS: &str = "correct horse battery staple";
