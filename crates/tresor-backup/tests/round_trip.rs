@@ -325,20 +325,10 @@ async fn a_single_file_of_a_schema_3_store_verifies_and_restores_as_it_was() {
     );
     verify(write_file(&k, 4, &v4_entries, 10).as_slice(), &passphrase()).unwrap();
     // A v4 layout under a v3 header, or the reverse, does not fit the schema.
-    let mut v4_as_v3 = v4_entries.clone();
-    for e in &mut v4_as_v3 {
-        if e.0 == 0 && e.1 == catalog::meta_keys::SCHEMA_VERSION.as_bytes() {
-            e.2 = 3u32.to_le_bytes().to_vec();
-        }
-    }
+    let v4_as_v3 = relabelled(&v4_entries, 3);
     let err = verify(write_file(&k, 3, &v4_as_v3, 9).as_slice(), &passphrase()).unwrap_err();
     assert!(matches!(err, BackupError::MalformedChunk { .. }), "{err:?}");
-    let mut v3_as_v4 = entries.clone();
-    for e in &mut v3_as_v4 {
-        if e.0 == 0 && e.1 == catalog::meta_keys::SCHEMA_VERSION.as_bytes() {
-            e.2 = 4u32.to_le_bytes().to_vec();
-        }
-    }
+    let v3_as_v4 = relabelled(&entries, 4);
     let err = verify(write_file(&k, 4, &v3_as_v4, 10).as_slice(), &passphrase()).unwrap_err();
     assert!(matches!(err, BackupError::MalformedChunk { .. }), "{err:?}");
 
@@ -392,4 +382,15 @@ fn futures_are_send() {
     assert_send(&c);
     let r = restore(&b""[..], &p, &backend);
     assert_send(&r);
+}
+
+/// `entries` with the `meta` schema version set to `version` (nothing else changed).
+fn relabelled(entries: &[(u8, Vec<u8>, Vec<u8>)], version: u32) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+    let mut out = entries.to_vec();
+    for e in &mut out {
+        if e.0 == 0 && e.1 == catalog::meta_keys::SCHEMA_VERSION.as_bytes() {
+            e.2 = version.to_le_bytes().to_vec();
+        }
+    }
+    out
 }
