@@ -30,6 +30,17 @@ pub(crate) struct Keyring {
     pub(crate) epoch: u64,
 }
 
+impl Keyring {
+    /// The keys of one generation: the previous ones when `previous` (and a rotation is in
+    /// progress), else the current ones.
+    pub(crate) fn generation(&self, previous: bool) -> &StoreKeys {
+        match (&self.previous, previous) {
+            (Some(prev), true) => prev,
+            _ => &self.current,
+        }
+    }
+}
+
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")

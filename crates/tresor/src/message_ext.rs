@@ -694,24 +694,23 @@ impl Messages<'_> {
             .backend
             .scan(table, range(&ring.current), Direction::Forward, limit)
             .await?;
-        // `messages` itself (a conversation's range) holds the records; an index holds
-        // record keys.
-        let record_keys: Vec<Vec<u8>> = page
-            .iter()
-            .map(|(key, value)| {
-                if table == MESSAGES {
-                    Ok(key.clone())
-                } else {
+        // `messages` itself (a conversation's range) holds the records; an index entry leads
+        // to a record key, whose records are read in one `get_many`.
+        let (record_keys, records): (Vec<Vec<u8>>, Vec<Option<Vec<u8>>>) = if table == MESSAGES {
+            page.iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .unzip()
+        } else {
+            let record_keys: Vec<Vec<u8>> = page
+                .iter()
+                .map(|(key, value)| {
                     indexed_record_key(table, key, value).ok_or_else(|| {
                         Error::Corrupted(format!("malformed entry in index {table}"))
                     })
-                }
-            })
-            .collect::<Result<_, Error>>()?;
-        let records: Vec<Option<Vec<u8>>> = if table == MESSAGES {
-            page.iter().map(|(_, v)| Some(v.clone())).collect()
-        } else {
-            inner.backend.get_many(MESSAGES, &record_keys).await?
+                })
+                .collect::<Result<_, Error>>()?;
+            let records = inner.backend.get_many(MESSAGES, &record_keys).await?;
+            (record_keys, records)
         };
         let mut ops = WriteBatch::new();
         let mut found: Vec<Found> = Vec::new();

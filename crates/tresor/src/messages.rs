@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tresor_backend::WriteBatch;
 use tresor_crypto::{TOKEN_LEN, Token};
-use tresor_schema::catalog::{CONVERSATIONS, MESSAGE_IDS, MESSAGES, META, meta_keys};
+use tresor_schema::catalog::{CONVERSATIONS, MESSAGES, META, meta_keys};
 use tresor_schema::messages::{
     conversation_token, index_entries, message_token, open_message, peer_ids, peer_token,
     record_key, seal_message_with, tokens,
@@ -43,52 +43,6 @@ pub(crate) fn open_any(ring: &Keyring, key: &[u8], bytes: &[u8]) -> Result<Found
             None => Err(e.into()),
         },
     }
-}
-
-/// A stored message record as read: its record key and sealed bytes.
-type Stored = Option<(Vec<u8>, Vec<u8>)>;
-
-/// Reads, in `view`, the records that `message_ids` maps the message tokens `ids` to.
-///
-/// # Errors
-/// [`Error::Corrupted`] if an entry points at a missing record; [`Error::Backend`].
-fn stored_records(
-    view: &dyn tresor_backend::ReadView,
-    ids: &[Vec<u8>],
-) -> Result<Vec<Stored>, Error> {
-    let keys = view.get_many(MESSAGE_IDS, ids)?;
-    let present: Vec<Vec<u8>> = keys.iter().flatten().cloned().collect();
-    if present.is_empty() {
-        return Ok(vec![None; ids.len()]);
-    }
-    let mut records = view.get_many(MESSAGES, &present)?.into_iter();
-    keys.into_iter()
-        .map(|key| match key {
-            None => Ok(None),
-            Some(key) => match records.next().flatten() {
-                Some(bytes) => Ok(Some((key, bytes))),
-                None => Err(Error::Corrupted(
-                    "message_ids points at a missing message".into(),
-                )),
-            },
-        })
-        .collect()
-}
-
-/// Opens a record read by [`stored_records`] for message `id` under `keys`, checking that it
-/// is that message's (`message_ids` values are not authenticated).
-fn open_stored(
-    keys: &tresor_crypto::StoreKeys,
-    id: &str,
-    (key, bytes): &(Vec<u8>, Vec<u8>),
-) -> Result<Message, Error> {
-    let m = open_message(keys, key, bytes)?;
-    if m.id != id {
-        return Err(Error::Corrupted(
-            "message_ids entry does not match its record".into(),
-        ));
-    }
-    Ok(m)
 }
 
 /// What [`Messages::save_batch`] did.
@@ -252,7 +206,7 @@ impl<'a> Messages<'a> {
                     .map(|m| message_token(prev, &m.id).to_vec())
                     .collect();
                 crate::view::read(&self.store.inner, move |inner| {
-                    stored_records(&*inner.backend.read_view()?, &old_ids)
+                    crate::view::stored_records(&*inner.backend.read_view()?, &old_ids)
                 })
                 .await?
             }
@@ -276,9 +230,11 @@ impl<'a> Messages<'a> {
             let previous = match current.get(&t.id) {
                 Some(p) => p.clone(),
                 None => match (stored, stored_old, &ring.previous) {
-                    (Some(record), _, _) => Some((open_stored(keys, &message.id, &record)?, false)),
+                    (Some(record), _, _) => {
+                        Some((crate::view::open_stored(keys, &message.id, &record)?, false))
+                    }
                     (None, Some(record), Some(prev)) => {
-                        Some((open_stored(prev, &message.id, &record)?, true))
+                        Some((crate::view::open_stored(prev, &message.id, &record)?, true))
                     }
                     _ => None,
                 },
@@ -296,10 +252,7 @@ impl<'a> Messages<'a> {
                 }
                 Some((p, old)) => {
                     new.seq = p.seq;
-                    let gen_keys = match (&ring.previous, old) {
-                        (Some(prev), true) => prev,
-                        _ => keys,
-                    };
+                    let gen_keys = ring.generation(*old);
                     // The record moves when its position changes (or its keys, in a rotation).
                     let pt = tokens(gen_keys, p);
                     ops.delete(MESSAGES, record_key(p, &pt));
@@ -368,7 +321,7 @@ impl<'a> Messages<'a> {
         toks: &[tresor_schema::messages::MessageTokens],
         ids: Vec<Vec<u8>>,
         typed: &mut crate::table::TypedBatch,
-    ) -> Result<(Vec<Stored>, Prefetched), Error> {
+    ) -> Result<(Vec<crate::view::Stored>, Prefetched), Error> {
         use tresor_schema::message_state::{CONVERSATION_STATES, MESSAGE_STATES};
         use tresor_schema::typed::record_key;
         let conversation_ids: std::collections::BTreeSet<&str> =
@@ -406,7 +359,7 @@ impl<'a> Messages<'a> {
         let rks_read = rks.clone();
         let (stored, found, summaries) = crate::view::read(&self.store.inner, move |inner| {
             let view = inner.backend.read_view()?;
-            let stored = stored_records(&*view, &ids)?;
+            let stored = crate::view::stored_records(&*view, &ids)?;
             let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
             let mut summaries = HashMap::with_capacity(2);
             for (table, tokens) in [
@@ -648,11 +601,7 @@ impl<'a> Messages<'a> {
         let mut conversations = Deltas::new();
         let mut peers = Deltas::new();
         for (m, old) in &found {
-            let gen_keys = match (&ring.previous, old) {
-                (Some(prev), true) => prev,
-                _ => &ring.current,
-            };
-            let t = tokens(gen_keys, m);
+            let t = tokens(ring.generation(*old), m);
             ops.delete(MESSAGES, record_key(m, &t));
             for (table, key, _) in index_entries(m, &t) {
                 ops.delete(table, key);

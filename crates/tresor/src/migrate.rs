@@ -227,11 +227,7 @@ impl Inner {
                 continue; // already under its record key
             }
             let (m, previous) = crate::messages::open_any(&ring, key, value)?;
-            let was = match (&ring.previous, previous) {
-                (Some(prev), true) => prev,
-                _ => &ring.current,
-            };
-            for (table, k) in v3_entries(&m, &tokens(was, &m)) {
+            for (table, k) in v3_entries(&m, &tokens(ring.generation(previous), &m)) {
                 ops.delete(table, k);
             }
             let t = tokens(&ring.current, &m);

@@ -12,7 +12,8 @@ use tresor_schema::Message;
 use tresor_schema::catalog::{MESSAGE_IDS, MESSAGES, MSG_BY_PEER, MSG_BY_TIME};
 use tresor_schema::index::order_key;
 use tresor_schema::messages::{
-    conversation_token, indexed_record_key, message_token, peer_token, position, record_key, tokens,
+    conversation_token, indexed_record_key, message_token, open_message, peer_token, position,
+    record_key, tokens,
 };
 
 use crate::Error;
@@ -56,12 +57,67 @@ where
     tokio::task::spawn_blocking(move || f(&inner)).await?
 }
 
+/// A stored message record as read: its record key and sealed bytes.
+pub(crate) type Stored = Option<(Vec<u8>, Vec<u8>)>;
+
+/// Reads, in `view`, the records that `message_ids` maps the message tokens `ids` to (in
+/// order; `None` where a token has no entry).
+///
+/// # Errors
+/// [`Error::Corrupted`] if an entry points at a missing record; [`Error::Backend`].
+pub(crate) fn stored_records(view: &dyn ReadView, ids: &[Vec<u8>]) -> Result<Vec<Stored>, Error> {
+    let keys = view.get_many(MESSAGE_IDS, ids)?;
+    let present: Vec<Vec<u8>> = keys.iter().flatten().cloned().collect();
+    if present.is_empty() {
+        return Ok(vec![None; ids.len()]);
+    }
+    let mut records = view.get_many(MESSAGES, &present)?.into_iter();
+    keys.into_iter()
+        .map(|key| match key {
+            None => Ok(None),
+            Some(key) => match records.next().flatten() {
+                Some(bytes) => Ok(Some((key, bytes))),
+                None => Err(Error::Corrupted(
+                    "message_ids points at a missing message".into(),
+                )),
+            },
+        })
+        .collect()
+}
+
+/// Checks that a record reached through `message_ids` under message `id` is that message's
+/// (index values are not authenticated; the record is, by its AAD).
+fn check_id(m: &Message, id: &str) -> Result<(), Error> {
+    if m.id == id {
+        Ok(())
+    } else {
+        Err(Error::Corrupted(
+            "message_ids entry does not match its record".into(),
+        ))
+    }
+}
+
+/// Opens a record read by [`stored_records`] for message `id` under `keys`, checking that it
+/// is that message's.
+///
+/// # Errors
+/// [`Error::Corrupted`] if it does not open under `keys` or is another message's record.
+pub(crate) fn open_stored(
+    keys: &StoreKeys,
+    id: &str,
+    (key, bytes): &(Vec<u8>, Vec<u8>),
+) -> Result<Message, Error> {
+    let m = open_message(keys, key, bytes)?;
+    check_id(&m, id)?;
+    Ok(m)
+}
+
 /// Looks `id` up under the current token, then (during a rotation) the previous one:
 /// `message_ids` gives the record key, `messages` the record.
 ///
 /// # Errors
 /// [`Error::Corrupted`] if the `message_ids` entry points at a missing record or at another
-/// message's record (index values are not authenticated; the record is, by its AAD).
+/// message's record.
 pub(crate) fn get_in(
     view: &dyn ReadView,
     ring: &Keyring,
@@ -69,20 +125,12 @@ pub(crate) fn get_in(
 ) -> Result<Option<Found>, Error> {
     let generations = std::iter::once(&ring.current).chain(ring.previous.as_ref());
     for keys in generations {
-        let Some(key) = view.get(MESSAGE_IDS, &message_token(keys, id))? else {
+        let token = message_token(keys, id).to_vec();
+        let Some(Some((key, bytes))) = stored_records(view, &[token])?.pop() else {
             continue;
         };
-        let Some(bytes) = view.get(MESSAGES, &key)? else {
-            return Err(Error::Corrupted(
-                "message_ids points at a missing message".into(),
-            ));
-        };
         let found = open_any(ring, &key, &bytes)?;
-        if found.0.id != id {
-            return Err(Error::Corrupted(
-                "message_ids entry does not match its record".into(),
-            ));
-        }
+        check_id(&found.0, id)?;
         return Ok(Some(found));
     }
     Ok(None)
@@ -91,11 +139,7 @@ pub(crate) fn get_in(
 /// The record key of a message found under the keys it was found with (`previous`: the
 /// rotation's previous keys).
 pub(crate) fn found_key(ring: &Keyring, (m, previous): &Found) -> Vec<u8> {
-    let keys = match (&ring.previous, previous) {
-        (Some(prev), true) => prev,
-        _ => &ring.current,
-    };
-    record_key(m, &tokens(keys, m))
+    record_key(m, &tokens(ring.generation(*previous), m))
 }
 
 /// Which table a page walks, and the id whose token prefixes its keys.
