@@ -33,7 +33,7 @@ pub(crate) struct Expect<'a> {
 }
 
 /// First schema version whose message records are keyed by record key (conversation token ‖
-/// order key) and whose message indexes point at record keys.
+/// order key), with `message_ids` mapping message tokens to record keys.
 pub(crate) const RECORD_KEYS_SINCE: u32 = 4;
 
 /// The number of catalog tables at schema version `schema_version` (the first that many of

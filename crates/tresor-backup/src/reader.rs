@@ -183,8 +183,8 @@ pub(crate) fn for_each_entry(
 /// header with `secret` (the passphrase, or the raw key of a raw-key store), authenticates every chunk at its position, decodes every entry
 /// (sealed-table values as their record types: `messages` as [`tresor_schema::Message`],
 /// `conversations` as [`tresor_schema::ConversationSummary`], `peers` as
-/// [`tresor_schema::PeerSummary`]; index values as 16-byte tokens, or, from schema version 4
-/// on, as 32-byte message record keys in `message_ids`, `msg_by_peer` and `msg_by_time`; a
+/// [`tresor_schema::PeerSummary`]; index values as 16-byte tokens, except, from schema
+/// version 4 on, 32-byte message record keys in `message_ids`; a
 /// `messages` key as a 16-byte token, or from version 4 on a 32-byte record key ending with
 /// the record's order key), checks the trailer's counts (one per catalog table of the
 /// header's schema version) against the counted entries and chunks, the stream digest, and

@@ -362,8 +362,8 @@ impl Repository {
     /// Backs up every table of `backend` into the repository and returns the new backup.
     ///
     /// The logical stream is `meta` in key order, every `messages` record (opened) in time
-    /// order, read page by page through `msg_by_time` (whose values are the records' keys,
-    /// conversation token ‖ order key) and carried under its message token (the stream
+    /// order, read page by page through `msg_by_time` (whose value, the conversation token,
+    /// and key, the order key, make the record's key) and carried under its message token (the stream
     /// layout predates schema v4's record keys and has not changed), then every other catalog
     /// table that is not derived from the messages (the typed tables, and any table the
     /// catalog adds) in catalog order and key order, sealed values opened; it is cut into
@@ -1230,7 +1230,8 @@ impl AsyncBatch for BackendBatch<'_> {
 
 /// Rebuilds `conversations` and `peers` from the restored messages: `conversations` from the
 /// keys of `messages` (a record key starts with its conversation token), `peers` from
-/// `msg_by_peer` (keys start with a peer token, values are record keys). One forward scan
+/// `msg_by_peer` (keys start with a peer token, and with their value, the conversation token,
+/// lead to the record key). One forward scan
 /// each, grouped by the 16-byte token prefix; one record opened per group to learn the
 /// identifier (for `messages`, the first record of the group itself; for `msg_by_peer`, the
 /// record its first entry points at). The `messages` scan reads whole records, so its pages
@@ -1272,24 +1273,23 @@ async fn rebuild_counters(target: &dyn Backend, keys: &StoreKeys) -> Result<(), 
                         if let Some(done) = current.take() {
                             put_counter(target, keys, counters, done, &mut batch).await?;
                         }
-                        current = Some(if source == MESSAGES {
-                            Group {
-                                prefix,
-                                count: 1,
-                                record_key: key.clone(),
-                                record: Some(value.clone()),
-                            }
+                        // `messages` holds the group's first record itself; a peer entry
+                        // leads to it.
+                        let (record_key, record) = if source == MESSAGES {
+                            (key.clone(), Some(value.clone()))
                         } else {
-                            Group {
-                                prefix,
-                                count: 1,
-                                record_key: indexed_record_key(MSG_BY_PEER, key, value).ok_or(
-                                    BackupError::MalformedStream {
-                                        reason: "rebuilt peer index entry is malformed",
-                                    },
-                                )?,
-                                record: None,
-                            }
+                            let record_key = indexed_record_key(MSG_BY_PEER, key, value).ok_or(
+                                BackupError::MalformedStream {
+                                    reason: "rebuilt peer index entry is malformed",
+                                },
+                            )?;
+                            (record_key, None)
+                        };
+                        current = Some(Group {
+                            prefix,
+                            count: 1,
+                            record_key,
+                            record,
                         });
                     }
                 }

@@ -13,7 +13,8 @@
 //!   conversation's messages are neighbours in time order), with the `message_ids` table
 //!   (message token → record key) for lookups by id; `msg_by_conversation` is no longer
 //!   written (the record key replaces it) and `msg_by_peer` / `msg_by_time` hold the
-//!   conversation token (with their order key, the record key). The v3 → v4 migration moves every record.
+//!   conversation token (with their order key, the record key). The v3 → v4 migration moves
+//!   every record.
 
 use crate::SchemaError;
 

@@ -310,10 +310,11 @@ impl<'a> Messages<'a> {
     }
 
     /// Reads, in one read view, what saving `batch` reads: the stored messages under the
-    /// message tokens `ids` (returned, in order, with their record keys), the typed records of the batch's conversations, message states
-    /// and conversation states (seeded into `typed`), and the conversation and peer summaries
-    /// under the batch's tokens (returned by table and token). The writer lock is held, so the
-    /// view sees the state the batch will be applied to.
+    /// message tokens `ids` (returned, in order, with their record keys), the typed records of
+    /// the batch's conversations, message states and conversation states (seeded into
+    /// `typed`), and the conversation and peer summaries under the batch's tokens (returned by
+    /// table and token). The writer lock is held, so the view sees the state the batch will be
+    /// applied to.
     async fn prefetch(
         &self,
         keys: &tresor_crypto::StoreKeys,
