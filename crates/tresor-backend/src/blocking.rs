@@ -3,9 +3,9 @@
 //!
 //! A backend over blocking storage implements its reads once, synchronously, as a
 //! [`ReadView`] (where the table-name validation and the trivial answers live). It serves its
-//! own async reads with [`BlockingReads`] over a [`LendView`] that takes a fresh view per
-//! read, and its async [`Snapshot`] with [`BlockingSnapshot`] over one view; both run each
-//! read of the view on tokio's blocking pool.
+//! own async reads with [`BlockingReads`] over a [`LendView`] that lends each read a view of
+//! the latest commit, and its async [`Snapshot`] with [`BlockingSnapshot`] over one view;
+//! both run each read of the view on tokio's blocking pool.
 
 use std::sync::Arc;
 
@@ -41,8 +41,9 @@ where
 /// of a [`BlockingReads`] get their view.
 ///
 /// A lender is cloned into each read (so a clone should be cheap: an `Arc`). It may lend the
-/// same view every time (a snapshot: see [`BlockingSnapshot`]) or take a fresh one per read (a
-/// backend's own read calls, each in a read transaction of its own).
+/// same view every time (a snapshot: see [`BlockingSnapshot`]) or lend each read a view of the
+/// latest commit (a backend's own read calls: a read transaction of the read's own, or one
+/// shared by the reads since that commit).
 pub trait LendView: Clone + Send + Sync + 'static {
     /// The view lent.
     type View: ReadView + ?Sized;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use redb::ReadableDatabase;
 use tokio::sync::oneshot;
 use tresor_backend::{
     Backend, BackendError, BackendStats, BlockingReads, BlockingSnapshot, CompactReport, Direction,
@@ -13,10 +12,10 @@ use tresor_backend::{
 };
 
 use crate::RedbConfig;
-use crate::error::{PANICKED, map_err, map_io, map_open_err, open_panicked, poisoned};
+use crate::error::{PANICKED, map_io, map_open_err, open_panicked, poisoned};
 use crate::log::{CommitLog, Recovery, log_path};
 use crate::read;
-use crate::view::{FreshViews, RedbView};
+use crate::view::FreshViews;
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
@@ -179,7 +178,8 @@ impl RedbBackend {
         self.shared.counters.get()
     }
 
-    /// The reads of this store: each in a fresh read transaction, on tokio's blocking pool.
+    /// The reads of this store: each in the view of the latest commit (`Db::latest_view`), on
+    /// tokio's blocking pool.
     fn reads(&self) -> BlockingReads<FreshViews> {
         BlockingReads::new(FreshViews(Arc::clone(&self.shared.db)), PANICKED)
     }
@@ -262,25 +262,14 @@ impl Backend for RedbBackend {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
         let db = Arc::clone(&self.shared.db);
-        let txn = run_blocking(PANICKED, move || {
-            db.read().map_err(poisoned)?.begin_read().map_err(map_err)
-        })
-        .await?;
-        Ok(Box::new(BlockingSnapshot::new(
-            RedbView::new(txn),
-            PANICKED,
-        )))
+        let view =
+            run_blocking(PANICKED, move || db.read().map_err(poisoned)?.latest_view()).await?;
+        Ok(Box::new(BlockingSnapshot::new(view, PANICKED)))
     }
 
     fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
-        let txn = self
-            .shared
-            .db
-            .read()
-            .map_err(poisoned)?
-            .begin_read()
-            .map_err(map_err)?;
-        Ok(Box::new(RedbView::new(txn)))
+        let view = self.shared.db.read().map_err(poisoned)?.latest_view()?;
+        Ok(Box::new(view))
     }
 
     async fn len(&self, table: &str) -> Result<u64, BackendError> {

@@ -48,6 +48,10 @@
 //! - A batch is validated whole (table names) before it is queued, and its conditions are
 //!   checked inside the write transaction that applies it: a batch is applied entirely or not
 //!   at all.
+//! - A read begun after a commit was acknowledged sees it: reads share the view of the latest
+//!   commit (no read transaction begun, no table opened again, per read), and every commit of
+//!   the writer thread forgets that view before any caller is answered (`writer::commit`).
+//!   The shared view is dropped at the next commit, so it pins no page a later commit frees.
 //! - Every redb error becomes a [`tresor_backend::BackendError`] in one place, `error.rs`; no
 //!   message carries stored keys or values.
 //!
@@ -61,12 +65,13 @@
 //! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
 //!   replaces the old one), with its crash analysis.
 //! - `read.rs`: reads inside one read transaction (shared by calls, views and snapshots).
-//! - `db.rs`: the open database, whose close cannot panic out of a destructor.
+//! - `db.rs`: the open database, whose close cannot panic out of a destructor, and its latest
+//!   view: the read transaction every read shares until the next commit.
 //! - `config.rs`: [`RedbConfig`]: the page-cache bound ([`DEFAULT_CACHE_BYTES`]), the commit
 //!   log switch and its checkpoint size ([`DEFAULT_CHECKPOINT_BYTES`]).
-//! - `view.rs`: `RedbView`, one read transaction as a `ReadView`, where reads check their
-//!   arguments; it serves read views, snapshots (through `tresor_backend::BlockingSnapshot`)
-//!   and each read call.
+//! - `view.rs`: `RedbView`, one read transaction as a `ReadView` (each table opened once per
+//!   view), where reads check their arguments; it serves read views, snapshots (through
+//!   `tresor_backend::BlockingSnapshot`) and each read call.
 //! - `error.rs`: the mapping of redb errors to `BackendError` (and the error of a panicked call).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -14,10 +14,13 @@ use crate::error::map_err;
 pub(crate) type Def<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
 
 /// A read-only view of one backend table.
-type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+pub(crate) type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Opens `table` for reading in `txn`; `None` when it was never written.
-fn open_read(txn: &ReadTransaction, table: &str) -> Result<Option<ReadTable>, BackendError> {
+pub(crate) fn open_read(
+    txn: &ReadTransaction,
+    table: &str,
+) -> Result<Option<ReadTable>, BackendError> {
     match txn.open_table(Def::new(table)) {
         Ok(t) => Ok(Some(t)),
         Err(TableError::TableDoesNotExist(_)) => Ok(None),
@@ -51,26 +54,21 @@ where
         .collect()
 }
 
-/// The value of `key` in `table`.
-pub(crate) fn get(
-    txn: &ReadTransaction,
-    table: &str,
-    key: &[u8],
-) -> Result<Option<Vec<u8>>, BackendError> {
-    let Some(t) = open_read(txn, table)? else {
+/// The value of `key` in the table `t` (`None`: a table never written).
+pub(crate) fn get_in(t: Option<&ReadTable>, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+    let Some(t) = t else {
         return Ok(None);
     };
     let value = t.get(key).map_err(map_err)?;
     Ok(value.map(|v| v.value().to_vec()))
 }
 
-/// The values of `keys` in `table`, in request order.
-pub(crate) fn get_many(
-    txn: &ReadTransaction,
-    table: &str,
+/// The values of `keys` in the table `t` (`None`: a table never written), in request order.
+pub(crate) fn get_many_in(
+    t: Option<&ReadTable>,
     keys: &[Vec<u8>],
 ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-    let Some(t) = open_read(txn, table)? else {
+    let Some(t) = t else {
         return Ok(vec![None; keys.len()]);
     };
     keys.iter()
@@ -81,10 +79,10 @@ pub(crate) fn get_many(
         .collect()
 }
 
-/// Up to `limit` entries of `table` in `range`, in `direction`.
-pub(crate) fn scan(
-    txn: &ReadTransaction,
-    table: &str,
+/// Up to `limit` entries of the table `t` (`None`: a table never written) in `range`, in
+/// `direction`.
+pub(crate) fn scan_in(
+    t: Option<&ReadTable>,
     range: &KeyRange,
     direction: Direction,
     limit: usize,
@@ -94,7 +92,7 @@ pub(crate) fn scan(
     if limit == 0 || range.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(t) = open_read(txn, table)? else {
+    let Some(t) = t else {
         return Ok(Vec::new());
     };
     let bounds = (as_slice(&range.start), as_slice(&range.end));
@@ -108,7 +106,12 @@ pub(crate) fn scan(
 /// Entry count of `table`: O(1), redb keeps it in the B-tree's root header (redb 4.6,
 /// `BtreeHeader::length`).
 pub(crate) fn len(txn: &ReadTransaction, table: &str) -> Result<u64, BackendError> {
-    match open_read(txn, table)? {
+    len_in(open_read(txn, table)?.as_ref())
+}
+
+/// Entry count of the table `t` (`None`: a table never written), O(1).
+pub(crate) fn len_in(t: Option<&ReadTable>) -> Result<u64, BackendError> {
+    match t {
         Some(t) => t.len().map_err(map_err),
         None => Ok(0),
     }

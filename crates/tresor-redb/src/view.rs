@@ -1,43 +1,80 @@
 //! [`RedbView`]: one redb read transaction read as a [`ReadView`], the only place where the
 //! reads of a redb store check their arguments.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use redb::{ReadTransaction, ReadableDatabase};
+use redb::ReadTransaction;
 use tresor_backend::{
     BackendError, Direction, Entry, KeyRange, LendView, ReadView, validate_table_name,
 };
 
-use crate::error::{map_err, poisoned};
-use crate::read;
+use crate::error::poisoned;
+use crate::read::{self, ReadTable};
 
 /// A consistent view of a redb store: one redb read transaction. It pins the pages it sees
-/// until dropped (space freed by later commits is reused only after), and makes compaction
-/// report `Busy`.
+/// until its last clone is dropped (space freed by later commits is reused only after), and
+/// makes compaction report `Busy`.
+///
+/// A clone is a handle to the same transaction (an `Arc`): the database lends the same view to
+/// every read that begins before the next commit (`Db::latest_view`), so a read pays neither
+/// for beginning a transaction nor, after the first read of a table, for opening it. Each
+/// table is opened once per view, on its first read, and kept open with its root page.
 ///
 /// It serves every read: a synchronous [`ReadView`] (each read on the calling thread), a
 /// snapshot (wrapped in [`tresor_backend::BlockingSnapshot`]: each read on tokio's blocking
-/// pool), and each read call of [`crate::RedbBackend`] (a view of its own lent by
-/// [`FreshViews`], on the blocking pool).
-pub(crate) struct RedbView {
+/// pool), and each read call of [`crate::RedbBackend`] (lent by [`FreshViews`], on the
+/// blocking pool).
+#[derive(Clone)]
+pub(crate) struct RedbView(Arc<Inner>);
+
+struct Inner {
     txn: ReadTransaction,
+    /// The tables opened so far, by name; `None` for a table this snapshot does not have.
+    open: RwLock<HashMap<String, Option<Arc<ReadTable>>>>,
 }
 
 impl RedbView {
     pub(crate) fn new(txn: ReadTransaction) -> Self {
-        Self { txn }
+        Self(Arc::new(Inner {
+            txn,
+            open: RwLock::new(HashMap::new()),
+        }))
     }
 
     /// The read transaction.
     pub(crate) fn txn(&self) -> &ReadTransaction {
-        &self.txn
+        &self.0.txn
+    }
+
+    /// `table`, opened on its first read in this view; `None` when the snapshot has no such
+    /// table. `table` must have been validated.
+    ///
+    /// # Errors
+    /// When redb cannot open it (an I/O error, a damaged table tree).
+    fn table(&self, table: &str) -> Result<Option<Arc<ReadTable>>, BackendError> {
+        // The map only ever gains entries, each complete when inserted: a poisoned lock (a
+        // panic elsewhere while holding it) leaves it consistent, so it is used as is.
+        if let Some(t) = self
+            .0
+            .open
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(table)
+        {
+            return Ok(t.clone());
+        }
+        let opened = read::open_read(&self.0.txn, table)?.map(Arc::new);
+        let mut open = self.0.open.write().unwrap_or_else(PoisonError::into_inner);
+        // Another read may have opened it meanwhile: either copy serves, keep the first.
+        Ok(open.entry(table.to_owned()).or_insert(opened).clone())
     }
 }
 
 impl ReadView for RedbView {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         validate_table_name(table)?;
-        read::get(&self.txn, table, key)
+        read::get_in(self.table(table)?.as_deref(), key)
     }
 
     fn get_many(
@@ -49,7 +86,7 @@ impl ReadView for RedbView {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        read::get_many(&self.txn, table, keys)
+        read::get_many_in(self.table(table)?.as_deref(), keys)
     }
 
     fn scan(
@@ -60,23 +97,27 @@ impl ReadView for RedbView {
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
         validate_table_name(table)?;
-        // `read::scan` answers `limit == 0` and empty ranges without touching the tree.
-        read::scan(&self.txn, table, &range, direction, limit)
+        // Answered without touching the tree (nor opening the table).
+        if limit == 0 || range.is_empty() {
+            return Ok(Vec::new());
+        }
+        read::scan_in(self.table(table)?.as_deref(), &range, direction, limit)
     }
 
     fn len(&self, table: &str) -> Result<u64, BackendError> {
         validate_table_name(table)?;
-        read::len(&self.txn, table)
+        read::len_in(self.table(table)?.as_deref())
     }
 
     fn tables(&self) -> Result<Vec<String>, BackendError> {
-        read::tables(&self.txn)
+        read::tables(&self.0.txn)
     }
 }
 
-/// Lends each read a view of a fresh read transaction of the database, holding the read side
-/// of the database lock for the whole read (so that compaction, which takes the write side,
-/// waits for the read instead of finding its transaction alive).
+/// Lends each read the database's latest view (`Db::latest_view`: the view of the latest
+/// commit, shared by every read until the next commit), holding the read side of the database
+/// lock for the whole read (so that compaction, which takes the write side, waits for the read
+/// instead of finding its transaction alive).
 #[derive(Clone)]
 pub(crate) struct FreshViews(pub(crate) Arc<RwLock<crate::db::Db>>);
 
@@ -88,7 +129,7 @@ impl LendView for FreshViews {
         read: impl FnOnce(&RedbView) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         let db = self.0.read().map_err(poisoned)?;
-        let view = RedbView::new(db.begin_read().map_err(map_err)?);
+        let view = db.latest_view()?;
         read(&view)
     }
 }

@@ -306,7 +306,7 @@ fn try_group(
                 .collect();
             if applied.is_empty() {
                 drop(tables);
-                txn.commit().map_err(map_err)?;
+                commit(&cx.db, txn)?;
             } else {
                 // The commit point: the records are in the log (synced when durable) before
                 // redb commits; a failure after the append cuts them out again. The sync runs
@@ -322,7 +322,7 @@ fn try_group(
                     tables.apply_all(&pending)
                 };
                 drop(tables);
-                if let Err(e) = done.and_then(|()| txn.commit().map_err(map_err)) {
+                if let Err(e) = done.and_then(|()| commit(&cx.db, txn)) {
                     // If the cut fails the log is marked broken and refuses later commits.
                     let _ = log.cut(mark);
                     return Err(e);
@@ -332,7 +332,7 @@ fn try_group(
         _ => {
             tables.apply_all(&pending)?;
             drop(tables);
-            txn.commit().map_err(map_err)?;
+            commit(&cx.db, txn)?;
             cx.unsynced_direct = !durable;
         }
     }
@@ -406,9 +406,24 @@ fn begin_write(
 /// # Errors
 /// When redb cannot begin or commit it (an I/O error, a full disk).
 fn make_durable(db: &RwLock<crate::db::Db>) -> Result<(), BackendError> {
-    begin_write(db, redb::Durability::Immediate)?
-        .commit()
-        .map_err(map_err)
+    // The data is unchanged, but the commit may free pages that the shared view pins.
+    commit(db, begin_write(db, redb::Durability::Immediate)?)
+}
+
+/// Commits `txn`, then forgets the shared read view of `db` (`Db::forget_view`) — also when
+/// the commit fails, whatever it left. Every commit of the writer goes through here, before
+/// its callers are answered, so that a read begun after an acknowledgement sees the commit.
+///
+/// # Errors
+/// The commit's, mapped.
+fn commit(db: &RwLock<crate::db::Db>, txn: WriteTransaction) -> Result<(), BackendError> {
+    let committed = txn.commit().map_err(map_err);
+    // `Db` is left consistent by any panic (only this thread mutates it, and only while it
+    // holds the write side): a poisoned lock is used as is.
+    db.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .forget_view();
+    committed
 }
 
 /// Checkpoints when the log has grown past the configured size.
@@ -561,6 +576,8 @@ fn compact_db(
     let before = file_bytes(path)?;
     {
         let mut db = db.write().map_err(poisoned)?;
+        // The shared view is a live read transaction: compaction needs none.
+        db.forget_view();
         match db.compact() {
             Ok(_) => {}
             Err(CompactionError::Storage(err)) => return Err(map_err(err)),
@@ -581,6 +598,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use redb::ReadableDatabase;
+    use tresor_backend::ReadView;
 
     fn context() -> (tempfile::TempDir, Context) {
         let dir = tempfile::tempdir().unwrap();
@@ -700,10 +718,9 @@ mod tests {
         assert_eq!(stats.transactions, 1, "{stats:?}");
         assert_eq!(stats.durable_transactions, 1);
         assert_eq!(stats.batches, 56);
-        let db = db.read().unwrap();
-        let txn = db.begin_read().unwrap();
-        assert_eq!(crate::read::len(&txn, "t").unwrap(), 56);
-        assert_eq!(crate::read::get(&txn, "t", &[7]).unwrap(), None);
+        let view = db.read().unwrap().latest_view().unwrap();
+        assert_eq!(view.len("t").unwrap(), 56);
+        assert_eq!(view.get("t", &[7]).unwrap(), None);
     }
 
     /// A batch that redb refuses while applying (here: a put into a table of another key type,
@@ -818,19 +835,13 @@ mod tests {
                         }
                     }
                 }
-                let db = cx.db.read().unwrap();
-                let txn = db.begin_read().unwrap();
+                let view = cx.db.read().unwrap().latest_view().unwrap();
                 let mut stored = BTreeMap::new();
-                for table in crate::read::tables(&txn).unwrap() {
+                for table in view.tables().unwrap() {
                     assert_ne!(table, "only-deletes", "a delete created a table");
-                    for (key, value) in crate::read::scan(
-                        &txn,
-                        &table,
-                        &KeyRange::all(),
-                        Direction::Forward,
-                        1 << 20,
-                    )
-                    .unwrap()
+                    for (key, value) in view
+                        .scan(&table, KeyRange::all(), Direction::Forward, 1 << 20)
+                        .unwrap()
                     {
                         stored.insert((table.clone(), key), value);
                     }
