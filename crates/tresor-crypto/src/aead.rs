@@ -10,6 +10,9 @@ use crate::CryptoError;
 
 /// Bytes a seal adds to its plaintext: a 12-byte nonce and a 16-byte tag.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Length of the nonce in bytes (96 bits, NIST SP 800-38D section 8.2.2): the bytes a caller
+/// of [`SealingKey::seal_in_place`] leaves in front of the plaintext.
+pub const NONCE_BYTES: usize = NONCE_LEN;
 /// Length of the GCM authentication tag in bytes.
 pub const TAG_LEN: usize = 16;
 
@@ -45,21 +48,39 @@ impl SealingKey {
     /// # Errors
     /// [`CryptoError::Random`] if no nonce could be drawn.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&[0u8; NONCE_LEN]);
+        out.extend_from_slice(plaintext);
+        self.seal_in_place(aad, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals in place: `buf` holds [`NONCE_BYTES`] bytes of any value, then the plaintext; on
+    /// success it holds `nonce ‖ ciphertext ‖ tag`, the layout of [`SealingKey::seal`], under a
+    /// fresh random nonce. For callers that encode a record straight after the nonce's room,
+    /// so that encoding and sealing share one buffer (reserving [`TAG_LEN`] more bytes of
+    /// capacity first saves a reallocation for the tag).
+    ///
+    /// # Errors
+    /// [`CryptoError::Truncated`] if `buf` is shorter than [`NONCE_BYTES`];
+    /// [`CryptoError::Random`] if no nonce could be drawn. `buf` is unchanged on error.
+    pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if buf.len() < NONCE_LEN {
+            return Err(CryptoError::Truncated(buf.len()));
+        }
         let mut nonce = [0u8; NONCE_LEN];
         crate::random_bytes(&mut nonce)?;
-        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
         let tag = self
             .key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                &mut out[NONCE_LEN..],
+                &mut buf[NONCE_LEN..],
             )
             .map_err(|_| CryptoError::AuthenticationFailed)?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        buf[..NONCE_LEN].copy_from_slice(&nonce);
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
     }
 
     /// Opens a value produced by [`SealingKey::seal`] with the same `aad`.
@@ -110,6 +131,18 @@ mod tests {
         }
 
         #[test]
+        fn seal_in_place_opens_like_seal(pt in proptest::collection::vec(any::<u8>(), 0..512),
+                                         room in any::<[u8; NONCE_BYTES]>()) {
+            let k = key(7);
+            let mut buf = room.to_vec();
+            buf.extend_from_slice(&pt);
+            k.seal_in_place(b"aad", &mut buf).unwrap();
+            prop_assert_eq!(buf.len(), pt.len() + SEAL_OVERHEAD);
+            prop_assert_eq!(k.open(b"aad", &buf).unwrap(), pt);
+            prop_assert_eq!(k.open(b"other", &buf), Err(CryptoError::AuthenticationFailed));
+        }
+
+        #[test]
         fn any_flipped_bit_is_rejected(pt in proptest::collection::vec(any::<u8>(), 0..64),
                                        pos in any::<prop::sample::Index>(), bit in 0u8..8) {
             let k = key(7);
@@ -118,6 +151,16 @@ mod tests {
             sealed[i] ^= 1 << bit;
             prop_assert_eq!(k.open(b"aad", &sealed), Err(CryptoError::AuthenticationFailed));
         }
+    }
+
+    #[test]
+    fn seal_in_place_needs_room_for_the_nonce() {
+        let mut buf = vec![1u8; NONCE_BYTES - 1];
+        assert_eq!(
+            key(7).seal_in_place(b"aad", &mut buf),
+            Err(CryptoError::Truncated(NONCE_BYTES - 1))
+        );
+        assert_eq!(buf, vec![1u8; NONCE_BYTES - 1]);
     }
 
     #[test]

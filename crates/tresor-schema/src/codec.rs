@@ -44,11 +44,52 @@ fn config() -> impl bincode::config::Config {
 /// [`SchemaError::Encode`] if serde refuses the value (e.g. a map with non-string keys is fine,
 /// but a record over 16 MiB is not).
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, SchemaError> {
-    let mut out = vec![RECORD_FORMAT];
-    let payload = bincode::serde::encode_to_vec(record, config())
-        .map_err(|e| SchemaError::Encode(e.to_string()))?;
-    out.extend_from_slice(&payload);
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    encode_into(record, &mut out)?;
     Ok(out)
+}
+
+/// Room a new encoding buffer starts with, bytes: most records (a chat message, a summary)
+/// fit, so encoding allocates once.
+pub const ENCODE_CAPACITY: usize = 384;
+
+/// [`encode`], appended to `out` (which may already hold bytes, e.g. a nonce's room: see
+/// [`crate::sealed`]). On error `out` may hold part of an encoding.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_into<T: Serialize>(record: &T, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+    out.push(RECORD_FORMAT);
+    bincode::serde::encode_into_writer(record, VecWriter(out), config())
+        .map_err(|e| SchemaError::Encode(e.to_string()))
+}
+
+/// [`encode_padded`], appended to `out`; the padding is of the record's own bytes (from its
+/// format byte), whatever `out` held before. On error `out` may hold part of an encoding.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_padded_into<T: Serialize>(record: &T, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+    let start = out.len();
+    out.push(PADDED_FORMAT);
+    out.extend_from_slice(&[0u8; 4]);
+    bincode::serde::encode_into_writer(record, VecWriter(out), config())
+        .map_err(|e| SchemaError::Encode(e.to_string()))?;
+    let payload = out.len() - start - 5;
+    let n = u32::try_from(payload).map_err(|_| SchemaError::Encode("record over 4 GiB".into()))?;
+    out[start + 1..start + 5].copy_from_slice(&n.to_le_bytes());
+    out.resize(start + padded_len(5 + payload), 0);
+    Ok(())
+}
+
+/// A bincode writer appending to a `Vec` (no `std::io` adapter in between).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Encodes `record` as a padded format-2 record (layout in the module docs), whose length is
@@ -57,16 +98,8 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, SchemaError> {
 /// # Errors
 /// As [`encode`].
 pub fn encode_padded<T: Serialize>(record: &T) -> Result<Vec<u8>, SchemaError> {
-    let payload = bincode::serde::encode_to_vec(record, config())
-        .map_err(|e| SchemaError::Encode(e.to_string()))?;
-    let n = u32::try_from(payload.len())
-        .map_err(|_| SchemaError::Encode("record over 4 GiB".into()))?;
-    let total = padded_len(5 + payload.len());
-    let mut out = Vec::with_capacity(total);
-    out.push(PADDED_FORMAT);
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&payload);
-    out.resize(total, 0);
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    encode_padded_into(record, &mut out)?;
     Ok(out)
 }
 
