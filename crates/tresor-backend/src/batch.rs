@@ -1,5 +1,7 @@
 //! Write batches and durability.
 
+use std::sync::Arc;
+
 /// How durable a commit must be before [`crate::Backend::commit`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -19,8 +21,8 @@ pub enum Durability {
 pub enum Op {
     /// Insert or overwrite `key` in `table` with `value`.
     Put {
-        /// Table name.
-        table: String,
+        /// Table name (shared by the operations of a batch that name the same table).
+        table: Arc<str>,
         /// Key bytes.
         key: Vec<u8>,
         /// Value bytes.
@@ -28,8 +30,8 @@ pub enum Op {
     },
     /// Remove `key` from `table`; removing an absent key is not an error.
     Delete {
-        /// Table name.
-        table: String,
+        /// Table name (shared by the operations of a batch that name the same table).
+        table: Arc<str>,
         /// Key bytes.
         key: Vec<u8>,
     },
@@ -109,8 +111,9 @@ impl WriteBatch {
 
     /// Appends a put of `value` under `key` in `table`.
     pub fn put(&mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        let table = self.table_name(table);
         self.ops.push(Op::Put {
-            table: table.to_owned(),
+            table,
             key: key.into(),
             value: value.into(),
         });
@@ -118,10 +121,25 @@ impl WriteBatch {
 
     /// Appends a delete of `key` in `table`.
     pub fn delete(&mut self, table: &str, key: impl Into<Vec<u8>>) {
+        let table = self.table_name(table);
         self.ops.push(Op::Delete {
-            table: table.to_owned(),
+            table,
             key: key.into(),
         });
+    }
+
+    /// `table` as an operation holds it: the name a recent operation already holds (writes
+    /// cycle through a few tables: a message, then its index entries), else a new one — so
+    /// that a batch allocates a table name once per run of tables rather than per operation.
+    fn table_name(&self, table: &str) -> Arc<str> {
+        const RECENT: usize = 8;
+        for op in self.ops.iter().rev().take(RECENT) {
+            let (Op::Put { table: name, .. } | Op::Delete { table: name, .. }) = op;
+            if &**name == table {
+                return Arc::clone(name);
+            }
+        }
+        Arc::from(table)
     }
 
     /// Adds a condition: at commit, `key` of `table` must be as `expect` says, or the whole
@@ -208,5 +226,49 @@ impl WriteBatch {
     /// [`crate::BackendError::InvalidTableName`] for the first bad name.
     pub fn validate(&self) -> Result<(), crate::BackendError> {
         self.table_names().try_for_each(crate::validate_table_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(op: &Op) -> &Arc<str> {
+        match op {
+            Op::Put { table, .. } | Op::Delete { table, .. } => table,
+        }
+    }
+
+    /// Operations cycling through a few tables share each table's name; every operation still
+    /// names its own table.
+    #[test]
+    fn operations_share_table_names() {
+        let tables = [
+            "messages",
+            "message_ids",
+            "msg_by_peer",
+            "msg_by_time",
+            "conversations",
+        ];
+        let mut batch = WriteBatch::new();
+        for i in 0u32..200 {
+            let table = tables[i as usize % tables.len()];
+            if i % 7 == 0 {
+                batch.delete(table, i.to_be_bytes());
+            } else {
+                batch.put(table, i.to_be_bytes(), [1]);
+            }
+        }
+        let (_, ops) = batch.into_parts();
+        for (i, op) in ops.iter().enumerate() {
+            assert_eq!(op.table(), tables[i % tables.len()]);
+        }
+        let mut distinct: Vec<&Arc<str>> = Vec::new();
+        for op in &ops {
+            if !distinct.iter().any(|d| Arc::ptr_eq(d, name(op))) {
+                distinct.push(name(op));
+            }
+        }
+        assert_eq!(distinct.len(), tables.len());
     }
 }

@@ -195,11 +195,19 @@ impl Snapshot for MemorySnapshot {
 fn apply(tables: &mut Tables, ops: Vec<Op>) {
     for op in ops {
         match op {
-            Op::Put { table, key, value } => {
-                tables.entry(table).or_default().insert(key, value);
-            }
+            Op::Put { table, key, value } => match tables.get_mut(&*table) {
+                Some(t) => {
+                    t.insert(key, value);
+                }
+                None => {
+                    tables
+                        .entry(table.to_string())
+                        .or_default()
+                        .insert(key, value);
+                }
+            },
             Op::Delete { table, key } => {
-                if let Some(t) = tables.get_mut(&table) {
+                if let Some(t) = tables.get_mut(&*table) {
                     t.remove(&key);
                 }
             }

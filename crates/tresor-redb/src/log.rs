@@ -567,11 +567,14 @@ fn decode_body(body: &[u8]) -> Option<(u64, Vec<Op>)> {
         let key = c.bytes()?;
         ops.push(match tag {
             PUT => Op::Put {
-                table,
+                table: table.into(),
                 key,
                 value: c.bytes()?,
             },
-            DELETE => Op::Delete { table, key },
+            DELETE => Op::Delete {
+                table: table.into(),
+                key,
+            },
             _ => return None,
         });
     }

@@ -827,10 +827,10 @@ mod tests {
                     for op in batch.ops() {
                         match op {
                             Op::Put { table, key, value } => {
-                                model.insert((table.clone(), key.clone()), value.clone());
+                                model.insert((table.to_string(), key.clone()), value.clone());
                             }
                             Op::Delete { table, key } => {
-                                model.remove(&(table.clone(), key.clone()));
+                                model.remove(&(table.to_string(), key.clone()));
                             }
                         }
                     }

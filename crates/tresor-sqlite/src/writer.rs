@@ -295,7 +295,7 @@ fn apply(conn: &Connection, ops: &[Op]) -> Result<(), BackendError> {
     for op in ops {
         match op {
             Op::Put { table, key, value } => {
-                if !deltas.contains_key(table.as_str()) {
+                if !deltas.contains_key(&**table) {
                     ensure_table(conn, table)?;
                     deltas.insert(table, 0);
                 }
@@ -315,7 +315,7 @@ fn apply(conn: &Connection, ops: &[Op]) -> Result<(), BackendError> {
                 }
             }
             Op::Delete { table, key } => {
-                if !deltas.contains_key(table.as_str()) {
+                if !deltas.contains_key(&**table) {
                     if !schema::exists(conn, table)? {
                         continue;
                     }

@@ -258,7 +258,7 @@ impl Inner {
             .iter()
             .filter_map(|op| match op {
                 Op::Put { table, key, .. } | Op::Delete { table, key }
-                    if table == catalog::TYPED_RECORDS =>
+                    if &**table == catalog::TYPED_RECORDS =>
                 {
                     Some(key.clone())
                 }
