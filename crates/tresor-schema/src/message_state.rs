@@ -294,6 +294,19 @@ pub static CONVERSATION_STATES: TableDef<ConversationState> = TableDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The save path relies on it: a message with no state record and no change of state has
+    /// nothing to write and does not count as unread.
+    #[test]
+    fn default_state_is_read() {
+        for recipient in [None, Some("bob".to_string())] {
+            let m = crate::Message::new("m", "c", "alice", recipient, 7, "hi");
+            let mut s = MessageState::default_for(&m);
+            assert!(!s.is_unread());
+            s.follow(&m);
+            assert_eq!(s, MessageState::default_for(&m));
+        }
+    }
     use crate::typed::Envelope;
 
     #[test]

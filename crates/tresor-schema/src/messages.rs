@@ -66,14 +66,41 @@ pub fn peer_token(keys: &StoreKeys, id: &str) -> Token {
 }
 
 /// The ids of the peers of `m`: the sender, then the recipient if there is one and it differs.
-pub fn peer_ids(m: &Message) -> Vec<&str> {
-    let mut ids = vec![m.sender.as_str()];
+pub fn peer_ids(m: &Message) -> PeerIds<'_> {
+    let mut ids = PeerIds {
+        ids: [m.sender.as_str(), ""],
+        len: 1,
+    };
     if let Some(r) = &m.recipient
         && r != &m.sender
     {
-        ids.push(r.as_str());
+        ids.ids[1] = r.as_str();
+        ids.len = 2;
     }
     ids
+}
+
+/// The one or two peer ids of a message ([`peer_ids`]), without an allocation: a slice
+/// (`Deref`) and an iterator (`IntoIterator`) of `&str`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIds<'a> {
+    ids: [&'a str; 2],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for PeerIds<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        &self.ids[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for PeerIds<'a> {
+    type Item = &'a str;
+    type IntoIter = std::iter::Take<std::array::IntoIter<&'a str, 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.ids.into_iter().take(self.len)
+    }
 }
 
 /// Computes the tokens of `m`.
@@ -202,6 +229,21 @@ pub fn open_message(keys: &StoreKeys, key: &[u8], sealed: &[u8]) -> Result<Messa
 mod tests {
     use super::*;
     use tresor_crypto::DataKey;
+
+    #[test]
+    fn peer_ids_are_the_sender_then_another_recipient() {
+        let ids = |recipient: Option<&str>| {
+            let m = Message::new("m", "c", "alice", recipient.map(Into::into), 1, "hi");
+            let by_slice = peer_ids(&m).to_vec().join(",");
+            let by_iter: Vec<String> = peer_ids(&m).into_iter().map(str::to_owned).collect();
+            assert_eq!(by_slice, by_iter.join(","));
+            by_slice
+        };
+        assert_eq!(ids(None), "alice");
+        assert_eq!(ids(Some("bob")), "alice,bob");
+        assert_eq!(ids(Some("alice")), "alice");
+        assert_eq!(ids(Some("")), "alice,");
+    }
 
     #[test]
     fn entries_cover_conversation_each_peer_and_time() {

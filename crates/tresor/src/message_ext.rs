@@ -179,7 +179,7 @@ pub(crate) async fn apply_states(
     inner: &Inner,
     keys: &StoreKeys,
     typed: &mut TypedBatch,
-    states: Vec<(Message, StateChange)>,
+    states: Vec<(&Message, StateChange)>,
     ops: &mut WriteBatch,
 ) -> Result<(), Error> {
     if states.is_empty() {
@@ -191,19 +191,29 @@ pub(crate) async fn apply_states(
         .collect();
     typed.preload(inner, keys, &rks).await?;
     let mut unread: BTreeMap<String, i64> = BTreeMap::new();
-    for (m, change) in states {
-        let old = load_state(inner, keys, typed, &m.id).await?;
+    for ((m, change), rk) in states.into_iter().zip(&rks) {
+        let old = match typed.load(inner, keys, rk).await? {
+            Some(env) => Some(decode_state(&env)?),
+            None => None,
+        };
+        // A message kept as it is with no state record keeps none: its state is the default,
+        // which is not unread (`default_state_is_read`), so nothing to write or count. (The
+        // common case of a save: an import writes no state record.)
+        if old.is_none() && matches!(change, StateChange::Keep) {
+            continue;
+        }
+        let default = MessageState::default_for(m);
         let mut s = match change {
-            StateChange::Keep => old.clone().unwrap_or_else(|| MessageState::default_for(&m)),
+            StateChange::Keep => old.clone().unwrap_or_else(|| default.clone()),
             StateChange::Extras(x) => {
-                let mut s = old.clone().unwrap_or_else(|| MessageState::default_for(&m));
+                let mut s = old.clone().unwrap_or_else(|| default.clone());
                 x.apply_to(&mut s);
                 s
             }
             StateChange::Set(s) => *s,
         };
         s.message_id.clone_from(&m.id);
-        s.follow(&m);
+        s.follow(m);
         if let Some(o) = &old
             && o.is_unread()
         {
@@ -214,7 +224,7 @@ pub(crate) async fn apply_states(
         }
         // States are sparse: a message whose state is the default has no record (it reads as
         // `MessageState::default_for`), which keeps a plain message at one sealed record.
-        if s == MessageState::default_for(&m) {
+        if s == default {
             if old.is_some() {
                 typed
                     .delete(inner, keys, MESSAGE_STATES.name, m.id.as_bytes(), ops)

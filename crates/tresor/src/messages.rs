@@ -213,13 +213,18 @@ impl<'a> Messages<'a> {
             None => vec![None; batch.len()],
         };
 
-        let mut current: HashMap<Token, Option<Found>> = HashMap::new();
+        // Every message version the loop finds or writes, in batch order; `current` (the
+        // latest version of each id in this batch) and `states` point into it, so that a
+        // message is cloned once, into `new`, and not again for each list it is in.
+        let mut arena: Vec<Found> = Vec::with_capacity(batch.len());
+        let mut current: HashMap<Token, Option<usize>> = HashMap::new();
         let mut ops = WriteBatch::new();
         let mut conversations = Deltas::new();
         let mut peers = Deltas::new();
 
-        // (message as stored, what becomes of its state), in batch order.
-        let mut states: Vec<(Message, StateChange)> = Vec::new();
+        // (message as stored, by its place in `arena`; what becomes of its state), in batch
+        // order.
+        let mut states: Vec<(usize, StateChange)> = Vec::new();
         for ((((message, t), stored), stored_old), change) in batch
             .iter()
             .zip(&toks)
@@ -228,7 +233,8 @@ impl<'a> Messages<'a> {
             .zip(changes)
         {
             let previous = match current.get(&t.id) {
-                Some(p) => p.clone(),
+                // The same id earlier in this batch (rare): its version as written then.
+                Some(p) => p.map(|i| arena[i].clone()),
                 None => match (stored, stored_old, &ring.previous) {
                     (Some(record), _, _) => {
                         Some((crate::view::open_stored(keys, &message.id, &record)?, false))
@@ -239,17 +245,21 @@ impl<'a> Messages<'a> {
                     _ => None,
                 },
             };
+            if let Some((p, _)) = &previous
+                && p.same_content(message)
+            {
+                summary.unchanged += 1;
+                outcomes.push(Outcome::Unchanged(p.seq));
+                let i = arena.len();
+                arena.extend(previous);
+                if !matches!(change, StateChange::Keep) {
+                    states.push((i, change));
+                }
+                current.insert(t.id, Some(i));
+                continue;
+            }
             let mut new = message.clone();
             match &previous {
-                Some((p, _)) if p.same_content(message) => {
-                    summary.unchanged += 1;
-                    outcomes.push(Outcome::Unchanged(p.seq));
-                    if !matches!(change, StateChange::Keep) {
-                        states.push((p.clone(), change));
-                    }
-                    current.insert(t.id, previous);
-                    continue;
-                }
                 Some((p, old)) => {
                     new.seq = p.seq;
                     let gen_keys = ring.generation(*old);
@@ -288,13 +298,19 @@ impl<'a> Messages<'a> {
             for (token, id) in t.peers.iter().zip(peer_ids(&new)) {
                 bump(&mut peers, *token, id, 1);
             }
-            states.push((new.clone(), change));
-            current.insert(t.id, Some((new, false)));
+            let i = arena.len();
+            arena.push((new, false));
+            states.push((i, change));
+            current.insert(t.id, Some(i));
         }
 
         let written: Vec<&Message> = current
             .values()
-            .filter_map(|f| f.as_ref().map(|(m, _)| m))
+            .filter_map(|f| f.map(|i| &arena[i].0))
+            .collect();
+        let states: Vec<(&Message, StateChange)> = states
+            .into_iter()
+            .map(|(i, change)| (&arena[i].0, change))
             .collect();
         crate::conversations::fold_messages(inner, keys, &mut typed, &written, &mut ops).await?;
         crate::message_ext::apply_states(inner, keys, &mut typed, states, &mut ops).await?;
