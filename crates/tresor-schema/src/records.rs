@@ -52,18 +52,23 @@ impl Conversation {
     /// the conversation a group), widens the created/last-activity span. Returns whether
     /// anything changed.
     pub fn absorb(&mut self, m: &crate::Message) -> bool {
-        let before = self.clone();
+        let mut changed = false;
         for p in crate::messages::peer_ids(m) {
             if let Err(at) = self.participants.binary_search_by(|x| x.as_str().cmp(p)) {
                 self.participants.insert(at, p.to_owned());
+                changed = true;
             }
         }
-        if self.participants.len() > 2 {
+        if self.participants.len() > 2 && self.kind != ConversationKind::Group {
             self.kind = ConversationKind::Group;
+            changed = true;
         }
-        self.created_ms = self.created_ms.min(m.timestamp_ms);
-        self.last_activity_ms = self.last_activity_ms.max(m.timestamp_ms);
-        *self != before
+        let created_ms = self.created_ms.min(m.timestamp_ms);
+        let last_activity_ms = self.last_activity_ms.max(m.timestamp_ms);
+        changed |= created_ms != self.created_ms || last_activity_ms != self.last_activity_ms;
+        self.created_ms = created_ms;
+        self.last_activity_ms = last_activity_ms;
+        changed
     }
 }
 
@@ -297,5 +302,28 @@ mod tests {
         assert_eq!(c.kind, ConversationKind::Group);
         assert_eq!(c.last_activity_ms, 20);
         assert!(!c.absorb(&Message::new("4", "c", "carol", None, 15, "")));
+    }
+
+    /// `absorb` reports a change exactly when the record changed, over every order of a few
+    /// messages (senders, recipients, earlier/later/equal times).
+    #[test]
+    fn absorb_reports_exactly_the_changes() {
+        let peers = ["alice", "bob", "carol", "dave"];
+        let mut n = 0u64;
+        for first in 0..peers.len() {
+            let mut c =
+                Conversation::from_message(&Message::new("0", "c", peers[first], None, 50, ""));
+            for i in 0..40u64 {
+                let sender = peers[(i as usize * 7 + first) % peers.len()];
+                let recipient =
+                    (i % 3 != 0).then(|| peers[(i as usize * 3) % peers.len()].to_string());
+                let ts = [10, 50, 90, 50][(i % 4) as usize] + (i % 5) as i64;
+                let m = Message::new(i.to_string(), "c", sender, recipient, ts, "");
+                let before = c.clone();
+                assert_eq!(c.absorb(&m), c != before, "{first} {i}");
+                n += 1;
+            }
+        }
+        assert_eq!(n, 160);
     }
 }

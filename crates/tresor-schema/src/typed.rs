@@ -187,13 +187,23 @@ pub fn table_token(keys: &StoreKeys, table: &str) -> Token {
 
 /// The token of a primary key of `table`.
 pub fn pk_token(keys: &StoreKeys, table: &str, pk: &[u8]) -> Token {
-    let domain = [b"typed/pk/".as_slice(), table.as_bytes()].concat();
-    keys.index().token(&domain, pk)
+    const PREFIX: &[u8] = b"typed/pk/";
+    // The domain `typed/pk/ ‖ table`, on the stack for every catalog name (at most 64 bytes).
+    let mut room = [0u8; 80];
+    let len = PREFIX.len() + table.len();
+    if len > room.len() {
+        let domain = [PREFIX, table.as_bytes()].concat();
+        return keys.index().token(&domain, pk);
+    }
+    room[..PREFIX.len()].copy_from_slice(PREFIX);
+    room[PREFIX.len()..len].copy_from_slice(table.as_bytes());
+    keys.index().token(&room[..len], pk)
 }
 
 /// The record key of primary key `pk` in `table`: `table_token ‖ pk_token` (32 bytes).
 pub fn record_key(keys: &StoreKeys, table: &str, pk: &[u8]) -> Vec<u8> {
-    let mut key = table_token(keys, table).to_vec();
+    let mut key = Vec::with_capacity(2 * TOKEN_LEN);
+    key.extend_from_slice(&table_token(keys, table));
     key.extend_from_slice(&pk_token(keys, table, pk));
     key
 }
@@ -256,6 +266,27 @@ pub const RECORD_KEY_LEN: usize = 2 * TOKEN_LEN;
 mod tests {
     use super::*;
     use tresor_crypto::DataKey;
+
+    #[test]
+    fn the_pk_domain_is_the_prefix_and_the_table_name() {
+        let keys = DataKey::generate().unwrap().store_keys();
+        for table in [
+            "conversation",
+            "t".repeat(71).as_str(),
+            "long".repeat(40).as_str(),
+        ] {
+            let domain = [b"typed/pk/".as_slice(), table.as_bytes()].concat();
+            assert_eq!(
+                pk_token(&keys, table, b"pk"),
+                keys.index().token(&domain, b"pk"),
+                "{}",
+                table.len()
+            );
+            let rk = record_key(&keys, table, b"pk");
+            assert_eq!(rk.len(), RECORD_KEY_LEN);
+            assert_eq!(&rk[TOKEN_LEN..], &pk_token(&keys, table, b"pk")[..]);
+        }
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Contact {
