@@ -204,15 +204,25 @@ async fn read_opt_u64(backend: &dyn Backend, key: &'static str) -> Result<Option
 
 /// Number of puts into sealed tables in `ops`: each is one AES-GCM seal under the value key.
 fn seals_in(ops: &WriteBatch) -> u64 {
-    ops.ops()
-        .iter()
-        .filter(|op| match op {
-            Op::Put { table, .. } => {
-                catalog::table(table).map(|t| t.kind) == Some(TableKind::Sealed)
+    // Operations on one table share its name (`WriteBatch`): the catalog is looked up once
+    // per run of a table, not per operation.
+    let mut last: Option<(&Arc<str>, bool)> = None;
+    let mut seals = 0;
+    for op in ops.ops() {
+        let Op::Put { table, .. } = op else {
+            continue;
+        };
+        let sealed = match last {
+            Some((name, sealed)) if Arc::ptr_eq(name, table) => sealed,
+            _ => {
+                let sealed = catalog::table(table).map(|t| t.kind) == Some(TableKind::Sealed);
+                last = Some((table, sealed));
+                sealed
             }
-            _ => false,
-        })
-        .count() as u64
+        };
+        seals += u64::from(sealed);
+    }
+    seals
 }
 
 impl Inner {
