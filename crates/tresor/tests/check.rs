@@ -231,3 +231,32 @@ async fn scheduled_checks_report_damage_as_it_appears() {
     assert_eq!(kinds(&report), [IssueKind::OrphanIndexEntry]);
     assert_eq!(schedule.latest(), Some(Ok(report)));
 }
+
+/// A `message_ids` entry whose record is gone: `get` (the single-id path) and the blocking
+/// view report corruption for that message and read every other one, and `check` finds it.
+#[tokio::test]
+async fn a_record_missing_behind_its_id_entry_is_corruption_for_get() {
+    let (store, b) = setup().await;
+    let (_, record_key) = first(&b, "message_ids").await;
+    apply(&b, |w| w.delete("messages", record_key.clone())).await;
+    let mut corrupted = Vec::new();
+    for i in 0..40 {
+        let id = format!("m{i}");
+        let by_get = store.messages().get(&id).await;
+        let store2 = store.clone();
+        let id2 = id.clone();
+        let by_view = tokio::task::spawn_blocking(move || store2.blocking_view()?.message(&id2))
+            .await
+            .unwrap();
+        match (by_get, by_view) {
+            (Ok(Some(a)), Ok(Some(b))) => {
+                assert_eq!(a.id, id);
+                assert_eq!(b, a);
+            }
+            (Err(Error::Corrupted(_)), Err(Error::Corrupted(_))) => corrupted.push(id),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert_eq!(corrupted.len(), 1, "{corrupted:?}");
+    assert!(!store.check().await.unwrap().is_clean());
+}
