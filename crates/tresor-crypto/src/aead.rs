@@ -63,7 +63,10 @@ impl SealingKey {
     ///
     /// # Errors
     /// [`CryptoError::Truncated`] if `buf` is shorter than [`NONCE_BYTES`];
-    /// [`CryptoError::Random`] if no nonce could be drawn. `buf` is unchanged on error.
+    /// [`CryptoError::Random`] if no nonce could be drawn (`buf` is then unchanged);
+    /// [`CryptoError::AuthenticationFailed`] if `ring` refuses to seal (a plaintext over
+    /// AES-GCM's limit of about 64 GiB, NIST SP 800-38D section 5.2.1.1), after which `buf`
+    /// holds no usable value.
     pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), CryptoError> {
         if buf.len() < NONCE_LEN {
             return Err(CryptoError::Truncated(buf.len()));
