@@ -86,6 +86,36 @@ impl SealingKey {
         Ok(())
     }
 
+    /// Opens in place a value produced by [`SealingKey::seal`] with the same `aad`: decrypts
+    /// `sealed` where it lies and returns the plaintext, a part of it (no copy, no
+    /// allocation: for callers that own the bytes they read).
+    ///
+    /// # Errors
+    /// As [`SealingKey::open`]. After [`CryptoError::AuthenticationFailed`] the contents of
+    /// `sealed` are unspecified (`ring` may have decrypted part of it): a caller that wants to
+    /// try another key must keep a copy.
+    pub fn open_in_place<'a>(
+        &self,
+        aad: &[u8],
+        sealed: &'a mut [u8],
+    ) -> Result<&'a [u8], CryptoError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CryptoError::Truncated(sealed.len()));
+        }
+        let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        nonce_bytes.copy_from_slice(nonce);
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                body,
+            )
+            .map_err(|_| CryptoError::AuthenticationFailed)?;
+        Ok(plain)
+    }
+
     /// Opens a value produced by [`SealingKey::seal`] with the same `aad`.
     ///
     /// # Errors
@@ -143,6 +173,32 @@ mod tests {
             prop_assert_eq!(buf.len(), pt.len() + SEAL_OVERHEAD);
             prop_assert_eq!(k.open(b"aad", &buf).unwrap(), pt);
             prop_assert_eq!(k.open(b"other", &buf), Err(CryptoError::AuthenticationFailed));
+        }
+
+        #[test]
+        fn open_in_place_opens_like_open(pt in proptest::collection::vec(any::<u8>(), 0..512),
+                                         flip in any::<prop::sample::Index>()) {
+            let k = key(7);
+            let sealed = k.seal(b"aad", &pt).unwrap();
+            let mut buf = sealed.clone();
+            prop_assert_eq!(k.open_in_place(b"aad", &mut buf).unwrap(), &pt[..]);
+            let mut other = sealed.clone();
+            prop_assert_eq!(
+                k.open_in_place(b"other", &mut other),
+                Err(CryptoError::AuthenticationFailed)
+            );
+            let mut damaged = sealed;
+            let i = flip.index(damaged.len());
+            damaged[i] ^= 1;
+            prop_assert_eq!(
+                k.open_in_place(b"aad", &mut damaged),
+                Err(CryptoError::AuthenticationFailed)
+            );
+            let mut short = vec![0u8; SEAL_OVERHEAD - 1];
+            prop_assert_eq!(
+                k.open_in_place(b"aad", &mut short),
+                Err(CryptoError::Truncated(SEAL_OVERHEAD - 1))
+            );
         }
 
         #[test]

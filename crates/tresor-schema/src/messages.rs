@@ -225,10 +225,45 @@ pub fn open_message(keys: &StoreKeys, key: &[u8], sealed: &[u8]) -> Result<Messa
     crate::codec::decode_message(&crate::sealed::open_bytes(keys, MESSAGES, key, sealed)?)
 }
 
+/// [`open_message`] decrypting `sealed` in place (no copy of the record: for bytes the caller
+/// owns and will not read again).
+///
+/// # Errors
+/// As [`open_message`]; after a failure `sealed` is unusable.
+pub fn open_message_in_place(
+    keys: &StoreKeys,
+    key: &[u8],
+    sealed: &mut [u8],
+) -> Result<Message, SchemaError> {
+    crate::codec::decode_message(crate::sealed::open_bytes_in_place(
+        keys, MESSAGES, key, sealed,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tresor_crypto::DataKey;
+
+    #[test]
+    fn opening_in_place_reads_what_opening_reads() {
+        let keys = DataKey::generate().unwrap().store_keys();
+        let m = Message::new("m1", "c1", "alice", Some("bob".into()), 1_000, "hi");
+        let t = tokens(&keys, &m);
+        let key = record_key(&m, &t);
+        let sealed = seal_message(&keys, &key, &m).unwrap();
+        let mut owned = sealed.clone();
+        assert_eq!(open_message_in_place(&keys, &key, &mut owned).unwrap(), m);
+        assert_eq!(open_message(&keys, &key, &sealed).unwrap(), m);
+        let other = DataKey::generate().unwrap().store_keys();
+        let mut owned = sealed.clone();
+        assert!(matches!(
+            open_message_in_place(&other, &key, &mut owned),
+            Err(SchemaError::Open { .. })
+        ));
+        let mut owned = sealed;
+        assert!(open_message_in_place(&keys, b"another key", &mut owned).is_err());
+    }
 
     #[test]
     fn peer_ids_are_the_sender_then_another_recipient() {

@@ -114,6 +114,21 @@ pub fn open_bytes(
         .map_err(|source| SchemaError::Open { table, source })
 }
 
+/// [`open_bytes`] in place: decrypts `sealed` where it lies and returns the encoded record
+/// bytes, a part of it (no copy; [`tresor_crypto::SealingKey::open_in_place`]).
+///
+/// # Errors
+/// [`SchemaError::Open`] if it does not authenticate; `sealed` is then unusable.
+pub fn open_bytes_in_place<'a>(
+    keys: &StoreKeys,
+    table: &'static str,
+    key: &[u8],
+    sealed: &'a mut [u8],
+) -> Result<&'a [u8], SchemaError> {
+    with_record_aad(table, key, |aad| keys.values().open_in_place(aad, sealed))
+        .map_err(|source| SchemaError::Open { table, source })
+}
+
 /// Encodes and seals `record` for `table`/`key`.
 ///
 /// # Errors

@@ -45,6 +45,23 @@ pub(crate) fn open_any(ring: &Keyring, key: &[u8], bytes: &[u8]) -> Result<Found
     }
 }
 
+/// [`open_any`] for record bytes the caller owns and will not read again: decrypted in place
+/// (no copy) when there is one key generation; during a rotation, when a failed attempt under
+/// the current keys must leave the bytes for the previous ones, as [`open_any`].
+pub(crate) fn open_any_owned(
+    ring: &Keyring,
+    key: &[u8],
+    mut bytes: Vec<u8>,
+) -> Result<Found, Error> {
+    if ring.previous.is_some() {
+        return open_any(ring, key, &bytes);
+    }
+    Ok((
+        tresor_schema::messages::open_message_in_place(&ring.current, key, &mut bytes)?,
+        false,
+    ))
+}
+
 /// What [`Messages::save_batch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -18,7 +18,7 @@ use tresor_schema::messages::{
 
 use crate::Error;
 use crate::keys::Keyring;
-use crate::messages::{Found, open_any};
+use crate::messages::{Found, open_any_owned};
 use crate::store::Inner;
 
 /// How many times a view is retaken when a key rotation swaps the keys while it is taken.
@@ -146,7 +146,7 @@ pub(crate) fn get_in(
         let Some((key, bytes)) = stored_record(view, &message_token(keys, id))? else {
             continue;
         };
-        let found = open_any(ring, &key, &bytes)?;
+        let found = open_any_owned(ring, &key, bytes)?;
         check_id(&found.0, id)?;
         return Ok(Some(found));
     }
@@ -283,7 +283,7 @@ pub(crate) fn page_in(
                 "index {table} points at a missing message"
             )));
         };
-        let (m, previous) = open_any(ring, &record_key, &bytes)?;
+        let (m, previous) = open_any_owned(ring, &record_key, bytes)?;
         // Index entries are not authenticated: check the entry is the one this (authentic)
         // record has in this index, under the keys that opened it — the record belongs to the
         // walked conversation or peer and the key is its prefix and position — so an altered
@@ -335,7 +335,7 @@ pub(crate) fn scan_in(
     };
     view.scan(MESSAGES, range, Direction::Forward, limit)?
         .into_iter()
-        .map(|(key, bytes)| Ok(open_any(ring, &key, &bytes)?.0))
+        .map(|(key, bytes)| Ok(open_any_owned(ring, &key, bytes)?.0))
         .collect()
 }
 
