@@ -15,7 +15,7 @@ use crate::RedbConfig;
 use crate::error::{PANICKED, map_io, map_open_err, open_panicked, poisoned};
 use crate::log::{CommitLog, Recovery, log_path};
 use crate::read;
-use crate::view::FreshViews;
+use crate::view::LatestViews;
 use crate::writer::{Context, Counters, Request, Writer, WriterStats, file_bytes};
 
 /// A [`Backend`] storing every table in one redb database file.
@@ -180,8 +180,8 @@ impl RedbBackend {
 
     /// The reads of this store: each in the view of the latest commit (`Db::latest_view`), on
     /// tokio's blocking pool.
-    fn reads(&self) -> BlockingReads<FreshViews> {
-        BlockingReads::new(FreshViews(Arc::clone(&self.shared.db)), PANICKED)
+    fn reads(&self) -> BlockingReads<LatestViews> {
+        BlockingReads::new(LatestViews(Arc::clone(&self.shared.db)), PANICKED)
     }
 
     /// Sends `request` (built around a reply channel) to the writer thread and waits for the

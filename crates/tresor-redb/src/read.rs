@@ -80,18 +80,13 @@ pub(crate) fn get_many_in(
 }
 
 /// Up to `limit` entries of the table `t` (`None`: a table never written) in `range`, in
-/// `direction`.
+/// `direction`. The caller has answered `limit == 0` and empty ranges (`RedbView::scan`).
 pub(crate) fn scan_in(
     t: Option<&ReadTable>,
     range: &KeyRange,
     direction: Direction,
     limit: usize,
 ) -> Result<Vec<Entry>, BackendError> {
-    // Answered without touching the tree. (redb 4.6 itself returns no entry for an inverted
-    // range rather than panicking, but that is not documented, so it is not relied on.)
-    if limit == 0 || range.is_empty() {
-        return Ok(Vec::new());
-    }
     let Some(t) = t else {
         return Ok(Vec::new());
     };

@@ -23,7 +23,7 @@ use crate::read::{self, ReadTable};
 ///
 /// It serves every read: a synchronous [`ReadView`] (each read on the calling thread), a
 /// snapshot (wrapped in [`tresor_backend::BlockingSnapshot`]: each read on tokio's blocking
-/// pool), and each read call of [`crate::RedbBackend`] (lent by [`FreshViews`], on the
+/// pool), and each read call of [`crate::RedbBackend`] (lent by [`LatestViews`], on the
 /// blocking pool).
 #[derive(Clone)]
 pub(crate) struct RedbView(Arc<Inner>);
@@ -97,7 +97,9 @@ impl ReadView for RedbView {
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
         validate_table_name(table)?;
-        // Answered without touching the tree (nor opening the table).
+        // Answered without opening the table or touching the tree. (redb 4.6 itself returns no
+        // entry for an inverted range rather than panicking, but that is not documented, so it
+        // is not relied on.)
         if limit == 0 || range.is_empty() {
             return Ok(Vec::new());
         }
@@ -119,9 +121,9 @@ impl ReadView for RedbView {
 /// lock for the whole read (so that compaction, which takes the write side, waits for the read
 /// instead of finding its transaction alive).
 #[derive(Clone)]
-pub(crate) struct FreshViews(pub(crate) Arc<RwLock<crate::db::Db>>);
+pub(crate) struct LatestViews(pub(crate) Arc<RwLock<crate::db::Db>>);
 
-impl LendView for FreshViews {
+impl LendView for LatestViews {
     type View = RedbView;
 
     fn with_view<T>(
