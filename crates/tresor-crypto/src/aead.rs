@@ -99,21 +99,21 @@ impl SealingKey {
         aad: &[u8],
         sealed: &'a mut [u8],
     ) -> Result<&'a [u8], CryptoError> {
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(CryptoError::Truncated(sealed.len()));
-        }
-        let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
-        let mut nonce_bytes = [0u8; NONCE_LEN];
-        nonce_bytes.copy_from_slice(nonce);
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(aad),
-                body,
-            )
-            .map_err(|_| CryptoError::AuthenticationFailed)?;
-        Ok(plain)
+        let nonce = nonce_of(sealed)?;
+        Ok(self.open_body(aad, nonce, &mut sealed[NONCE_LEN..])?)
+    }
+
+    /// Decrypts `body` (`ciphertext ‖ tag`) in place under `nonce` and `aad`; returns the
+    /// plaintext, the front of `body`. The one place both opens reach `ring`.
+    fn open_body<'a>(
+        &self,
+        aad: &[u8],
+        nonce: [u8; NONCE_LEN],
+        body: &'a mut [u8],
+    ) -> Result<&'a mut [u8], CryptoError> {
+        self.key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+            .map_err(|_| CryptoError::AuthenticationFailed)
     }
 
     /// Opens a value produced by [`SealingKey::seal`] with the same `aad`.
@@ -123,25 +123,25 @@ impl SealingKey {
     /// [`CryptoError::AuthenticationFailed`] if the tag does not verify (wrong key, modified
     /// bytes, or a different AAD: the value was moved).
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(CryptoError::Truncated(sealed.len()));
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let mut nonce_bytes = [0u8; NONCE_LEN];
-        nonce_bytes.copy_from_slice(nonce);
-        let mut buf = body.to_vec();
-        let plain_len = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(aad),
-                &mut buf,
-            )
-            .map_err(|_| CryptoError::AuthenticationFailed)?
-            .len();
+        let nonce = nonce_of(sealed)?;
+        let mut buf = sealed[NONCE_LEN..].to_vec();
+        let plain_len = self.open_body(aad, nonce, &mut buf)?.len();
         buf.truncate(plain_len);
         Ok(buf)
     }
+}
+
+/// The nonce that starts a sealed value (`nonce ‖ ciphertext ‖ tag`).
+///
+/// # Errors
+/// [`CryptoError::Truncated`] if the value is shorter than [`SEAL_OVERHEAD`].
+fn nonce_of(sealed: &[u8]) -> Result<[u8; NONCE_LEN], CryptoError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(CryptoError::Truncated(sealed.len()));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+    Ok(nonce)
 }
 
 #[cfg(test)]
