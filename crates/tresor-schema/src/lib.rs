@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod codec;
 mod error;
 pub mod index;
+mod joined;
 pub mod matrix;
 pub mod media;
 mod message;

@@ -15,49 +15,18 @@ const AAD_LABEL: &[u8] = b"tresor/v1/record";
 
 /// The AAD that binds a sealed value to `table` and `key` (layout in the module docs).
 pub fn record_aad(table: &str, key: &[u8]) -> Vec<u8> {
-    let table = aad_table(table);
-    let mut aad = vec![0u8; aad_len(table, key)];
-    write_aad(table, key, &mut aad);
-    aad
-}
-
-/// The table name's bytes as the AAD carries them: at most 255 (catalog names are at most 64).
-fn aad_table(table: &str) -> &[u8] {
-    &table.as_bytes()[..table.len().min(255)]
-}
-
-fn aad_len(table: &[u8], key: &[u8]) -> usize {
-    AAD_LABEL.len() + 1 + table.len() + key.len()
-}
-
-/// Writes the AAD of `table` (already cut by [`aad_table`]) and `key` into `out`, which is
-/// exactly [`aad_len`] bytes long.
-fn write_aad(table: &[u8], key: &[u8], out: &mut [u8]) {
-    let (label, rest) = out.split_at_mut(AAD_LABEL.len());
-    label.copy_from_slice(AAD_LABEL);
-    let (len, rest) = rest.split_at_mut(1);
-    // Invariant: table.len() <= 255 after the cut.
-    len[0] = table.len() as u8;
-    let (name, rest) = rest.split_at_mut(table.len());
-    name.copy_from_slice(table);
-    rest.copy_from_slice(key);
+    with_record_aad(table, key, <[u8]>::to_vec)
 }
 
 /// Runs `f` with the AAD of `table`/`key` ([`record_aad`]), built on the stack when it fits
 /// (it does for every catalog table and every key tresor writes), so that sealing and opening
 /// a record allocate nothing for it.
 fn with_record_aad<R>(table: &str, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    const ROOM: usize = 160;
-    let table = aad_table(table);
-    let len = aad_len(table, key);
-    if len > ROOM {
-        let mut aad = vec![0u8; len];
-        write_aad(table, key, &mut aad);
-        return f(&aad);
-    }
-    let mut aad = [0u8; ROOM];
-    write_aad(table, key, &mut aad[..len]);
-    f(&aad[..len])
+    // At most 255 bytes of the name (catalog names are at most 64).
+    let table = &table.as_bytes()[..table.len().min(255)];
+    // Invariant: table.len() <= 255 after the cut.
+    let len = [table.len() as u8];
+    crate::joined::with_joined(&[AAD_LABEL, &len, table, key], f)
 }
 
 /// Seals already-encoded record bytes for `table`/`key`.
@@ -181,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn the_aad_on_the_stack_is_the_aad() {
+    fn the_aad_is_label_length_table_key() {
         let long_name = "é".repeat(200);
         for (table, key) in [
             ("messages", &[7u8; 32][..]),
@@ -190,14 +159,14 @@ mod tests {
             ("t", &[1u8; 200][..]),
             (long_name.as_str(), &[2u8; 16][..]),
         ] {
+            let name = &table.as_bytes()[..table.len().min(255)];
+            let mut expected = AAD_LABEL.to_vec();
+            expected.push(name.len() as u8);
+            expected.extend_from_slice(name);
+            expected.extend_from_slice(key);
             let on_stack = with_record_aad(table, key, <[u8]>::to_vec);
-            assert_eq!(
-                on_stack,
-                record_aad(table, key),
-                "{} {}",
-                table.len(),
-                key.len()
-            );
+            assert_eq!(on_stack, expected, "{} {}", table.len(), key.len());
+            assert_eq!(record_aad(table, key), expected);
             assert_eq!(
                 on_stack.len(),
                 AAD_LABEL.len() + 1 + table.len().min(255) + key.len()

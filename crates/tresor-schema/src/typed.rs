@@ -187,17 +187,10 @@ pub fn table_token(keys: &StoreKeys, table: &str) -> Token {
 
 /// The token of a primary key of `table`.
 pub fn pk_token(keys: &StoreKeys, table: &str, pk: &[u8]) -> Token {
-    const PREFIX: &[u8] = b"typed/pk/";
-    // The domain `typed/pk/ ‖ table`, on the stack for every catalog name (at most 64 bytes).
-    let mut room = [0u8; 80];
-    let len = PREFIX.len() + table.len();
-    if len > room.len() {
-        let domain = [PREFIX, table.as_bytes()].concat();
-        return keys.index().token(&domain, pk);
-    }
-    room[..PREFIX.len()].copy_from_slice(PREFIX);
-    room[PREFIX.len()..len].copy_from_slice(table.as_bytes());
-    keys.index().token(&room[..len], pk)
+    // The domain `typed/pk/ ‖ table`, joined on the stack for every catalog name.
+    crate::joined::with_joined(&[b"typed/pk/", table.as_bytes()], |domain| {
+        keys.index().token(domain, pk)
+    })
 }
 
 /// The record key of primary key `pk` in `table`: `table_token ‖ pk_token` (32 bytes).
