@@ -294,6 +294,7 @@ pub static CONVERSATION_STATES: TableDef<ConversationState> = TableDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::typed::Envelope;
 
     /// The save path relies on it: a message with no state record and no change of state has
     /// nothing to write and does not count as unread.
@@ -307,7 +308,6 @@ mod tests {
             assert_eq!(s, MessageState::default_for(&m));
         }
     }
-    use crate::typed::Envelope;
 
     #[test]
     fn indexes_follow_the_state() {

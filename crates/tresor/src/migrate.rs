@@ -16,9 +16,9 @@
 //! - **v3 → v4**: message records move from their message token to their record key
 //!   (conversation token ‖ order key), `message_ids` maps each message token to that key,
 //!   `msg_by_peer` and `msg_by_time` hold the conversation token, and `msg_by_conversation`
-//!   entries are deleted (the record key replaces them). One forward pass over `messages`; a record whose
-//!   key is already a record key (32 bytes: moved by an earlier batch, or restored from a
-//!   backup by v4 code) is skipped, so every batch is idempotent.
+//!   entries are deleted (the record key replaces them). One forward pass over `messages`; a
+//!   record whose key is already a record key (32 bytes: moved by an earlier batch, or restored
+//!   from a backup by v4 code) is skipped, so every batch is idempotent.
 
 use std::ops::Bound;
 
