@@ -28,7 +28,7 @@ use tresor_schema::messages::{conversation_token, indexed_record_key};
 use tresor_schema::typed::{Envelope, KeyPart, record_key};
 use tresor_schema::{ConversationSummary, Message, sealed};
 
-use crate::messages::{Found, open_any};
+use crate::messages::{Found, open_any_owned};
 use crate::store::Inner;
 use crate::table::TypedBatch;
 use crate::{Error, Messages, Order, SaveSummary, Tresor};
@@ -729,7 +729,7 @@ impl Messages<'_> {
             match record {
                 Some(bytes) => {
                     if seen.insert(record_key.clone()) {
-                        found.push(open_any(&ring, record_key, &bytes)?);
+                        found.push(open_any_owned(&ring, record_key, bytes)?);
                     }
                 }
                 None => ops.delete(table, key.clone()),
