@@ -84,6 +84,7 @@ mod db;
 mod error;
 mod log;
 mod read;
+mod replay;
 mod space;
 mod view;
 mod writer;

@@ -16,8 +16,9 @@
 //!    commits an empty redb transaction with `Immediate`, which makes every earlier
 //!    non-durable commit durable, and then empties the log (a *checkpoint*).
 //!
-//! At open, records left in the log are applied again in order, in one `Immediate` transaction,
-//! and the log is emptied (*replay*).
+//! At open, records left in the log are applied again in order and the log is emptied
+//! (*replay*, `replay.rs`: the log is read record by record, never whole, and applied in
+//! chunks; the last chunk's commit is `Immediate`).
 //!
 //! # Why replay is correct
 //! After a crash redb holds the state of its last durable commit, `S`, plus possibly some of
@@ -84,7 +85,7 @@ const VERSION: u32 = 1;
 /// Bytes of the header.
 pub(crate) const HEADER_BYTES: u64 = 32;
 /// Bytes of a record's check.
-const CHECK_BYTES: usize = 16;
+pub(crate) const CHECK_BYTES: usize = 16;
 /// Op tags.
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
@@ -189,11 +190,6 @@ impl CommitLog {
         let log_path = log_path(path);
         let id = database_id(db)?;
         let mut recovery = Recovery::default();
-        let existing = match std::fs::read(&log_path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(map_io(e)),
-        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -201,6 +197,7 @@ impl CommitLog {
             .truncate(false)
             .open(&log_path)
             .map_err(map_io)?;
+        let replayed = crate::replay::replay(db, &file, &id, crate::replay::REPLAY_CHUNK_BYTES)?;
         let mut log = Self {
             file,
             path: log_path.clone(),
@@ -211,20 +208,15 @@ impl CommitLog {
             buf: Vec::new(),
             syncer: None,
         };
-        match existing {
-            Some(bytes) if bytes.len() as u64 >= HEADER_BYTES => {
-                check_header(&bytes, &id)?;
-                let (batches, good) = parse_records(&bytes, &id);
-                recovery.discarded_bytes = bytes.len() as u64 - good;
-                recovery.replayed_batches = batches.len() as u64;
-                if !batches.is_empty() {
-                    replay(db, &batches)?;
-                }
+        match replayed {
+            Some(replayed) => {
+                recovery.discarded_bytes = replayed.len - replayed.good;
+                recovery.replayed_batches = replayed.batches;
                 log.reset()?;
             }
             // Missing, or shorter than a header (a crash while creating it): a new log.
-            other => {
-                recovery.discarded_bytes = other.map_or(0, |b| b.len() as u64);
+            None => {
+                recovery.discarded_bytes = log.file.metadata().map_err(map_io)?.len();
                 log.reset()?;
                 sync_parent(&log_path)?;
             }
@@ -443,8 +435,8 @@ fn new_id() -> [u8; 16] {
     id
 }
 
-/// Checks the header of a log read whole.
-fn check_header(bytes: &[u8], id: &[u8; 16]) -> Result<(), BackendError> {
+/// Checks a log's header (its first [`HEADER_BYTES`] bytes, or more).
+pub(crate) fn check_header(bytes: &[u8], id: &[u8; 16]) -> Result<(), BackendError> {
     let bad = |what: &str| BackendError::Corrupted(format!("commit log: {what}"));
     if &bytes[..8] != MAGIC {
         return Err(bad("not a tresor commit log (bad magic)"));
@@ -460,7 +452,7 @@ fn check_header(bytes: &[u8], id: &[u8; 16]) -> Result<(), BackendError> {
 }
 
 /// The check of a record.
-fn check(id: &[u8; 16], len: &[u8], body: &[u8]) -> [u8; CHECK_BYTES] {
+pub(crate) fn check(id: &[u8; 16], len: &[u8], body: &[u8]) -> [u8; CHECK_BYTES] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(id);
     hasher.update(len);
@@ -471,7 +463,7 @@ fn check(id: &[u8; 16], len: &[u8], body: &[u8]) -> [u8; CHECK_BYTES] {
 }
 
 /// Appends the record of `ops` (sequence number `seq`) to `buf`.
-fn encode_record(
+pub(crate) fn encode_record(
     buf: &mut Vec<u8>,
     id: &[u8; 16],
     seq: u64,
@@ -555,7 +547,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Decodes a record's body into its sequence number and operations; `None` if malformed.
-fn decode_body(body: &[u8]) -> Option<(u64, Vec<Op>)> {
+pub(crate) fn decode_body(body: &[u8]) -> Option<(u64, Vec<Op>)> {
     let mut c = Cursor(body);
     let seq = c.u64()?;
     let count = c.u32()?;
@@ -584,62 +576,11 @@ fn decode_body(body: &[u8]) -> Option<(u64, Vec<Op>)> {
     Some((seq, ops))
 }
 
-/// The whole records of a log read whole (after its header), in order, up to the first one
-/// that is torn, fails its check, is out of sequence or does not decode; and the length of
-/// the log up to the end of the last good record.
-fn parse_records(bytes: &[u8], id: &[u8; 16]) -> (Vec<Vec<Op>>, u64) {
-    let mut batches = Vec::new();
-    let mut pos = HEADER_BYTES as usize;
-    let mut expect_seq = None;
-    while let Some(len_bytes) = bytes.get(pos..pos + 4) {
-        let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-        let Ok(len) = usize::try_from(len) else {
-            break;
-        };
-        let body_start = pos + 4;
-        let Some(body) = body_start
-            .checked_add(len)
-            .and_then(|end| bytes.get(body_start..end))
-        else {
-            break;
-        };
-        let Some(sum) = bytes.get(body_start + len..body_start + len + CHECK_BYTES) else {
-            break;
-        };
-        if check(id, len_bytes, body) != sum {
-            break;
-        }
-        let Some((seq, ops)) = decode_body(body) else {
-            break;
-        };
-        if expect_seq.is_some_and(|want| want != seq) {
-            break;
-        }
-        expect_seq = Some(seq + 1);
-        batches.push(ops);
-        pos = body_start + len + CHECK_BYTES;
-    }
-    (batches, pos as u64)
-}
-
-/// Applies `batches` in order in one `Immediate` transaction, exactly as the writer applies
-/// them (`writer::GroupTables::apply_all`: a delete in a table that does not exist does not
-/// create it), on this thread only, so that a panic of redb over a damaged file reaches the
-/// caller's `catch_unwind` as a panic.
-fn replay(db: &Database, batches: &[Vec<Op>]) -> Result<(), BackendError> {
-    let txn = db.begin_write().map_err(map_err)?;
-    {
-        let mut tables = crate::writer::GroupTables::new(&txn, 1);
-        let all: Vec<&[Op]> = batches.iter().map(Vec::as_slice).collect();
-        tables.apply_all(&all)?;
-    }
-    txn.commit().map_err(map_err)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::replay::parse_records;
 
     fn batch(i: u8) -> WriteBatch {
         let mut b = WriteBatch::new();
