@@ -19,7 +19,8 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `tresor`) the store uses redb's commit log, without it (system `tresor-nolog`) every durable
 /// save is a durable redb commit (`Options::commit_log`). `TRESOR_BENCH_CACHE_MIB`
 /// sets redb's page cache (`Options::engine_cache_bytes`, MiB; default tresor's 64 MiB, raw
-/// redb's default is 1,024).
+/// redb's default is 1,024); `TRESOR_BENCH_CHECKPOINT_MIB` the commit log's checkpoint size
+/// (`Options::engine_checkpoint_bytes`, MiB).
 pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
     let rt = runtime();
     let path = dir.join("tresor.redb");
@@ -29,6 +30,12 @@ pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
         .and_then(|v| v.parse::<usize>().ok())
     {
         options = options.with_engine_cache_bytes(mib << 20);
+    }
+    if let Some(mib) = std::env::var("TRESOR_BENCH_CHECKPOINT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options = options.with_engine_checkpoint_bytes(mib << 20);
     }
     let mut r = RunResult {
         system: if commit_log { "tresor" } else { "tresor-nolog" }.into(),

@@ -65,6 +65,13 @@ pub struct Options {
     /// fit. Applies to stores *opened* with these options (creating and restoring write
     /// without it). SQLite ignores it (it has its own WAL). Default: on.
     pub commit_log: bool,
+    /// redb: the commit log's size, in bytes, past which a checkpoint (one durable redb commit)
+    /// empties it (`tresor_redb::RedbConfig::checkpoint_bytes`). Larger values make durable
+    /// redb commits rarer (faster bulk imports) at the cost of a larger `<store>-log` file
+    /// between checkpoints and a longer replay after a crash (replay reads the log record by
+    /// record, so memory does not grow with it). Default
+    /// `tresor_redb::DEFAULT_CHECKPOINT_BYTES`.
+    pub engine_checkpoint_bytes: u64,
 }
 
 impl Default for Options {
@@ -81,6 +88,7 @@ impl Default for Options {
             sweep_interval: Some(std::time::Duration::from_secs(60)),
             engine_cache_bytes: tresor_redb::DEFAULT_CACHE_BYTES,
             commit_log: true,
+            engine_checkpoint_bytes: tresor_redb::DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }
@@ -100,6 +108,14 @@ impl Options {
         tresor_redb::RedbConfig::default()
             .with_cache_bytes(self.engine_cache_bytes)
             .with_commit_log(log && self.commit_log)
+            .with_checkpoint_bytes(self.engine_checkpoint_bytes)
+    }
+
+    /// Sets the commit log's checkpoint size ([`Options::engine_checkpoint_bytes`], bytes).
+    #[must_use]
+    pub fn with_engine_checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.engine_checkpoint_bytes = bytes;
+        self
     }
 
     /// Sets the engine's page-cache bound ([`Options::engine_cache_bytes`]).
@@ -161,5 +177,28 @@ impl Options {
     pub fn with_background_rotation(mut self, on: bool) -> Self {
         self.background_rotation = on;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    /// The engine settings reach the redb configuration; the log only for stores opened with
+    /// it.
+    #[test]
+    fn engine_settings_reach_the_redb_config() {
+        let options = Options::default()
+            .with_engine_checkpoint_bytes(4096)
+            .with_engine_cache_bytes(1 << 20);
+        let config = options.redb_config(true);
+        assert_eq!(config.checkpoint_bytes, 4096);
+        assert_eq!(config.cache_bytes, 1 << 20);
+        assert!(config.commit_log);
+        assert!(!options.redb_config(false).commit_log);
+        assert_eq!(
+            Options::default().redb_config(true).checkpoint_bytes,
+            tresor_redb::DEFAULT_CHECKPOINT_BYTES
+        );
     }
 }
