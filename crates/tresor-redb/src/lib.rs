@@ -60,7 +60,10 @@
 //! - `writer.rs`: the writer thread, group commit, checkpoints, compaction, [`WriterStats`].
 //! - `apply.rs`: how a group's operations are applied: per table, in key order, the tables of a
 //!   large group over several threads ([`RedbConfig::apply_threads`]).
-//! - `log.rs`: the commit log: its format, append, sync thread, cut-back, replay ([`Recovery`]).
+//! - `log.rs`: the commit log: its format, append, sync thread, cut-back, opening
+//!   ([`Recovery`]).
+//! - `replay.rs`: replay at open: the log read record by record (never whole), applied in
+//!   chunks of 8 MiB, the last commit durable.
 //! - `space.rs`: the file system's free space (`statvfs`), for the log's space policy.
 //! - `compact.rs`: compaction by rewrite (every table copied in key order into a new file that
 //!   replaces the old one), with its crash analysis.
