@@ -16,8 +16,10 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// A checkpoint is one durable redb commit (it writes and syncs every page changed since the
 /// last one) and empties the commit log. Larger values make checkpoints rarer (pages changed
 /// many times are written once) at the cost of a longer replay after a crash (replay applies
-/// the log at roughly the speed of a bulk import: well under a second for 32 MiB) and of a
-/// larger log file between checkpoints.
+/// the log at roughly the speed of a bulk import: well under a second for 32 MiB; it reads
+/// the log record by record, so its memory does not grow with the log) and of a larger log
+/// file between checkpoints. Session 9 measured 32, 64 and 128 MiB on the corpus import and
+/// found no difference beyond this VM's noise (docs/BENCHMARKS.md).
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The default free space below which the commit log is bypassed: 256 MiB
@@ -48,7 +50,8 @@ pub struct RedbConfig {
     /// the space is taken as enough). Default [`DEFAULT_LOG_MIN_FREE_BYTES`].
     pub log_min_free_bytes: u64,
     /// Log size, in bytes, past which the writer checkpoints (a durable redb commit, then the
-    /// log is emptied). Default [`DEFAULT_CHECKPOINT_BYTES`].
+    /// log is emptied). `u64::MAX`: never by size, only at compaction, at a clean close and
+    /// when free space runs short. Default [`DEFAULT_CHECKPOINT_BYTES`].
     pub checkpoint_bytes: u64,
     /// Most threads the writer applies a large group on (one table per thread at a time;
     /// redb 4.6 lets the tables of one write transaction be modified concurrently). 1 applies

@@ -456,7 +456,7 @@ fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
     }
     make_durable(&cx.db)?;
     log.reset()?;
-    cx.next_checkpoint = crate::log::HEADER_BYTES + cx.config.checkpoint_bytes;
+    cx.next_checkpoint = crate::log::HEADER_BYTES.saturating_add(cx.config.checkpoint_bytes);
     cx.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

@@ -79,6 +79,13 @@ async fn put(b: &RedbBackend, key: &[u8], durability: Durability) {
     b.commit(batch, durability).await.unwrap();
 }
 
+/// The 256 KiB value the "large log" role writes under key `i`.
+fn big_value(i: u32) -> Vec<u8> {
+    (0..256 * 1024)
+        .map(|j: u32| (j ^ i.wrapping_mul(31)) as u8)
+        .collect()
+}
+
 /// The child's part; a no-op unless `TRESOR_REDB_CHILD` is set by [`child`].
 #[test]
 fn child_process_entry() {
@@ -88,8 +95,13 @@ fn child_process_entry() {
     let path = std::env::var("TRESOR_REDB_PATH").unwrap();
     let config = RedbConfig::default()
         .with_commit_log(std::env::var("TRESOR_REDB_NO_LOG").is_err())
-        // Small enough that the "many" role checkpoints several times.
-        .with_checkpoint_bytes(4096);
+        // Small enough that the "many" role checkpoints several times; the "large log" role
+        // never checkpoints, so that its whole log is replayed.
+        .with_checkpoint_bytes(if role == "large_log_then_killed" {
+            u64::MAX
+        } else {
+            4096
+        });
     let backend = match RedbBackend::open_with_config(&path, config) {
         Ok(b) => b,
         Err(BackendError::Locked) => std::process::exit(LOCKED),
@@ -129,6 +141,19 @@ fn child_process_entry() {
                     backend.commit(batch, Durability::Immediate).await.unwrap();
                 }
                 assert!(backend.writer_stats().checkpoints >= 3);
+                wait_to_be_killed();
+            }
+            "large_log_then_killed" => {
+                // 24 MiB of log: three replay chunks (8 MiB each) and more.
+                for i in 0u32..96 {
+                    let mut batch = WriteBatch::new();
+                    batch.put("big", i.to_be_bytes(), big_value(i));
+                    if i % 4 == 3 {
+                        batch.delete("big", (i - 1).to_be_bytes());
+                    }
+                    backend.commit(batch, Durability::Immediate).await.unwrap();
+                }
+                assert_eq!(backend.writer_stats().checkpoints, 0);
                 wait_to_be_killed();
             }
             other => panic!("unknown child role {other}"),
@@ -258,4 +283,27 @@ async fn a_killed_process_after_checkpoints_keeps_every_commit() {
         b.get("n", b"last").await.unwrap(),
         Some(299u32.to_be_bytes().to_vec())
     );
+}
+
+/// A log much larger than one replay chunk (24 MiB against 8 MiB) left by a killed process is
+/// replayed whole at the next open, in order across chunk boundaries (deletes of keys put in
+/// earlier chunks included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_of_several_replay_chunks_is_replayed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let status = child_killed_after_commits("large_log_then_killed", &path);
+    assert!(!status.success(), "the child was killed: {status:?}");
+    let log = dir.path().join("store.redb-log");
+    assert!(std::fs::metadata(&log).unwrap().len() > 24 << 20);
+    let b = RedbBackend::open_existing(&path).unwrap();
+    assert_eq!(b.recovery().replayed_batches, 96);
+    assert_eq!(b.recovery().discarded_bytes, 0);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 32);
+    assert_eq!(b.len("big").await.unwrap(), 96 - 24);
+    for i in 0u32..96 {
+        let deleted = i % 4 == 2;
+        let got = b.get("big", &i.to_be_bytes()).await.unwrap();
+        assert_eq!(got, (!deleted).then(|| big_value(i)), "key {i}");
+    }
 }
