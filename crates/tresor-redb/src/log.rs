@@ -59,6 +59,14 @@
 //! key, value := len u32 ‖ bytes
 //! check   := BLAKE3(database id ‖ len ‖ body), first 16 bytes
 //! ```
+//!
+//! After the last record the file may hold zeros: space reserved ahead of the appends
+//! (`CommitLog::reserve`, [`RESERVE_BYTES`] at a time), so that a durable append overwrites
+//! allocated space and its `fdatasync` need not commit a new file size. Zeros read as a record
+//! of length 0 whose check is 16 zero bytes, which a BLAKE3 output is not (but with
+//! probability 2⁻¹²⁸): replay stops there, as at any torn tail. Emptying the log truncates the
+//! file to its header, reserved space included, so no record of an earlier round can follow
+//! the new ones.
 
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -84,6 +92,9 @@ const MAGIC: &[u8; 8] = b"tresorlg";
 const VERSION: u32 = 1;
 /// Bytes of the header.
 pub(crate) const HEADER_BYTES: u64 = 32;
+/// The step in which the log reserves space ahead of its appends ([`CommitLog::reserve`]):
+/// 4 MiB, about four durable batches of 1,000 messages, or thousands of single messages.
+pub(crate) const RESERVE_BYTES: u64 = 4 << 20;
 /// Bytes of a record's check.
 pub(crate) const CHECK_BYTES: usize = 16;
 /// Op tags.
@@ -107,7 +118,9 @@ pub(crate) fn log_path(path: &Path) -> PathBuf {
 pub struct Recovery {
     /// Records (committed batches) applied again from the log.
     pub replayed_batches: u64,
-    /// Bytes cut from the end of the log: a torn or never-synced tail (0 after a clean close).
+    /// Bytes cut from the end of the log: a torn or never-synced tail (0 after a clean close),
+    /// up to its last non-zero byte (the zeros after it are space the log reserved ahead of
+    /// its appends, and cannot be told from a torn record's own trailing zeros).
     pub discarded_bytes: u64,
 }
 
@@ -123,8 +136,12 @@ pub(crate) struct CommitLog {
     file: File,
     path: PathBuf,
     id: [u8; 16],
-    /// Bytes of the file (header and whole records).
+    /// Bytes of the log: header and whole records (the next append's offset).
     len: u64,
+    /// Bytes of the file: [`CommitLog::len`] plus space reserved ahead of it (zeros), so
+    /// that an append overwrites reserved space instead of growing the file
+    /// ([`RESERVE_BYTES`]).
+    reserved: u64,
     /// The sequence number of the next record.
     next_seq: u64,
     /// Set when the log could not be cut back after a failed commit: the log may hold records
@@ -203,6 +220,7 @@ impl CommitLog {
             path: log_path.clone(),
             id,
             len: 0,
+            reserved: 0,
             next_seq: 1,
             broken: false,
             buf: Vec::new(),
@@ -224,7 +242,8 @@ impl CommitLog {
         Ok((log, recovery))
     }
 
-    /// Bytes of the log file.
+    /// Bytes of the log: header and whole records (the space reserved after them not
+    /// counted).
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -249,6 +268,10 @@ impl CommitLog {
             encode_record(&mut self.buf, &self.id, seq, batch.ops())?;
             seq += 1;
         }
+        let end = mark.len + self.buf.len() as u64;
+        if end > self.reserved {
+            self.reserve(end);
+        }
         if let Err(e) = write_at(&mut self.file, mark.len, &self.buf) {
             self.cut(mark)?;
             return Err(map_io(e));
@@ -260,6 +283,23 @@ impl CommitLog {
             self.buf = Vec::new();
         }
         Ok(mark)
+    }
+
+    /// Reserves zeroed space up to at least `end` (rounded up to [`RESERVE_BYTES`]), so that
+    /// the appends up to there overwrite the file instead of growing it: an `fdatasync` after
+    /// an append that grows a file must also commit the file system's metadata (its size, its
+    /// new blocks), one after an overwrite of allocated space only the data (measured on this
+    /// project's VM, ext4: 1,200-byte appends each followed by `fdatasync` ran 1.35–1.7×
+    /// faster into `fallocate`d space). Replay reads the zeros as the log's end: a zero
+    /// length with a zero check never holds. Best effort: when the space cannot be reserved
+    /// (a full disk), the append grows the file as before, and fails there if it must.
+    fn reserve(&mut self, end: u64) {
+        let want = end.div_ceil(RESERVE_BYTES).saturating_mul(RESERVE_BYTES);
+        if reserve_space(&self.file, self.reserved, want).is_ok() {
+            self.reserved = want;
+        } else {
+            self.reserved = self.reserved.max(self.len);
+        }
     }
 
     /// Makes every appended record durable (`fdatasync`).
@@ -314,6 +354,7 @@ impl CommitLog {
         match result {
             Ok(()) => {
                 self.len = mark.len;
+                self.reserved = mark.len;
                 self.next_seq = mark.next_seq;
                 Ok(())
             }
@@ -339,6 +380,7 @@ impl CommitLog {
         write_at(&mut self.file, 0, &header).map_err(map_io)?;
         self.file.sync_all().map_err(map_io)?;
         self.len = HEADER_BYTES;
+        self.reserved = HEADER_BYTES;
         self.next_seq = 1;
         self.broken = false;
         Ok(())
@@ -365,6 +407,27 @@ impl CommitLog {
             ));
         }
         Ok(())
+    }
+}
+
+/// Extends `file` from `from` to `to` bytes with zeroed, allocated space: `fallocate` on Linux
+/// (allocated blocks, read back as zeros, without writing them), elsewhere a plain size
+/// change (a hole, also read back as zeros).
+///
+/// # Errors
+/// The OS's (a full disk, a file system without `fallocate`).
+fn reserve_space(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), from, to - from)
+            .map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        file.set_len(to)
     }
 }
 
@@ -675,15 +738,28 @@ mod tests {
         log.sync().unwrap();
         // Never applied to the database: only the log has them (as after a crash).
         assert_eq!(count(&db, "t"), 0);
-        let logged = std::fs::read(log_path(&path)).unwrap();
+        let mut logged = std::fs::read(log_path(&path)).unwrap();
+        // The file has space reserved after the records: zeros, a multiple of the step.
+        assert_eq!(logged.len() as u64, RESERVE_BYTES);
+        assert!(log.len() < RESERVE_BYTES);
+        assert!(logged[log.len() as usize..].iter().all(|&b| b == 0));
+        // Reopened as it is (as after a kill): every record, and the zeros are no damage.
         drop(log);
-        // A torn half record after them.
+        let (log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery.replayed_batches, 6);
+        assert_eq!(recovery.discarded_bytes, 0);
+        drop(log);
+        // A torn record after them (its length and the first byte of its sequence number,
+        // 1), then reserved zeros again. (A torn tail's own trailing zeros cannot be told
+        // from reserved space, so they are not counted as discarded.)
+        logged.truncate(logged.iter().rposition(|&b| b != 0).unwrap() + 1);
         let mut torn = logged.clone();
-        torn.extend_from_slice(&logged[HEADER_BYTES as usize..HEADER_BYTES as usize + 9]);
+        torn.extend_from_slice(&logged[HEADER_BYTES as usize..HEADER_BYTES as usize + 5]);
+        torn.extend_from_slice(&[0u8; 1000]);
         std::fs::write(log_path(&path), &torn).unwrap();
         let (log, recovery) = CommitLog::open(&db, &path).unwrap();
         assert_eq!(recovery.replayed_batches, 6);
-        assert_eq!(recovery.discarded_bytes, 9);
+        assert_eq!(recovery.discarded_bytes, 5);
         assert_eq!(count(&db, "t"), 6);
         assert_eq!(log.len(), HEADER_BYTES);
         assert_eq!(

@@ -37,7 +37,9 @@ pub(crate) struct Replayed {
     pub(crate) batches: u64,
     /// Length of the log up to the end of the last valid record (the header alone: 32).
     pub(crate) good: u64,
-    /// Length of the log file.
+    /// Length of the log's content: the file's length less the zeros at its end (space the
+    /// writer reserved ahead of its appends, `CommitLog::reserve`). What lies between
+    /// [`Replayed::good`] and it is a torn or damaged tail.
     pub(crate) len: u64,
 }
 
@@ -185,11 +187,36 @@ pub(crate) fn replay(
         // The last chunk (possibly empty) commits durably: every chunk before it with it.
         apply_chunk(db, &chunk, redb::Durability::Immediate)?;
     }
+    let good = records.good();
     Ok(Some(Replayed {
         batches,
-        good: records.good(),
-        len,
+        good,
+        len: content_end(file, good, len).map_err(map_io)?,
     }))
+}
+
+/// The end of the content of `file` (`len` bytes long) at or after `from`: the offset just
+/// past its last non-zero byte, or `from` when only zeros follow it.
+///
+/// # Errors
+/// When reading fails.
+fn content_end(file: &File, from: u64, len: u64) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(from))?;
+    let mut block = vec![0u8; 64 << 10];
+    let (mut pos, mut end) = (from, from);
+    while pos < len {
+        let n = reader.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(last) = block[..n].iter().rposition(|&b| b != 0) {
+            end = pos + last as u64 + 1;
+        }
+        pos += n as u64;
+    }
+    Ok(end)
 }
 
 /// Applies `batches` in order in one transaction committed with `durability`, exactly as the
@@ -340,7 +367,11 @@ mod tests {
         torn.put("a", b"torn".to_vec(), b"x".to_vec());
         let mut tail = Vec::new();
         crate::log::encode_record(&mut tail, &id, seq, torn.ops()).unwrap();
-        log.extend_from_slice(&tail[..tail.len() - 3]);
+        let torn_part = &tail[..tail.len() - 3];
+        log.extend_from_slice(torn_part);
+        let content = whole + torn_part.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64;
+        // Then space reserved ahead of the appends: zeros, not counted as content.
+        log.extend_from_slice(&[0u8; 5000]);
         for chunk_bytes in [1, 200, 4096, u64::MAX] {
             let dir = tempfile::tempdir().unwrap();
             let db = Database::create(dir.path().join("s.redb")).unwrap();
@@ -350,7 +381,8 @@ mod tests {
             let replayed = replay(&db, &file, &id, chunk_bytes).unwrap().unwrap();
             assert_eq!(replayed.batches, 200, "chunks of {chunk_bytes}");
             assert_eq!(replayed.good, whole);
-            assert_eq!(replayed.len, log.len() as u64);
+            assert_eq!(replayed.len, content);
+            assert!(content > whole);
             assert_eq!(contents(&db), model, "chunks of {chunk_bytes}");
         }
     }
