@@ -142,6 +142,12 @@ pub(crate) struct CommitLog {
     /// that an append overwrites reserved space instead of growing the file
     /// ([`RESERVE_BYTES`]).
     reserved: u64,
+    /// Set when reserving failed (a full disk, a file system without `fallocate`): appends
+    /// grow the file until the next emptying of the log tries again.
+    reserve_failed: bool,
+    /// Tests: make the next reservation fail, as on a file system without `fallocate`.
+    #[cfg(test)]
+    fail_next_reserve: bool,
     /// The sequence number of the next record.
     next_seq: u64,
     /// Set when the log could not be cut back after a failed commit: the log may hold records
@@ -221,6 +227,9 @@ impl CommitLog {
             id,
             len: 0,
             reserved: 0,
+            reserve_failed: false,
+            #[cfg(test)]
+            fail_next_reserve: false,
             next_seq: 1,
             broken: false,
             buf: Vec::new(),
@@ -269,7 +278,7 @@ impl CommitLog {
             seq += 1;
         }
         let end = mark.len + self.buf.len() as u64;
-        if end > self.reserved {
+        if end > self.reserved && !self.reserve_failed {
             self.reserve(end);
         }
         if let Err(e) = write_at(&mut self.file, mark.len, &self.buf) {
@@ -292,13 +301,19 @@ impl CommitLog {
     /// project's VM, ext4: 1,200-byte appends each followed by `fdatasync` ran 1.35–1.7×
     /// faster into `fallocate`d space). Replay reads the zeros as the log's end: a zero
     /// length with a zero check never holds. Best effort: when the space cannot be reserved
-    /// (a full disk), the append grows the file as before, and fails there if it must.
+    /// (a full disk, a file system without `fallocate`), the appends grow the file as before
+    /// (and fail there if they must), without trying again until the log is next emptied.
     fn reserve(&mut self, end: u64) {
         let want = end.div_ceil(RESERVE_BYTES).saturating_mul(RESERVE_BYTES);
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_reserve) {
+            self.reserve_failed = true;
+            return;
+        }
         if reserve_space(&self.file, self.reserved, want).is_ok() {
             self.reserved = want;
         } else {
-            self.reserved = self.reserved.max(self.len);
+            self.reserve_failed = true;
         }
     }
 
@@ -381,6 +396,7 @@ impl CommitLog {
         self.file.sync_all().map_err(map_io)?;
         self.len = HEADER_BYTES;
         self.reserved = HEADER_BYTES;
+        self.reserve_failed = false;
         self.next_seq = 1;
         self.broken = false;
         Ok(())
@@ -772,6 +788,30 @@ mod tests {
         let (_log, recovery) = CommitLog::open(&db, &path).unwrap();
         assert_eq!(recovery.replayed_batches, 6);
         assert_eq!(count(&db, "t"), 6);
+    }
+
+    /// When space cannot be reserved, appends grow the file as before (and replay reads
+    /// them); the next emptying of the log tries again.
+    #[test]
+    fn appends_work_without_reserved_space_and_emptying_tries_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = db(dir.path());
+        let (mut log, _) = CommitLog::open(&db, &path).unwrap();
+        let file_len = || std::fs::metadata(log_path(&path)).unwrap().len();
+        log.fail_next_reserve = true;
+        log.append(&[&batch(1)]).unwrap();
+        log.append(&[&batch(2)]).unwrap();
+        assert!(log.reserve_failed);
+        assert_eq!(file_len(), log.len(), "no space reserved after a failure");
+        log.sync().unwrap();
+        drop(log);
+        let (mut log, recovery) = CommitLog::open(&db, &path).unwrap();
+        assert_eq!(recovery.replayed_batches, 2);
+        assert_eq!(recovery.discarded_bytes, 0);
+        // Opening emptied the log: reserving works again.
+        assert!(!log.reserve_failed);
+        log.append(&[&batch(3)]).unwrap();
+        assert_eq!(file_len(), RESERVE_BYTES);
     }
 
     #[test]
