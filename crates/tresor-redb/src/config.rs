@@ -24,8 +24,9 @@ pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The default free space below which the commit log is bypassed: 256 MiB
 /// ([`RedbConfig::log_min_free_bytes`]). Between two checkpoints the log holds at most
-/// [`DEFAULT_CHECKPOINT_BYTES`] and redb at most its write buffer (the page cache,
-/// [`DEFAULT_CACHE_BYTES`]) of pages not yet written; 256 MiB is well over both together.
+/// [`DEFAULT_CHECKPOINT_BYTES`] (plus up to 4 MiB it reserves ahead of its appends) and redb
+/// at most its write buffer (the page cache, [`DEFAULT_CACHE_BYTES`]) of pages not yet
+/// written; 256 MiB is well over all of them together.
 pub const DEFAULT_LOG_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Settings of a [`crate::RedbBackend`], given at open.
