@@ -189,4 +189,37 @@ pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
     assert_eq!(misc.5, vec![Some(b"3".to_vec()), None, Some(b"e".to_vec())]);
     assert!(misc.6.is_empty());
     assert_eq!(misc.7, 5);
+    // Every read of a view refuses a bad name, whatever the view has read before, and each
+    // time (a refused name is never remembered as a table).
+    let refusals = in_view(b, |v| {
+        let mut refusals = Vec::new();
+        for bad in ["Bad", "", "a-b", "t "] {
+            for _ in 0..2 {
+                refusals.push((bad, "get", v.get(bad, b"a").err()));
+                refusals.push((bad, "get_many", v.get_many(bad, &[b"a".to_vec()]).err()));
+                refusals.push((bad, "get_many of none", v.get_many(bad, &[]).err()));
+                refusals.push((
+                    bad,
+                    "scan",
+                    v.scan(bad, KeyRange::all(), Direction::Forward, 5).err(),
+                ));
+                refusals.push((
+                    bad,
+                    "scan of 0",
+                    v.scan(bad, KeyRange::all(), Direction::Forward, 0).err(),
+                ));
+                refusals.push((bad, "len", v.len(bad).err()));
+                // A valid table read in between, so that the view has tables open.
+                v.get("t", b"a").unwrap();
+            }
+        }
+        refusals
+    })
+    .await;
+    for (bad, read, refused) in refusals {
+        assert!(
+            matches!(refused, Some(BackendError::InvalidTableName(_))),
+            "{read} of table {bad:?}: {refused:?}"
+        );
+    }
 }
