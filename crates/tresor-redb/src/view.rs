@@ -32,8 +32,12 @@ struct Inner {
     /// The tables opened so far, with their (valid) names; `None` for a table this snapshot
     /// does not have. A list, searched in order: a store has a few dozen tables at most, and
     /// comparing short names costs less than hashing one (callgrind, session 9).
-    open: RwLock<Vec<(Box<str>, Option<Arc<ReadTable>>)>>,
+    open: RwLock<OpenTables>,
 }
+
+/// The tables a view has opened: each valid name with its table, `None` for a table the
+/// snapshot does not have.
+type OpenTables = Vec<(Box<str>, Option<Arc<ReadTable>>)>;
 
 impl RedbView {
     pub(crate) fn new(txn: ReadTransaction) -> Self {
@@ -77,10 +81,7 @@ impl RedbView {
 }
 
 /// The entry for `table` in `open`, if any.
-fn find(
-    open: &[(Box<str>, Option<Arc<ReadTable>>)],
-    table: &str,
-) -> Option<Option<Arc<ReadTable>>> {
+fn find(open: &OpenTables, table: &str) -> Option<Option<Arc<ReadTable>>> {
     open.iter()
         .find(|(name, _)| &**name == table)
         .map(|(_, t)| t.clone())
