@@ -5,7 +5,8 @@
 #[non_exhaustive]
 pub struct BackendStats {
     /// Size of the backing file(s) on disk in bytes (SQLite: database plus write-ahead log;
-    /// redb: database plus commit log); `None` for backends without a file (memory).
+    /// redb: database plus commit log, including the space the log reserves ahead of its
+    /// appends, up to 4 MiB); `None` for backends without a file (memory).
     pub file_bytes: Option<u64>,
     /// Every table with its number of entries, ascending by name. Counts are kept by the
     /// engine, not computed by scanning (redb: the B-tree header's length; SQLite: a count
