@@ -144,7 +144,7 @@ impl RedbBackend {
             counters: Arc::clone(&counters),
             config,
             log,
-            next_checkpoint: crate::log::HEADER_BYTES.saturating_add(config.checkpoint_bytes),
+            next_checkpoint: crate::writer::first_checkpoint(&config),
             unsynced_direct: false,
         })?;
         // A compaction interrupted by a crash leaves its scratch file; the store is locked now.

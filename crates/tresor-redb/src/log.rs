@@ -237,7 +237,7 @@ impl CommitLog {
         };
         match replayed {
             Some(replayed) => {
-                recovery.discarded_bytes = replayed.len - replayed.good;
+                recovery.discarded_bytes = replayed.content_end - replayed.good;
                 recovery.replayed_batches = replayed.batches;
                 log.reset()?;
             }
@@ -386,13 +386,8 @@ impl CommitLog {
     /// [`BackendError::Io`] / [`BackendError::DiskFull`]; the log then keeps its records (they
     /// are already in the database, and replaying them is harmless).
     pub(crate) fn reset(&mut self) -> Result<(), BackendError> {
-        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        header.extend_from_slice(&self.id);
         self.file.set_len(0).map_err(map_io)?;
-        write_at(&mut self.file, 0, &header).map_err(map_io)?;
+        write_at(&mut self.file, 0, &header(&self.id)).map_err(map_io)?;
         self.file.sync_all().map_err(map_io)?;
         self.len = HEADER_BYTES;
         self.reserved = HEADER_BYTES;
@@ -512,6 +507,15 @@ fn new_id() -> [u8; 16] {
         half.copy_from_slice(&h.finish().to_le_bytes());
     }
     id
+}
+
+/// The header of the log of database `id`: magic ‖ version ‖ reserved 0 ‖ id.
+pub(crate) fn header(id: &[u8; 16]) -> [u8; HEADER_BYTES as usize] {
+    let mut header = [0u8; HEADER_BYTES as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[16..].copy_from_slice(id);
+    header
 }
 
 /// Checks a log's header (its first [`HEADER_BYTES`] bytes, or more).

@@ -37,10 +37,10 @@ pub(crate) struct Replayed {
     pub(crate) batches: u64,
     /// Length of the log up to the end of the last valid record (the header alone: 32).
     pub(crate) good: u64,
-    /// Length of the log's content: the file's length less the zeros at its end (space the
+    /// End of the log's content: the file's length less the zeros at its end (space the
     /// writer reserved ahead of its appends, `CommitLog::reserve`). What lies between
     /// [`Replayed::good`] and it is a torn or damaged tail.
-    pub(crate) len: u64,
+    pub(crate) content_end: u64,
 }
 
 /// The records of a log, after its header, read in order from `reader`: each record is
@@ -191,7 +191,7 @@ pub(crate) fn replay(
     Ok(Some(Replayed {
         batches,
         good,
-        len: content_end(file, good, len).map_err(map_io)?,
+        content_end: content_end(file, good, len).map_err(map_io)?,
     }))
 }
 
@@ -338,10 +338,7 @@ mod tests {
     #[test]
     fn chunked_replay_equals_applying_every_operation_in_order() {
         let id = [9u8; 16];
-        let mut log = vec![0u8; HEADER_BYTES as usize];
-        log[..8].copy_from_slice(b"tresorlg");
-        log[8..12].copy_from_slice(&1u32.to_le_bytes());
-        log[16..32].copy_from_slice(&id);
+        let mut log = crate::log::header(&id).to_vec();
         let mut model = std::collections::BTreeMap::new();
         let mut seq = 1;
         for i in 0u32..200 {
@@ -381,7 +378,7 @@ mod tests {
             let replayed = replay(&db, &file, &id, chunk_bytes).unwrap().unwrap();
             assert_eq!(replayed.batches, 200, "chunks of {chunk_bytes}");
             assert_eq!(replayed.good, whole);
-            assert_eq!(replayed.len, content);
+            assert_eq!(replayed.content_end, content);
             assert!(content > whole);
             assert_eq!(contents(&db), model, "chunks of {chunk_bytes}");
         }

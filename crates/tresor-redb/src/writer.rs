@@ -460,9 +460,15 @@ fn checkpoint(cx: &mut Context) -> Result<(), BackendError> {
     }
     make_durable(&cx.db)?;
     log.reset()?;
-    cx.next_checkpoint = crate::log::HEADER_BYTES.saturating_add(cx.config.checkpoint_bytes);
+    cx.next_checkpoint = first_checkpoint(&cx.config);
     cx.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// The log size at which the first checkpoint after an empty log is due (saturating:
+/// `checkpoint_bytes` may be `u64::MAX`, never by size).
+pub(crate) fn first_checkpoint(config: &crate::RedbConfig) -> u64 {
+    crate::log::HEADER_BYTES.saturating_add(config.checkpoint_bytes)
 }
 
 /// The tables of one write transaction, each opened once.
