@@ -259,26 +259,28 @@ impl Inner {
         mut ops: WriteBatch,
     ) -> Result<(), Error> {
         writer.refresh(&*self.backend).await?;
-        let seals = writer.keys.seals + seals_in(&ops);
-        if seals != writer.keys.seals {
-            ops.put(META, meta_keys::SEAL_COUNT, seals.to_le_bytes().to_vec());
-        }
-        let typed: Vec<Vec<u8>> = ops
-            .ops()
-            .iter()
-            .filter_map(|op| match op {
-                Op::Put { table, key, .. } | Op::Delete { table, key }
-                    if &**table == catalog::TYPED_RECORDS =>
-                {
-                    Some(key.clone())
-                }
-                _ => None,
-            })
-            .collect();
+        let counted = count_seals(writer, &mut ops);
         let result = self.backend.commit(ops, self.options.durability).await;
+        self.after_commit_locked(writer, result, counted).await
+    }
+
+    /// What follows a commit of a batch prepared by [`count_seals`], applied or not: drops
+    /// the cached typed records it wrote, and on success moves the seal count on (starting a
+    /// key rotation at the limit).
+    ///
+    /// # Errors
+    /// The commit's error (then the counters are re-read before the next write); a rotation
+    /// that cannot begin.
+    pub(crate) async fn after_commit_locked(
+        &self,
+        writer: &mut WriterState,
+        result: Result<(), tresor_backend::BackendError>,
+        counted: Counted,
+    ) -> Result<(), Error> {
         // After the commit (applied or not): no reader may keep or insert an older value.
-        if !typed.is_empty() {
-            self.cache.invalidate(typed.iter().map(Vec::as_slice));
+        if !counted.typed.is_empty() {
+            self.cache
+                .invalidate(counted.typed.iter().map(Vec::as_slice));
         }
         if let Err(e) = result {
             // A failed commit is ambiguous (a failed fsync may have applied it): re-read the
@@ -286,10 +288,10 @@ impl Inner {
             writer.stale = true;
             return Err(e.into());
         }
-        writer.keys.seals = seals;
+        writer.keys.seals = counted.seals;
         if self.options.background_rotation
             && writer.keys.rotation.is_none()
-            && seals >= self.options.seal_limit
+            && counted.seals >= self.options.seal_limit
         {
             self.begin_rotation_locked(writer).await?;
             self.spawn_rotation();
@@ -400,4 +402,34 @@ impl Tresor {
 /// Constant-time equality of two 32-byte keys (`ring`'s comparison, via `tresor-crypto`).
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     tresor_crypto::constant_time_eq(a, b)
+}
+
+/// What [`count_seals`] noted of a batch about to be committed.
+pub(crate) struct Counted {
+    /// The seal count once the batch is committed.
+    seals: u64,
+    /// The typed record keys it writes (their cached values are dropped after the commit).
+    typed: Vec<Vec<u8>>,
+}
+
+/// Adds to `ops` the seal count it brings the store to (`meta/seal_count`, when it seals
+/// anything) and notes the typed records it writes, for [`Inner::after_commit_locked`].
+pub(crate) fn count_seals(writer: &WriterState, ops: &mut WriteBatch) -> Counted {
+    let seals = writer.keys.seals + seals_in(ops);
+    if seals != writer.keys.seals {
+        ops.put(META, meta_keys::SEAL_COUNT, seals.to_le_bytes().to_vec());
+    }
+    let typed: Vec<Vec<u8>> = ops
+        .ops()
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put { table, key, .. } | Op::Delete { table, key }
+                if &**table == catalog::TYPED_RECORDS =>
+            {
+                Some(key.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    Counted { seals, typed }
 }

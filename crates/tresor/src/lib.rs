@@ -86,6 +86,7 @@ mod messages;
 mod migrate;
 mod options;
 mod peers;
+mod pending;
 mod place;
 mod room;
 mod rotation;

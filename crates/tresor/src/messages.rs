@@ -14,6 +14,7 @@ use tresor_schema::{ConversationSummary, Message, PeerSummary, sealed};
 
 use crate::keys::Keyring;
 use crate::message_ext::StateChange;
+use crate::pending::{Pending, Reads};
 use crate::store::{Inner, WriterState};
 use crate::view::Walk;
 use crate::{Error, Tresor};
@@ -119,6 +120,16 @@ pub(crate) fn summarize(outcomes: &[Outcome]) -> SaveSummary {
     s
 }
 
+/// A write batch built by `Messages::build`, not yet committed.
+struct Built {
+    ops: WriteBatch,
+    /// What becomes of each message, in batch order.
+    outcomes: Vec<Outcome>,
+    summary: SaveSummary,
+    /// The next sequence number once the batch is committed.
+    next_seq: u64,
+}
+
 /// Per-id accumulated change of a conversation's or peer's message count within one batch.
 type Deltas = HashMap<Token, (String, i64)>;
 
@@ -176,6 +187,92 @@ impl<'a> Messages<'a> {
         self.save_grouped(items).await
     }
 
+    /// Saves `batches` one after the other, each as [`Messages::save_batch`] would (one atomic
+    /// write batch, as durable as [`crate::Options::durability`]), preparing each batch while
+    /// the one before it commits: the bulk import path (the CLI's `import` uses it).
+    ///
+    /// Preparing a batch (reading what it replaces, sealing its records, updating counts) and
+    /// committing the one before it run at the same time, so an import of many batches keeps
+    /// two cores busy where a loop of `save_batch` calls keeps one. The result is the same as
+    /// that loop's: the next batch is prepared on the store *as the previous batch leaves it*
+    /// (reads see that batch's pending writes, `pending.rs`), and is committed only after the
+    /// previous one was. If a commit starts a key rotation, the next batch is prepared again
+    /// under the new keys.
+    ///
+    /// `saved` is called with each batch's summary once that batch is committed, in order
+    /// (progress reporting; after an error it tells what was stored). Empty batches are
+    /// skipped. The writer lock is held for the whole call: other writes of this store wait
+    /// until it returns, so split an import that must not delay them into several calls.
+    /// Returns the sum of the batches' summaries.
+    ///
+    /// # Errors
+    /// As [`Messages::save_batch`], for the first batch that fails: that batch and every later
+    /// one are not stored; every earlier one is (and was reported to `saved`).
+    pub async fn save_batches<I, F>(&self, batches: I, mut saved: F) -> Result<SaveSummary, Error>
+    where
+        I: IntoIterator<Item = Vec<Message>>,
+        F: FnMut(&SaveSummary),
+    {
+        let inner = self.inner();
+        let mut batches = batches.into_iter().filter(|b| !b.is_empty());
+        let mut total = SaveSummary::default();
+        let Some(mut batch) = batches.next() else {
+            return Ok(total);
+        };
+        let mut writer = inner.writer.lock().await;
+        let keep = |b: &[Message]| vec![StateChange::Keep; b.len()];
+        writer.refresh(&*inner.backend).await?;
+        inner.finish_typed_rotation_locked(&mut writer).await?;
+        let mut ring = inner.keyring();
+        let direct = Reads::direct(&inner.backend);
+        let mut built = self
+            .build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
+            .await?;
+        loop {
+            let mut ops = built.ops;
+            let counted = crate::keys::count_seals(&writer, &mut ops);
+            let pending = Arc::new(Pending::of(&ops));
+            let next = batches.next();
+            let commit = inner.backend.commit(ops, inner.options.durability);
+            let prepare = async {
+                match &next {
+                    Some(b) => {
+                        let after = Reads::after(&inner.backend, pending);
+                        Some(self.build(&after, &ring, built.next_seq, b, keep(b)).await)
+                    }
+                    None => None,
+                }
+            };
+            let (result, prepared) = tokio::join!(commit, prepare);
+            inner
+                .after_commit_locked(&mut writer, result, counted)
+                .await?;
+            writer.next_seq = built.next_seq;
+            inner.note_writes(built.summary.inserted + built.summary.updated);
+            total.inserted += built.summary.inserted;
+            total.updated += built.summary.updated;
+            total.unchanged += built.summary.unchanged;
+            saved(&built.summary);
+            let Some(next) = next else {
+                return Ok(total);
+            };
+            batch = next;
+            // The preparation assumed the keys it was built under stay current; a rotation
+            // begun by the commit (or counters to re-read) means building again, as a lone
+            // save would.
+            built = match prepared {
+                Some(Ok(b)) if inner.keyring().epoch == ring.epoch && !writer.stale => b,
+                _ => {
+                    writer.refresh(&*inner.backend).await?;
+                    inner.finish_typed_rotation_locked(&mut writer).await?;
+                    ring = inner.keyring();
+                    self.build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
+                        .await?
+                }
+            };
+        }
+    }
+
     /// [`Messages::save_batch`] with the writer lock held, each message with what becomes of
     /// its extended state (`message_ext.rs`).
     pub(crate) async fn save_locked(
@@ -192,10 +289,8 @@ impl<'a> Messages<'a> {
         writer: &mut WriterState,
         items: Vec<(Message, StateChange)>,
     ) -> Result<Vec<Outcome>, Error> {
-        let mut summary = SaveSummary::default();
-        let mut outcomes = Vec::with_capacity(items.len());
         if items.is_empty() {
-            return Ok(outcomes);
+            return Ok(Vec::new());
         }
         let (batch, changes): (Vec<Message>, Vec<StateChange>) = items.into_iter().unzip();
         let inner = self.inner();
@@ -204,17 +299,44 @@ impl<'a> Messages<'a> {
         inner.finish_typed_rotation_locked(writer).await?;
         // Taken under the writer lock: the keys cannot change until the batch is committed.
         let ring = inner.keyring();
+        let reads = Reads::direct(&inner.backend);
+        let built = self
+            .build(&reads, &ring, writer.next_seq, &batch, changes)
+            .await?;
+        inner.commit_locked(writer, built.ops).await?;
+        writer.next_seq = built.next_seq;
+        inner.note_writes(built.summary.inserted + built.summary.updated);
+        Ok(built.outcomes)
+    }
+
+    /// Builds the write batch that saves `batch` (each message with what becomes of its state,
+    /// `changes`) on the store as `reads` sees it, under the keys of `ring`, numbering new
+    /// messages from `next_seq`. Writes nothing; the caller holds the writer lock and commits.
+    async fn build(
+        &self,
+        reads: &Reads,
+        ring: &Keyring,
+        next_seq: u64,
+        batch: &[Message],
+        changes: Vec<StateChange>,
+    ) -> Result<Built, Error> {
+        let mut summary = SaveSummary::default();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let inner = self.inner();
         let keys = &ring.current;
-        let mut next_seq = writer.next_seq;
+        let first_seq = next_seq;
+        let mut next_seq = next_seq;
 
         let toks: Vec<_> = batch.iter().map(|m| tokens(keys, m)).collect();
         let ids: Vec<Vec<u8>> = toks.iter().map(|t| t.id.to_vec()).collect();
-        let mut typed = crate::table::TypedBatch::default();
+        let mut typed = crate::table::TypedBatch::reading(reads.clone());
         // Every read a save of new messages needs, in one read view (one thread hop instead
         // of one per table): the messages, their conversations' typed records, states and
         // conversation states, and the conversation and peer summaries. Updates may need
         // more (the old message's conversation and peers), read later as before.
-        let (stored, counts) = self.prefetch(keys, &batch, &toks, ids, &mut typed).await?;
+        let (stored, counts) = self
+            .prefetch(reads, keys, batch, &toks, ids, &mut typed)
+            .await?;
         // During a rotation, a message not yet migrated lives under its previous token.
         let stored_old = match &ring.previous {
             Some(prev) => {
@@ -222,10 +344,9 @@ impl<'a> Messages<'a> {
                     .iter()
                     .map(|m| message_token(prev, &m.id).to_vec())
                     .collect();
-                crate::view::read(&self.store.inner, move |inner| {
-                    crate::view::stored_records(&*inner.backend.read_view()?, &old_ids)
-                })
-                .await?
+                reads
+                    .read(move |view| crate::view::stored_records(view, &old_ids))
+                    .await?
             }
             None => vec![None; batch.len()],
         };
@@ -331,15 +452,17 @@ impl<'a> Messages<'a> {
             .collect();
         crate::conversations::fold_messages(inner, keys, &mut typed, &written, &mut ops).await?;
         crate::message_ext::apply_states(inner, keys, &mut typed, states, &mut ops).await?;
-        self.apply_count_deltas(&ring, &mut ops, conversations, peers, &counts)
+        self.apply_count_deltas(reads, ring, &mut ops, conversations, peers, &counts)
             .await?;
-        if next_seq != writer.next_seq {
+        if next_seq != first_seq {
             ops.put(META, meta_keys::NEXT_SEQ, next_seq.to_le_bytes().to_vec());
         }
-        inner.commit_locked(writer, ops).await?;
-        writer.next_seq = next_seq;
-        inner.note_writes(summary.inserted + summary.updated);
-        Ok(outcomes)
+        Ok(Built {
+            ops,
+            outcomes,
+            summary,
+            next_seq,
+        })
     }
 
     /// Reads, in one read view, what saving `batch` reads: the stored messages under the
@@ -350,6 +473,7 @@ impl<'a> Messages<'a> {
     /// applied to.
     async fn prefetch(
         &self,
+        reads: &Reads,
         keys: &tresor_crypto::StoreKeys,
         batch: &[Message],
         toks: &[tresor_schema::messages::MessageTokens],
@@ -391,21 +515,21 @@ impl<'a> Messages<'a> {
             tokens.dedup();
         }
         let rks_read = rks.clone();
-        let (stored, found, summaries) = crate::view::read(&self.store.inner, move |inner| {
-            let view = inner.backend.read_view()?;
-            let stored = crate::view::stored_records(&*view, &ids)?;
-            let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
-            let mut summaries = HashMap::with_capacity(2);
-            for (table, tokens) in [
-                (CONVERSATIONS, conversation_tokens),
-                (tresor_schema::catalog::PEERS, peer_tokens),
-            ] {
-                let values = view.get_many(table, &tokens)?;
-                summaries.insert(table, tokens.into_iter().zip(values).collect());
-            }
-            Ok((stored, found, summaries))
-        })
-        .await?;
+        let (stored, found, summaries) = reads
+            .read(move |view| {
+                let stored = crate::view::stored_records(view, &ids)?;
+                let found = view.get_many(tresor_schema::catalog::TYPED_RECORDS, &rks_read)?;
+                let mut summaries = HashMap::with_capacity(2);
+                for (table, tokens) in [
+                    (CONVERSATIONS, conversation_tokens),
+                    (tresor_schema::catalog::PEERS, peer_tokens),
+                ] {
+                    let values = view.get_many(table, &tokens)?;
+                    summaries.insert(table, tokens.into_iter().zip(values).collect());
+                }
+                Ok((stored, found, summaries))
+            })
+            .await?;
         typed.seed(keys, rks, found)?;
         Ok((stored, Prefetched(summaries)))
     }
@@ -416,6 +540,7 @@ impl<'a> Messages<'a> {
     /// Summaries in `prefetched` are not read again.
     async fn apply_count_deltas(
         &self,
+        reads: &Reads,
         ring: &Keyring,
         ops: &mut WriteBatch,
         conversations: Deltas,
@@ -435,7 +560,7 @@ impl<'a> Messages<'a> {
             let tokens: Vec<Vec<u8>> = deltas.iter().map(|(t, _)| t.to_vec()).collect();
             let stored = match prefetched.all(table, &tokens) {
                 Some(stored) => stored,
-                None => self.inner().backend.get_many(table, &tokens).await?,
+                None => reads.get_many(table, &tokens).await?,
             };
             let stored_old = match &ring.previous {
                 Some(prev) => {
@@ -443,7 +568,7 @@ impl<'a> Messages<'a> {
                         .iter()
                         .map(|(_, (id, _))| summary_token(prev, table, id).to_vec())
                         .collect();
-                    self.inner().backend.get_many(table, &old).await?
+                    reads.get_many(table, &old).await?
                 }
                 None => vec![None; deltas.len()],
             };
@@ -657,8 +782,16 @@ impl<'a> Messages<'a> {
             ops,
         )
         .await?;
-        self.apply_count_deltas(ring, ops, conversations, peers, &Prefetched::default())
-            .await
+        let reads = Reads::direct(&self.inner().backend);
+        self.apply_count_deltas(
+            &reads,
+            ring,
+            ops,
+            conversations,
+            peers,
+            &Prefetched::default(),
+        )
+        .await
     }
 }
 

@@ -63,9 +63,28 @@ impl Tresor {
 pub(crate) struct TypedBatch {
     records: HashMap<Vec<u8>, Option<Envelope>>,
     index: HashMap<Vec<u8>, Option<Token>>,
+    /// Where reads go when not the store's backend itself: a batch prepared while the one
+    /// before it commits reads through that one (`crate::pending`).
+    reads: Option<crate::pending::Reads>,
 }
 
 impl TypedBatch {
+    /// An empty batch whose reads go through `reads`.
+    pub(crate) fn reading(reads: crate::pending::Reads) -> Self {
+        Self {
+            reads: Some(reads),
+            ..Self::default()
+        }
+    }
+
+    /// The value of `key` in `table`, through `self.reads` if set.
+    async fn read(&self, inner: &Inner, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match &self.reads {
+            Some(reads) => reads.get(table, key).await,
+            None => Ok(inner.backend.get(table, key).await?),
+        }
+    }
+
     /// The envelope under record key `rk`, as the batch leaves it.
     pub(crate) async fn load(
         &mut self,
@@ -76,7 +95,7 @@ impl TypedBatch {
         if let Some(e) = self.records.get(rk) {
             return Ok(e.clone());
         }
-        let found = match inner.backend.get(TYPED_RECORDS, rk).await? {
+        let found = match self.read(inner, TYPED_RECORDS, rk).await? {
             Some(bytes) => Some(open_envelope(keys, rk, &bytes)?),
             None => None,
         };
@@ -107,7 +126,10 @@ impl TypedBatch {
         if missing.is_empty() {
             return Ok(());
         }
-        let found = inner.backend.get_many(TYPED_RECORDS, &missing).await?;
+        let found = match &self.reads {
+            Some(reads) => reads.get_many(TYPED_RECORDS, &missing).await?,
+            None => inner.backend.get_many(TYPED_RECORDS, &missing).await?,
+        };
         self.seed(keys, missing, found)
     }
 
@@ -140,7 +162,7 @@ impl TypedBatch {
         if let Some(o) = self.index.get(key) {
             return Ok(*o);
         }
-        Ok(match inner.backend.get(TYPED_INDEX, key).await? {
+        Ok(match self.read(inner, TYPED_INDEX, key).await? {
             Some(v) => Some(index_value(&v)?),
             None => None,
         })

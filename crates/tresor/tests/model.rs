@@ -10,11 +10,72 @@ use std::collections::BTreeMap;
 use common::PASS;
 use proptest::prelude::*;
 use tresor::{MemoryBackend, Message, Options, Tresor};
+use tresor_backend::{
+    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
+    ReadView, Snapshot, WriteBatch,
+};
+
+/// The memory backend, except that a commit lets other work of its task run first: whatever
+/// runs beside a commit (`save_batches` preparing its next batch) sees the store before it.
+#[derive(Debug, Clone)]
+struct SlowCommits(MemoryBackend);
+
+#[async_trait::async_trait]
+impl Backend for SlowCommits {
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.0.get(table, key).await
+    }
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        self.0.get_many(table, keys).await
+    }
+    async fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        self.0.scan(table, range, direction, limit).await
+    }
+    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        self.0.commit(batch, durability).await
+    }
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
+        self.0.snapshot().await
+    }
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        self.0.read_view()
+    }
+    fn reads_block(&self) -> bool {
+        self.0.reads_block()
+    }
+    async fn len(&self, table: &str) -> Result<u64, BackendError> {
+        self.0.len(table).await
+    }
+    async fn tables(&self) -> Result<Vec<String>, BackendError> {
+        self.0.tables().await
+    }
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        self.0.stats().await
+    }
+    async fn compact(&self) -> Result<CompactReport, BackendError> {
+        self.0.compact().await
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Op {
     Save(u8, u8, i64, u8),
     Batch(Vec<(u8, u8, i64, u8)>),
+    /// Several batches through `save_batches` (each prepared while the one before commits).
+    Batches(Vec<Vec<(u8, u8, i64, u8)>>),
     Delete(u8),
     PageConversation(u8, usize),
     PagePeer(u8, usize),
@@ -41,6 +102,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => arb_spec().prop_map(|(a, b, c, d)| Op::Save(a, b, c, d)),
         2 => proptest::collection::vec(arb_spec(), 0..8).prop_map(Op::Batch),
+        2 => proptest::collection::vec(proptest::collection::vec(arb_spec(), 0..6), 0..4)
+            .prop_map(Op::Batches),
         2 => (0u8..24).prop_map(Op::Delete),
         2 => (0u8..3, 1usize..5).prop_map(|(c, l)| Op::PageConversation(c, l)),
         1 => (0u8..3, 1usize..5).prop_map(|(p, l)| Op::PagePeer(p, l)),
@@ -98,7 +161,7 @@ where
 }
 
 async fn run(ops: Vec<Op>) {
-    let backend = MemoryBackend::new();
+    let backend = SlowCommits(MemoryBackend::new());
     let mut store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default())
         .await
         .unwrap();
@@ -118,6 +181,37 @@ async fn run(ops: Vec<Op>) {
                 for msg in &batch {
                     model.save(msg);
                 }
+            }
+            Op::Batches(specs) => {
+                let batches: Vec<Vec<Message>> = specs
+                    .into_iter()
+                    .map(|b| b.into_iter().map(message).collect())
+                    .collect();
+                let mut reported = Vec::new();
+                let total = m
+                    .save_batches(batches.clone(), |s| reported.push(*s))
+                    .await
+                    .unwrap();
+                let mut want = tresor::SaveSummary::default();
+                let mut want_each = Vec::new();
+                for batch in batches.iter().filter(|b| !b.is_empty()) {
+                    let mut each = tresor::SaveSummary::default();
+                    for msg in batch {
+                        let before = model.messages.get(&msg.id).cloned();
+                        model.save(msg);
+                        match before {
+                            None => each.inserted += 1,
+                            Some(old) if old.same_content(msg) => each.unchanged += 1,
+                            Some(_) => each.updated += 1,
+                        }
+                    }
+                    want.inserted += each.inserted;
+                    want.updated += each.updated;
+                    want.unchanged += each.unchanged;
+                    want_each.push(each);
+                }
+                assert_eq!(reported, want_each);
+                assert_eq!(total, want);
             }
             Op::Delete(id) => {
                 let id = format!("m{id}");

@@ -1,0 +1,282 @@
+//! Reads that see a write batch submitted but not yet committed: what lets a bulk save
+//! prepare its next batch while the previous one commits (`Messages::save_batches`).
+//!
+//! A [`Pending`] holds the effect of one [`WriteBatch`] (each key's last operation: a value,
+//! or a deletion). [`Reads`] reads the backend *as it will be once that batch is committed*:
+//! every read first looks at the pending batch, then at the backend. The writer lock is held
+//! from the batch's preparation until the next batch is submitted, so nothing else writes in
+//! between: the backend holds the state before the pending batch, or already the state after
+//! it (if its commit finished meanwhile), and the pending values are right in both cases.
+//!
+//! Architecture invariant: only the writer that holds the lock reads through a `Pending`, and
+//! only to *prepare* a batch; that batch is submitted only after the pending one committed
+//! (so a failed commit never has a successor built on it), and no read of a `Pending` reaches
+//! a cache or another task.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use tresor_backend::{Backend, BackendError, Direction, Entry, KeyRange, Op, ReadView, WriteBatch};
+
+use crate::Error;
+
+/// The effect of one write batch: per table, each written key's final state (`Some(value)`
+/// after a put, `None` after a delete), in key order.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl Pending {
+    /// The effect of `batch`: its operations in order, a later one on a key replacing an
+    /// earlier one.
+    pub(crate) fn of(batch: &WriteBatch) -> Self {
+        let mut tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>> = HashMap::new();
+        for op in batch.ops() {
+            match op {
+                Op::Put { table, key, value } => {
+                    tables
+                        .entry(Arc::clone(table))
+                        .or_default()
+                        .insert(key.clone(), Some(value.clone()));
+                }
+                Op::Delete { table, key } => {
+                    tables
+                        .entry(Arc::clone(table))
+                        .or_default()
+                        .insert(key.clone(), None);
+                }
+            }
+        }
+        Self { tables }
+    }
+
+    /// The pending state of `key` in `table`: `None` when the batch does not touch it,
+    /// `Some(None)` when it deletes it, `Some(Some(value))` when it puts it.
+    fn state(&self, table: &str, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.tables
+            .get(table)
+            .and_then(|t| t.get(key))
+            .map(|v| v.as_deref())
+    }
+
+    /// The written keys of `table` within `range`, in key order.
+    fn in_range<'a>(
+        &'a self,
+        table: &str,
+        range: &'a KeyRange,
+    ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
+        let bounds = (bound_ref(&range.start), bound_ref(&range.end));
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(move |t| t.range::<[u8], _>(bounds))
+    }
+}
+
+/// Borrows a bound's bytes as a slice.
+fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    bound.as_ref().map(Vec::as_slice)
+}
+
+/// A backend [`ReadView`] with a [`Pending`] batch applied on top.
+pub(crate) struct PendingView {
+    base: Box<dyn ReadView>,
+    pending: Arc<Pending>,
+}
+
+impl ReadView for PendingView {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        match self.pending.state(table, key) {
+            Some(state) => {
+                // Still an error for a name the backend refuses, as without a pending batch.
+                tresor_backend::validate_table_name(table)?;
+                Ok(state.map(<[u8]>::to_vec))
+            }
+            None => self.base.get(table, key),
+        }
+    }
+
+    fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        // Only the keys the batch does not write are read from the backend, in one call.
+        let missing: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| self.pending.state(table, k).is_none())
+            .cloned()
+            .collect();
+        let mut read = self.base.get_many(table, &missing)?.into_iter();
+        keys.iter()
+            .map(|k| match self.pending.state(table, k) {
+                Some(state) => Ok(state.map(<[u8]>::to_vec)),
+                None => read.next().ok_or_else(|| {
+                    BackendError::Engine("get_many returned fewer values than keys".into())
+                }),
+            })
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        let written: Vec<_> = self.pending.in_range(table, &range).collect();
+        if written.is_empty() || limit == 0 {
+            return self.base.scan(table, range, direction, limit);
+        }
+        // Every backend entry the batch hides is one of its keys in the range: reading that
+        // many more than `limit` leaves at least `limit` visible ones, if the table has them.
+        let base = self.base.scan(
+            table,
+            range.clone(),
+            direction,
+            limit.saturating_add(written.len()),
+        )?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+        for (key, state) in written {
+            match state {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        // At least `limit` of the backend entries read stay visible (the batch hides at most
+        // `written.len()`), so the first `limit` merged entries are the first `limit` visible
+        // ones: a visible key before the last one read is either read or pending, and pending
+        // keys past it come after those `limit`. If the backend ran out, the merge is whole.
+        Ok(match direction {
+            Direction::Forward => merged.into_iter().take(limit).collect(),
+            Direction::Reverse => merged.into_iter().rev().take(limit).collect(),
+        })
+    }
+
+    fn len(&self, table: &str) -> Result<u64, BackendError> {
+        let mut len = self.base.len(table)?;
+        for (key, state) in self.pending.in_range(table, &KeyRange::all()) {
+            let before = self.base.get(table, key)?.is_some();
+            match (before, state.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len = len.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(len)
+    }
+
+    fn tables(&self) -> Result<Vec<String>, BackendError> {
+        let mut names = self.base.tables()?;
+        for (name, keys) in &self.pending.tables {
+            // A table exists once a put created it (a delete alone creates none).
+            if keys.values().any(Option::is_some) && !names.iter().any(|n| **n == **name) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+}
+
+/// Where a batch being prepared reads: the backend, with the batch submitted before it (if
+/// any) applied on top.
+#[derive(Clone)]
+pub(crate) struct Reads {
+    base: Arc<dyn Backend>,
+    pending: Option<Arc<Pending>>,
+}
+
+impl Reads {
+    /// Reads of the backend itself.
+    pub(crate) fn direct(base: &Arc<dyn Backend>) -> Self {
+        Self {
+            base: Arc::clone(base),
+            pending: None,
+        }
+    }
+
+    /// Reads of the backend as it will be after `pending` commits.
+    pub(crate) fn after(base: &Arc<dyn Backend>, pending: Arc<Pending>) -> Self {
+        Self {
+            base: Arc::clone(base),
+            pending: Some(pending),
+        }
+    }
+
+    /// A consistent view (see [`Backend::read_view`]), with the pending batch on top.
+    ///
+    /// # Errors
+    /// The backend's.
+    pub(crate) fn view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        let base = self.base.read_view()?;
+        Ok(match &self.pending {
+            Some(pending) => Box::new(PendingView {
+                base,
+                pending: Arc::clone(pending),
+            }),
+            None => base,
+        })
+    }
+
+    /// Runs the blocking read `f` on a view (directly when the backend's reads do not block,
+    /// else on tokio's blocking pool), as `crate::view::read` does.
+    ///
+    /// # Errors
+    /// `f`'s; [`Error::Backend`] when no view can be taken.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn ReadView) -> Result<T, Error> + Send + 'static,
+    {
+        if !self.base.reads_block() {
+            return f(&*self.view()?);
+        }
+        let reads = self.clone();
+        tokio::task::spawn_blocking(move || f(&*reads.view()?)).await?
+    }
+
+    /// The value of `key` in `table`.
+    ///
+    /// # Errors
+    /// The backend's.
+    pub(crate) async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(state) = self.pending.as_ref().and_then(|p| p.state(table, key)) {
+            return Ok(state.map(<[u8]>::to_vec));
+        }
+        Ok(self.base.get(table, key).await?)
+    }
+
+    /// The values of `keys` in `table`, in order.
+    ///
+    /// # Errors
+    /// The backend's.
+    pub(crate) async fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let Some(pending) = &self.pending else {
+            return Ok(self.base.get_many(table, keys).await?);
+        };
+        let missing: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| pending.state(table, k).is_none())
+            .cloned()
+            .collect();
+        let mut read = self.base.get_many(table, &missing).await?.into_iter();
+        keys.iter()
+            .map(|k| match pending.state(table, k) {
+                Some(state) => Ok(state.map(<[u8]>::to_vec)),
+                None => read.next().ok_or_else(|| {
+                    Error::Backend(BackendError::Engine(
+                        "get_many returned fewer values than keys".into(),
+                    ))
+                }),
+            })
+            .collect()
+    }
+}
