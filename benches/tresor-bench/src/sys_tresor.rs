@@ -52,8 +52,18 @@ pub fn run(data: &Data, dir: &Path, commit_log: bool) -> RunResult {
         r.rss_base_kib = rss().now_kib;
         reset_peak_rss();
         let t = Instant::now();
-        for batch in data.messages.chunks(W1_BATCH) {
-            store.messages().save_batch(batch).await.expect("W1 batch");
+        if std::env::var_os("TRESOR_BENCH_W1_SEQUENTIAL").is_some() {
+            for batch in data.messages.chunks(W1_BATCH) {
+                store.messages().save_batch(batch).await.expect("W1 batch");
+            }
+        } else {
+            let batches =
+                futures_util::stream::iter(data.messages.chunks(W1_BATCH).map(<[_]>::to_vec));
+            store
+                .messages()
+                .save_batches(batches, |_| {})
+                .await
+                .expect("W1 batches");
         }
         r.w1_s = secs(t);
         r.w1_per_s = data.messages.len() as f64 / r.w1_s;

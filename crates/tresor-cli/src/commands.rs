@@ -207,7 +207,7 @@ async fn import_chitchat(
     };
     // Pass 2 streams batches from a parser thread: memory holds a few batches, never the
     // corpus.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Message>>(2);
     let parser = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(batch_size);
         let stopped = || chitchat::ChitchatError::Io {
@@ -230,23 +230,24 @@ async fn import_chitchat(
         Ok::<_, chitchat::ChitchatError>(())
     });
     let bar = progress_bar(total, "messages");
+    // Each batch is prepared while the one before it commits (`Messages::save_batches`).
+    let batches = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    });
     let repo = store.messages();
-    let (mut inserted, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
-    while let Some(chunk) = rx.recv().await {
-        let s = match repo.save_batch(&chunk).await {
-            Ok(s) => s,
-            Err(err) => {
-                // Stop the parser (its send fails) before reporting.
-                drop(rx);
-                let _ = parser.await;
-                return Err(err.into());
-            }
-        };
-        inserted += s.inserted;
-        updated += s.updated;
-        unchanged += s.unchanged;
-        bar.inc(chunk.len() as u64);
-    }
+    let saved = repo.save_batches(batches, |s| {
+        bar.inc(s.inserted + s.updated + s.unchanged);
+    });
+    let summary = match saved.await {
+        Ok(s) => s,
+        Err(err) => {
+            // The stream (and with it the receiver) is dropped: the parser's next send fails
+            // and it stops.
+            let _ = parser.await;
+            return Err(err.into());
+        }
+    };
+    let (inserted, updated, unchanged) = (summary.inserted, summary.updated, summary.unchanged);
     // The file changed between the passes, or could not be read again.
     parser.await.map_err(|_| CliError::Task)??;
     bar.finish_and_clear();

@@ -146,6 +146,7 @@ impl RedbBackend {
             log,
             next_checkpoint: crate::writer::first_checkpoint(&config),
             unsynced_direct: false,
+            costs: crate::apply::Costs::default(),
         })?;
         // A compaction interrupted by a crash leaves its scratch file; the store is locked now.
         crate::compact::remove_scratch(path)?;

@@ -103,6 +103,8 @@ pub(crate) struct Context {
     /// the last durable commit: before the log is used again those must be made durable, so
     /// that a replay never applies logged records without the direct commits before them.
     pub(crate) unsynced_direct: bool,
+    /// The measured cost of each table's operations, which balances the apply threads.
+    pub(crate) costs: crate::apply::Costs,
 }
 
 /// A request to the writer thread.
@@ -279,7 +281,8 @@ fn try_group(
         },
     )?;
     let mut outcomes = Vec::with_capacity(batches.len());
-    let mut tables = GroupTables::new(&txn, cx.config.apply_threads);
+    let mut tables =
+        GroupTables::new(&txn, cx.config.apply_threads).with_costs(std::mem::take(&mut cx.costs));
     // A batch with conditions is checked against the state the batches before it leave, so
     // what is pending is applied first; the rest is applied together at the end, per table.
     let mut pending: Vec<&[Op]> = Vec::new();
@@ -309,7 +312,7 @@ fn try_group(
                 .map(|(batch, _)| *batch)
                 .collect();
             if applied.is_empty() {
-                drop(tables);
+                cx.costs = tables.into_costs();
                 commit(&cx.db, txn)?;
             } else {
                 // The commit point: the records are in the log (synced when durable) before
@@ -325,7 +328,7 @@ fn try_group(
                 } else {
                     tables.apply_all(&pending)
                 };
-                drop(tables);
+                cx.costs = tables.into_costs();
                 if let Err(e) = done.and_then(|()| commit(&cx.db, txn)) {
                     // If the cut fails the log is marked broken and refuses later commits.
                     let _ = log.cut(mark);
@@ -335,7 +338,7 @@ fn try_group(
         }
         _ => {
             tables.apply_all(&pending)?;
-            drop(tables);
+            cx.costs = tables.into_costs();
             commit(&cx.db, txn)?;
             cx.unsynced_direct = !durable;
         }
@@ -477,6 +480,8 @@ pub(crate) struct GroupTables<'txn> {
     /// Most threads a group's tables are applied on ([`crate::RedbConfig::apply_threads`]).
     threads: usize,
     open: HashMap<String, WriteTable<'txn>>,
+    /// What each table's operations cost in earlier groups (`crate::apply::Costs`).
+    costs: crate::apply::Costs,
     /// Names of the tables that existed before the transaction, listed on first need.
     existing: Option<HashSet<String>>,
 }
@@ -487,8 +492,20 @@ impl<'txn> GroupTables<'txn> {
             txn,
             threads,
             open: HashMap::new(),
+            costs: crate::apply::Costs::default(),
             existing: None,
         }
+    }
+
+    /// These tables, balancing their threads by `costs` (measured before, and updated).
+    pub(crate) fn with_costs(mut self, costs: crate::apply::Costs) -> Self {
+        self.costs = costs;
+        self
+    }
+
+    /// The costs, updated by what this transaction's groups took.
+    pub(crate) fn into_costs(self) -> crate::apply::Costs {
+        self.costs
     }
 
     /// Whether `table` exists: opened in this transaction or present before it.
@@ -561,7 +578,7 @@ impl<'txn> GroupTables<'txn> {
             .iter_mut()
             .filter_map(|(name, table)| wanted.remove(name.as_str()).map(|t| (table, t)))
             .collect();
-        crate::apply::run(work, self.threads)
+        crate::apply::run(work, self.threads, &mut self.costs)
     }
 }
 
@@ -622,6 +639,7 @@ mod tests {
             log: None,
             next_checkpoint: 0,
             unsynced_direct: false,
+            costs: crate::apply::Costs::default(),
         };
         (dir, cx)
     }

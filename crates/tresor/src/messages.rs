@@ -120,6 +120,19 @@ pub(crate) fn summarize(outcomes: &[Outcome]) -> SaveSummary {
     s
 }
 
+/// The next non-empty batch of `batches`; `None` at its end.
+async fn next_batch<S>(batches: &mut std::pin::Pin<&mut S>) -> Option<Vec<Message>>
+where
+    S: futures_util::Stream<Item = Vec<Message>>,
+{
+    loop {
+        match std::future::poll_fn(|cx| batches.as_mut().poll_next(cx)).await {
+            Some(batch) if batch.is_empty() => continue,
+            next => return next,
+        }
+    }
+}
+
 /// A write batch built by `Messages::build`, not yet committed.
 struct Built {
     ops: WriteBatch,
@@ -187,36 +200,39 @@ impl<'a> Messages<'a> {
         self.save_grouped(items).await
     }
 
-    /// Saves `batches` one after the other, each as [`Messages::save_batch`] would (one atomic
-    /// write batch, as durable as [`crate::Options::durability`]), preparing each batch while
-    /// the one before it commits: the bulk import path (the CLI's `import` uses it).
+    /// Saves the batches of the stream `batches` one after the other, each as
+    /// [`Messages::save_batch`] would (one atomic write batch, as durable as
+    /// [`crate::Options::durability`]), preparing each batch while the one before it commits:
+    /// the bulk import path (the CLI's `import` uses it). A `Vec` of batches becomes a stream
+    /// with `futures_util::stream::iter`, an async channel with `futures_util::stream::unfold`.
     ///
     /// Preparing a batch (reading what it replaces, sealing its records, updating counts) and
-    /// committing the one before it run at the same time, so an import of many batches keeps
-    /// two cores busy where a loop of `save_batch` calls keeps one. The result is the same as
-    /// that loop's: the next batch is prepared on the store *as the previous batch leaves it*
-    /// (reads see that batch's pending writes, `pending.rs`), and is committed only after the
-    /// previous one was. If a commit starts a key rotation, the next batch is prepared again
-    /// under the new keys.
+    /// committing the one before it run at the same time, so an import keeps two cores busy
+    /// where a loop of `save_batch` calls keeps about one. The result is the same as that
+    /// loop's: the next batch is prepared on the store *as the previous batch leaves it*
+    /// (its reads see that batch's pending writes, `pending.rs`) and is submitted only after
+    /// the previous one committed. If a commit starts a key rotation, the next batch is
+    /// prepared again under the new keys.
     ///
     /// `saved` is called with each batch's summary once that batch is committed, in order
     /// (progress reporting; after an error it tells what was stored). Empty batches are
-    /// skipped. The writer lock is held for the whole call: other writes of this store wait
-    /// until it returns, so split an import that must not delay them into several calls.
-    /// Returns the sum of the batches' summaries.
+    /// skipped. The writer lock is held from the first batch to the end of the stream: other
+    /// writes of this store wait meanwhile, so split an import that must not delay them into
+    /// several calls. Returns the sum of the batches' summaries.
     ///
     /// # Errors
     /// As [`Messages::save_batch`], for the first batch that fails: that batch and every later
-    /// one are not stored; every earlier one is (and was reported to `saved`).
-    pub async fn save_batches<I, F>(&self, batches: I, mut saved: F) -> Result<SaveSummary, Error>
+    /// one are not stored (the stream is not read further); every earlier one is, and was
+    /// reported to `saved`.
+    pub async fn save_batches<S, F>(&self, batches: S, mut saved: F) -> Result<SaveSummary, Error>
     where
-        I: IntoIterator<Item = Vec<Message>>,
+        S: futures_util::Stream<Item = Vec<Message>>,
         F: FnMut(&SaveSummary),
     {
         let inner = self.inner();
-        let mut batches = batches.into_iter().filter(|b| !b.is_empty());
+        let mut batches = std::pin::pin!(batches);
         let mut total = SaveSummary::default();
-        let Some(mut batch) = batches.next() else {
+        let Some(mut batch) = next_batch(&mut batches).await else {
             return Ok(total);
         };
         let mut writer = inner.writer.lock().await;
@@ -231,19 +247,17 @@ impl<'a> Messages<'a> {
         loop {
             let mut ops = built.ops;
             let counted = crate::keys::count_seals(&writer, &mut ops);
-            let pending = Arc::new(Pending::of(&ops));
-            let next = batches.next();
+            let after = Reads::after(&inner.backend, Arc::new(Pending::of(&ops)));
             let commit = inner.backend.commit(ops, inner.options.durability);
             let prepare = async {
-                match &next {
-                    Some(b) => {
-                        let after = Reads::after(&inner.backend, pending);
-                        Some(self.build(&after, &ring, built.next_seq, b, keep(b)).await)
-                    }
+                let next = next_batch(&mut batches).await;
+                let prepared = match &next {
+                    Some(b) => Some(self.build(&after, &ring, built.next_seq, b, keep(b)).await),
                     None => None,
-                }
+                };
+                (next, prepared)
             };
-            let (result, prepared) = tokio::join!(commit, prepare);
+            let (result, (next, prepared)) = tokio::join!(commit, prepare);
             inner
                 .after_commit_locked(&mut writer, result, counted)
                 .await?;

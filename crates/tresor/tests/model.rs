@@ -189,7 +189,9 @@ async fn run(ops: Vec<Op>) {
                     .collect();
                 let mut reported = Vec::new();
                 let total = m
-                    .save_batches(batches.clone(), |s| reported.push(*s))
+                    .save_batches(futures_util::stream::iter(batches.clone()), |s| {
+                        reported.push(*s)
+                    })
                     .await
                     .unwrap();
                 let mut want = tresor::SaveSummary::default();
