@@ -290,4 +290,28 @@ mod tests {
         let t: Vec<&Op> = tables[0].ops.clone();
         assert_eq!(t, [&a[2], &b[2], &a[0], &b[0], &b[1],]);
     }
+
+    /// A table's estimate is its measured time per operation (a moving average) times its
+    /// operations; before any measurement, its byte weight.
+    #[test]
+    fn costs_estimate_from_measurements() {
+        use std::time::Duration;
+        let ops = [put("small", b"k1", b"v"), put("small", b"k2", b"v")];
+        let groups: [&[Op]; 1] = [&ops];
+        let tables = partition(&groups);
+        let mut costs = Costs::default();
+        let unmeasured = costs.estimate(&tables[0]);
+        assert_eq!(
+            unmeasured,
+            (UNMEASURED_NS_PER_WEIGHT * tables[0].weight as f64) as u64
+        );
+        costs.record(("small".into(), 4, Duration::from_micros(16)));
+        assert_eq!(costs.estimate(&tables[0]), 8_000, "4 µs per op, 2 ops");
+        costs.record(("small".into(), 1, Duration::from_micros(8)));
+        // 4 µs + 0.25 × (8 − 4) µs = 5 µs per op.
+        assert_eq!(costs.estimate(&tables[0]), 10_000);
+        // No operations: nothing learnt.
+        costs.record(("small".into(), 0, Duration::from_secs(1)));
+        assert_eq!(costs.estimate(&tables[0]), 10_000);
+    }
 }

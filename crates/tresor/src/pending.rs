@@ -26,6 +26,8 @@ use crate::Error;
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Tables with a put (which creates a table, even if a later delete empties it).
+    created: std::collections::HashSet<Arc<str>>,
 }
 
 impl Pending {
@@ -33,9 +35,11 @@ impl Pending {
     /// earlier one.
     pub(crate) fn of(batch: &WriteBatch) -> Self {
         let mut tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>> = HashMap::new();
+        let mut created = std::collections::HashSet::new();
         for op in batch.ops() {
             match op {
                 Op::Put { table, key, value } => {
+                    created.insert(Arc::clone(table));
                     tables
                         .entry(Arc::clone(table))
                         .or_default()
@@ -49,7 +53,7 @@ impl Pending {
                 }
             }
         }
-        Self { tables }
+        Self { tables, created }
     }
 
     /// The pending state of `key` in `table`: `None` when the batch does not touch it,
@@ -61,15 +65,18 @@ impl Pending {
             .map(|v| v.as_deref())
     }
 
-    /// The written keys of `table` within `range`, in key order.
+    /// The written keys of `table` within `range`, in key order (none for an empty or
+    /// inverted range).
     fn in_range<'a>(
         &'a self,
         table: &str,
         range: &'a KeyRange,
     ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
         let bounds = (bound_ref(&range.start), bound_ref(&range.end));
+        // `BTreeMap::range` panics on an inverted range; an empty one holds nothing.
         self.tables
             .get(table)
+            .filter(|_| !range.is_empty())
             .into_iter()
             .flat_map(move |t| t.range::<[u8], _>(bounds))
     }
@@ -171,9 +178,9 @@ impl ReadView for PendingView {
 
     fn tables(&self) -> Result<Vec<String>, BackendError> {
         let mut names = self.base.tables()?;
-        for (name, keys) in &self.pending.tables {
+        for name in &self.pending.created {
             // A table exists once a put created it (a delete alone creates none).
-            if keys.values().any(Option::is_some) && !names.iter().any(|n| **n == **name) {
+            if !names.iter().any(|n| **n == **name) {
                 names.push(name.to_string());
             }
         }
@@ -278,5 +285,123 @@ impl Reads {
                 }),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report.
+
+    use super::*;
+    use proptest::prelude::*;
+    use tresor_backend::{Durability, MemoryBackend};
+
+    /// (table 0..2, key byte, value: `None` = delete).
+    type Spec = (u8, u8, Option<u8>);
+
+    fn batch_of(specs: &[Spec]) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for (t, k, v) in specs {
+            let table = format!("t{t}");
+            match v {
+                Some(v) => batch.put(&table, vec![*k], vec![*v]),
+                None => batch.delete(&table, vec![*k]),
+            }
+        }
+        batch
+    }
+
+    fn bound(b: Option<(bool, u8)>) -> Bound<Vec<u8>> {
+        match b {
+            None => Bound::Unbounded,
+            Some((true, k)) => Bound::Included(vec![k]),
+            Some((false, k)) => Bound::Excluded(vec![k]),
+        }
+    }
+
+    /// Reads of `base` with `pending` on top equal reads of `base` after committing it.
+    fn check(
+        base: Vec<Spec>,
+        pending: Vec<Spec>,
+        scans: Vec<(Option<(bool, u8)>, Option<(bool, u8)>, bool, usize)>,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let before = MemoryBackend::new();
+            let after = MemoryBackend::new();
+            for b in [&before, &after] {
+                if !base.is_empty() {
+                    b.commit(batch_of(&base), Durability::Immediate)
+                        .await
+                        .unwrap();
+                }
+            }
+            let batch = batch_of(&pending);
+            let overlay = Arc::new(Pending::of(&batch));
+            if !batch.is_empty() {
+                after.commit(batch, Durability::Immediate).await.unwrap();
+            }
+            let before: Arc<dyn Backend> = Arc::new(before);
+            let reads = Reads::after(&before, overlay);
+            let view = reads.view().unwrap();
+            let want = after.read_view().unwrap();
+            let keys: Vec<Vec<u8>> = (0u8..8).map(|k| vec![k]).collect();
+            for t in 0..3 {
+                let table = format!("t{t}");
+                for k in &keys {
+                    assert_eq!(view.get(&table, k).unwrap(), want.get(&table, k).unwrap());
+                    assert_eq!(
+                        reads.get(&table, k).await.unwrap(),
+                        want.get(&table, k).unwrap()
+                    );
+                }
+                let expected = want.get_many(&table, &keys).unwrap();
+                assert_eq!(view.get_many(&table, &keys).unwrap(), expected);
+                assert_eq!(reads.get_many(&table, &keys).await.unwrap(), expected);
+                assert_eq!(view.len(&table).unwrap(), want.len(&table).unwrap());
+                for (start, end, reverse, limit) in &scans {
+                    let range = KeyRange {
+                        start: bound(*start),
+                        end: bound(*end),
+                    };
+                    let direction = if *reverse {
+                        Direction::Reverse
+                    } else {
+                        Direction::Forward
+                    };
+                    assert_eq!(
+                        view.scan(&table, range.clone(), direction, *limit).unwrap(),
+                        want.scan(&table, range, direction, *limit).unwrap(),
+                    );
+                }
+            }
+            assert_eq!(view.tables().unwrap(), want.tables().unwrap());
+        });
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (0u8..3, 0u8..8, proptest::option::of(any::<u8>()))
+    }
+
+    fn scan() -> impl Strategy<Value = (Option<(bool, u8)>, Option<(bool, u8)>, bool, usize)> {
+        (
+            proptest::option::of((any::<bool>(), 0u8..8)),
+            proptest::option::of((any::<bool>(), 0u8..8)),
+            any::<bool>(),
+            0usize..6,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn reads_through_a_pending_batch_equal_reads_after_it(
+            base in proptest::collection::vec(spec(), 0..24),
+            pending in proptest::collection::vec(spec(), 0..12),
+            scans in proptest::collection::vec(scan(), 1..6),
+        ) {
+            check(base, pending, scans);
+        }
     }
 }
