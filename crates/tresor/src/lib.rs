@@ -24,7 +24,9 @@
 //! # Code map
 //! - [`Tresor`] (`store.rs`): create, open, unlock, stats.
 //! - [`BackendKind`] (`engine.rs`): the storage engine of a store file (redb or SQLite).
-//! - [`Messages`] (`messages.rs`): the message repository: save, query, delete, scan.
+//! - [`Messages`] (`messages.rs`): the message repository: save, query, delete, scan;
+//!   `save_batches` imports a stream of batches, building each while the one before commits
+//!   (`pending.rs`: reads through that submitted, not yet committed batch).
 //! - `group.rs`: group commit of concurrent message saves (one batch, one fsync; each
 //!   caller its own outcome).
 //! - [`BlockingView`] (`view.rs`): the synchronous core of every message query, run in one

@@ -21,11 +21,14 @@ use tresor_backend::{Backend, BackendError, Direction, Entry, KeyRange, Op, Read
 
 use crate::Error;
 
+/// One table's written keys, in key order, each with its final state (`None`: deleted).
+type Written = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 /// The effect of one write batch: per table, each written key's final state (`Some(value)`
 /// after a put, `None` after a delete), in key order.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    tables: HashMap<Arc<str>, Written>,
     /// Tables with a put (which creates a table, even if a later delete empties it).
     created: std::collections::HashSet<Arc<str>>,
 }
@@ -34,7 +37,7 @@ impl Pending {
     /// The effect of `batch`: its operations in order, a later one on a key replacing an
     /// earlier one.
     pub(crate) fn of(batch: &WriteBatch) -> Self {
-        let mut tables: HashMap<Arc<str>, BTreeMap<Vec<u8>, Option<Vec<u8>>>> = HashMap::new();
+        let mut tables: HashMap<Arc<str>, Written> = HashMap::new();
         let mut created = std::collections::HashSet::new();
         for op in batch.ops() {
             match op {
@@ -299,6 +302,10 @@ mod tests {
     /// (table 0..2, key byte, value: `None` = delete).
     type Spec = (u8, u8, Option<u8>);
 
+    /// (start, end: `None` unbounded, `(true, k)` included, `(false, k)` excluded; reverse;
+    /// limit).
+    type Scan = (Option<(bool, u8)>, Option<(bool, u8)>, bool, usize);
+
     fn batch_of(specs: &[Spec]) -> WriteBatch {
         let mut batch = WriteBatch::new();
         for (t, k, v) in specs {
@@ -320,11 +327,7 @@ mod tests {
     }
 
     /// Reads of `base` with `pending` on top equal reads of `base` after committing it.
-    fn check(
-        base: Vec<Spec>,
-        pending: Vec<Spec>,
-        scans: Vec<(Option<(bool, u8)>, Option<(bool, u8)>, bool, usize)>,
-    ) {
+    fn check(base: Vec<Spec>, pending: Vec<Spec>, scans: Vec<Scan>) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -385,7 +388,7 @@ mod tests {
         (0u8..3, 0u8..8, proptest::option::of(any::<u8>()))
     }
 
-    fn scan() -> impl Strategy<Value = (Option<(bool, u8)>, Option<(bool, u8)>, bool, usize)> {
+    fn scan() -> impl Strategy<Value = Scan> {
         (
             proptest::option::of((any::<bool>(), 0u8..8)),
             proptest::option::of((any::<bool>(), 0u8..8)),
