@@ -260,13 +260,17 @@ impl Inner {
     ) -> Result<(), Error> {
         writer.refresh(&*self.backend).await?;
         let counted = count_seals(writer, &mut ops);
+        // Until the bookkeeping below is done: a caller that stops waiting leaves the commit
+        // running, and the next writer must read the counters back (`WriterState::refresh`).
+        writer.stale = true;
         let result = self.backend.commit(ops, self.options.durability).await;
         self.after_commit_locked(writer, result, counted).await
     }
 
     /// What follows a commit of a batch prepared by [`count_seals`], applied or not: drops
     /// the cached typed records it wrote, and on success moves the seal count on (starting a
-    /// key rotation at the limit).
+    /// key rotation at the limit) and clears `writer.stale`, which the caller set before it
+    /// submitted the commit.
     ///
     /// # Errors
     /// The commit's error (then the counters are re-read before the next write); a rotation
@@ -296,6 +300,9 @@ impl Inner {
             self.begin_rotation_locked(writer).await?;
             self.spawn_rotation();
         }
+        // The counters hold what the store holds (the caller sets `next_seq` right after,
+        // without an await in between).
+        writer.stale = false;
         Ok(())
     }
 }

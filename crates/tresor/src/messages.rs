@@ -247,6 +247,8 @@ impl<'a> Messages<'a> {
         loop {
             let mut ops = built.ops;
             let counted = crate::keys::count_seals(&writer, &mut ops);
+            // As in `commit_locked`: until the bookkeeping is done, the counters are in doubt.
+            writer.stale = true;
             let after = Reads::after(&inner.backend, Arc::new(Pending::of(&ops)));
             let commit = inner.backend.commit(ops, inner.options.durability);
             let prepare = async {

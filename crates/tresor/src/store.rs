@@ -19,15 +19,26 @@ pub(crate) struct WriterState {
     pub(crate) next_seq: u64,
     /// The key header, KEK, DEK, seal count and rotation progress (`keys.rs`).
     pub(crate) keys: KeyState,
-    /// Set when a commit failed: the batch may or may not be on disk (a failed fsync is
-    /// ambiguous), so `next_seq` must be read back from the store before the next write.
+    /// Set while a commit is in flight and when one failed: the batch may or may not be on
+    /// disk (a failed fsync is ambiguous; a caller that stopped waiting — a timeout, a
+    /// `select!` — left its commit running), so `next_seq` and the seal count must be read
+    /// back from the store before the next write. Cleared when a commit's bookkeeping is done.
     pub(crate) stale: bool,
 }
 
+/// A meta key never written: deleting it is a commit that changes nothing, which the
+/// backend's writer applies after every commit submitted before it.
+const BARRIER_KEY: &str = "writer_barrier";
+
 impl WriterState {
-    /// Re-reads `next_seq` from the store if a failed commit left it in doubt.
+    /// Re-reads `next_seq` and the seal count from the store if a commit left them in doubt,
+    /// after waiting for any commit still in flight (an empty commit queued behind it: a
+    /// backend's writer applies commits in order).
     pub(crate) async fn refresh(&mut self, backend: &dyn Backend) -> Result<(), Error> {
         if self.stale {
+            let mut barrier = tresor_backend::WriteBatch::new();
+            barrier.delete(META, BARRIER_KEY.as_bytes().to_vec());
+            backend.commit(barrier, Durability::Eventual).await?;
             self.next_seq = read_u64(backend, meta_keys::NEXT_SEQ).await?;
             if let Some(b) = backend.get(META, meta_keys::SEAL_COUNT.as_bytes()).await?
                 && let Ok(b) = <[u8; 8]>::try_from(b.as_slice())

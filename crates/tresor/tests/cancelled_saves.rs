@@ -1,0 +1,132 @@
+//! A save whose future is dropped while its commit is in flight (a timeout, a `select!`)
+//! must not leave the writer's counters behind the store: the batch may still commit.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::PASS;
+use tresor::{MemoryBackend, Message, Options, Tresor};
+use tresor_backend::{
+    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
+    ReadView, Snapshot, WriteBatch,
+};
+
+/// The memory backend behind a queued writer, as the persistent backends have: commits are
+/// applied in order by tasks that take turns, each 30 ms after it was submitted; a caller
+/// that stops waiting does not stop its commit.
+#[derive(Debug, Clone)]
+struct QueuedCommits(MemoryBackend, Arc<tokio::sync::Mutex<()>>);
+
+#[async_trait::async_trait]
+impl Backend for QueuedCommits {
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.0.get(table, key).await
+    }
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        self.0.get_many(table, keys).await
+    }
+    async fn scan(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Entry>, BackendError> {
+        self.0.scan(table, range, direction, limit).await
+    }
+    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        let (inner, queue) = (self.0.clone(), Arc::clone(&self.1));
+        let (done, answer) = tokio::sync::oneshot::channel();
+        // Commits take turns in submission order: this test runtime starts tasks in spawn
+        // order, and tokio's mutex is fair.
+        let turn = queue.lock_owned();
+        tokio::spawn(async move {
+            let _turn = turn.await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let _ = done.send(inner.commit(batch, durability).await);
+        });
+        answer.await.map_err(|_| BackendError::Closed)?
+    }
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
+        self.0.snapshot().await
+    }
+    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        self.0.read_view()
+    }
+    fn reads_block(&self) -> bool {
+        self.0.reads_block()
+    }
+    async fn len(&self, table: &str) -> Result<u64, BackendError> {
+        self.0.len(table).await
+    }
+    async fn tables(&self) -> Result<Vec<String>, BackendError> {
+        self.0.tables().await
+    }
+    async fn stats(&self) -> Result<BackendStats, BackendError> {
+        self.0.stats().await
+    }
+    async fn compact(&self) -> Result<CompactReport, BackendError> {
+        self.0.compact().await
+    }
+}
+
+fn message(i: u64) -> Message {
+    Message::new(
+        format!("m{i}"),
+        "c",
+        "alice",
+        Some("bob".into()),
+        1_700_000_000_000,
+        format!("body {i}"),
+    )
+}
+
+#[tokio::test]
+async fn a_save_dropped_mid_commit_leaves_no_sequence_number_reused() {
+    let store = Tresor::with_backend(
+        QueuedCommits(MemoryBackend::new(), Arc::default()),
+        PASS.into(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let store = Arc::new(store);
+    store.messages().save(&message(0)).await.unwrap();
+    // Gives up while the commit is in flight: the commit goes on without its caller.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(10),
+        store.messages().save(&message(1)),
+    )
+    .await;
+    assert!(dropped.is_err(), "the save was cut off mid-commit");
+    // The next save comes at once, while the cut-off commit is still queued.
+    let seq2 = store.messages().save(&message(2)).await.unwrap();
+    let m1 = store.messages().get("m1").await.unwrap().unwrap();
+    assert_ne!(m1.seq, seq2, "a sequence number was given twice");
+    // And the same through the bulk path.
+    let cut = tokio::time::timeout(
+        Duration::from_millis(10),
+        store.messages().save_batches(
+            futures_util::stream::iter(vec![vec![message(3)], vec![message(4)]]),
+            |_| {},
+        ),
+    )
+    .await;
+    assert!(cut.is_err());
+    let seq5 = store.messages().save(&message(5)).await.unwrap();
+    let mut stored = Vec::new();
+    for id in ["m0", "m1", "m2", "m3", "m4"] {
+        if let Some(m) = store.messages().get(id).await.unwrap() {
+            stored.push(m.seq);
+        }
+    }
+    assert!(!stored.contains(&seq5), "{seq5} given twice: {stored:?}");
+    assert!(store.check().await.unwrap().is_clean());
+}
