@@ -7,23 +7,62 @@
 //! either finds them already saved by another saver, or takes the writer lock and saves
 //! everything queued meanwhile — its own and the others' — as one atomic batch, answering each
 //! caller with its own outcome. If that combined batch fails, each caller's messages are saved
-//! again on their own, so that one caller's failure never becomes another's.
+//! again on their own, so that one caller's failure never becomes another's. If the leader
+//! stops (its caller dropped its future: a timeout, a `select!`), the saves it took and had
+//! not answered go back to the queue, and the next leader saves them (again: a save is
+//! idempotent, so messages its commit already stored come back as unchanged).
+
+use std::sync::Weak;
 
 use tokio::sync::oneshot;
 use tresor_schema::Message;
 
 use crate::message_ext::StateChange;
 use crate::messages::{Outcome, summarize};
-use crate::store::WriterState;
+use crate::store::{Inner, WriterState};
 use crate::{Error, Messages, SaveSummary};
 
 /// Most messages saved in one combined batch (a caller's own batch is never split).
 const MAX_GROUP_MESSAGES: usize = 4096;
 
-/// One caller's messages waiting to be saved, and where its outcome goes.
+/// One caller's messages waiting to be saved, and where its outcome goes. Dropped without an
+/// answer while its caller still waits (the leader that took it stopped), it puts itself back
+/// in the queue.
 pub(crate) struct QueuedSave {
     items: Vec<(Message, StateChange)>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, Error>>,
+    /// `None` once answered.
+    reply: Option<oneshot::Sender<Result<Vec<Outcome>, Error>>>,
+    /// The store whose queue it goes back to.
+    store: Weak<Inner>,
+}
+
+impl QueuedSave {
+    /// Sends this save's outcome to its caller (who may have stopped waiting).
+    fn answer(mut self, outcome: Result<Vec<Outcome>, Error>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+impl Drop for QueuedSave {
+    fn drop(&mut self) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        if reply.is_closed() {
+            return;
+        }
+        if let Some(inner) = self.store.upgrade() {
+            // The caller waits on its answer or on the writer lock, which the stopped
+            // leader releases after this: it then finds its save in the queue.
+            inner.save_queue.push(QueuedSave {
+                items: std::mem::take(&mut self.items),
+                reply: Some(reply),
+                store: Weak::clone(&self.store),
+            });
+        }
+    }
 }
 
 /// The queue of saves waiting for the writer lock (`Inner::save_queue`).
@@ -68,7 +107,11 @@ impl Messages<'_> {
     ) -> Result<Vec<Outcome>, Error> {
         let inner = self.inner();
         let (reply, mut answer) = oneshot::channel();
-        inner.save_queue.push(QueuedSave { items, reply });
+        inner.save_queue.push(QueuedSave {
+            items,
+            reply: Some(reply),
+            store: Weak::clone(&inner.me),
+        });
         loop {
             tokio::select! {
                 biased;
@@ -92,8 +135,10 @@ impl Messages<'_> {
     async fn save_group(&self, writer: &mut WriterState, group: Vec<QueuedSave>) {
         if group.len() == 1 {
             for save in group {
-                let outcome = self.save_locked_each(writer, save.items).await;
-                let _ = save.reply.send(outcome);
+                // The save keeps its messages until answered (it goes back to the queue if
+                // this leader stops here).
+                let outcome = self.save_locked_each(writer, save.items.clone()).await;
+                save.answer(outcome);
             }
             return;
         }
@@ -105,7 +150,7 @@ impl Messages<'_> {
                 let mut rest = outcomes.into_iter();
                 for (save, len) in group.into_iter().zip(lengths) {
                     let mine: Vec<Outcome> = rest.by_ref().take(len).collect();
-                    let _ = save.reply.send(Ok(mine));
+                    save.answer(Ok(mine));
                 }
             }
             Err(_) => {
@@ -113,8 +158,8 @@ impl Messages<'_> {
                 // failure, all of it is and saving again changes nothing): each caller gets
                 // the outcome of its own batch.
                 for save in group {
-                    let outcome = self.save_locked_each(writer, save.items).await;
-                    let _ = save.reply.send(outcome);
+                    let outcome = self.save_locked_each(writer, save.items.clone()).await;
+                    save.answer(outcome);
                 }
             }
         }

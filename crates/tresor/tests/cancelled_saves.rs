@@ -15,10 +15,16 @@ use tresor_backend::{
 };
 
 /// The memory backend behind a queued writer, as the persistent backends have: commits are
-/// applied in order by tasks that take turns, each 30 ms after it was submitted; a caller
-/// that stops waiting does not stop its commit.
+/// applied in order by tasks that take turns, each taking the given time; a caller that
+/// stops waiting does not stop its commit.
 #[derive(Debug, Clone)]
-struct QueuedCommits(MemoryBackend, Arc<tokio::sync::Mutex<()>>);
+struct QueuedCommits(MemoryBackend, Arc<tokio::sync::Mutex<()>>, Duration);
+
+impl QueuedCommits {
+    fn new(each: Duration) -> Self {
+        Self(MemoryBackend::new(), Arc::default(), each)
+    }
+}
 
 #[async_trait::async_trait]
 impl Backend for QueuedCommits {
@@ -42,14 +48,14 @@ impl Backend for QueuedCommits {
         self.0.scan(table, range, direction, limit).await
     }
     async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        let (inner, queue) = (self.0.clone(), Arc::clone(&self.1));
+        let (inner, queue, each) = (self.0.clone(), Arc::clone(&self.1), self.2);
         let (done, answer) = tokio::sync::oneshot::channel();
         // Commits take turns in submission order: this test runtime starts tasks in spawn
         // order, and tokio's mutex is fair.
         let turn = queue.lock_owned();
         tokio::spawn(async move {
             let _turn = turn.await;
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::time::sleep(each).await;
             let _ = done.send(inner.commit(batch, durability).await);
         });
         answer.await.map_err(|_| BackendError::Closed)?
@@ -91,7 +97,7 @@ fn message(i: u64) -> Message {
 #[tokio::test]
 async fn a_save_dropped_mid_commit_leaves_no_sequence_number_reused() {
     let store = Tresor::with_backend(
-        QueuedCommits(MemoryBackend::new(), Arc::default()),
+        QueuedCommits::new(Duration::from_millis(30)),
         PASS.into(),
         Options::default(),
     )
@@ -128,5 +134,53 @@ async fn a_save_dropped_mid_commit_leaves_no_sequence_number_reused() {
         }
     }
     assert!(!stored.contains(&seq5), "{seq5} given twice: {stored:?}");
+    assert!(store.check().await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn savers_grouped_under_a_leader_that_stops_are_saved_by_the_next_one() {
+    let store = Arc::new(
+        Tresor::with_backend(
+            QueuedCommits::new(Duration::from_millis(100)),
+            PASS.into(),
+            Options::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let save = |i: u64, limit: Option<Duration>| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let (messages, m) = (store.messages(), message(i));
+            let saving = messages.save(&m);
+            match limit {
+                Some(limit) => tokio::time::timeout(limit, saving).await.ok(),
+                None => Some(saving.await),
+            }
+        })
+    };
+    // A save that holds the writer lock for its 100 ms commit, while three more queue: the
+    // first of them (which gives up after 150 ms) leads the other two at about 100 ms and
+    // stops in the middle of their shared commit.
+    let first = save(0, None);
+    tokio::task::yield_now().await;
+    let leader = save(1, Some(Duration::from_millis(150)));
+    tokio::task::yield_now().await;
+    let followers = [save(2, None), save(3, None)];
+    assert!(first.await.unwrap().unwrap().is_ok());
+    assert!(leader.await.unwrap().is_none(), "the leader gave up");
+    for follower in followers {
+        let outcome = follower.await.unwrap().unwrap();
+        assert!(outcome.is_ok(), "a follower got {outcome:?}");
+    }
+    let mut seqs = Vec::new();
+    for i in 0..4 {
+        let found = store.messages().get(&format!("m{i}")).await.unwrap();
+        // The leader's own save was submitted, so it is stored too.
+        seqs.push(found.unwrap().seq);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 4, "sequence numbers are unique");
     assert!(store.check().await.unwrap().is_clean());
 }
