@@ -28,7 +28,8 @@
 //!   pool, so that a backend writes its reads and their checks once.
 //! - [`BackendStats`], [`CompactReport`] (`stats.rs`): statistics and maintenance.
 //! - [`MemoryBackend`]: an in-memory implementation, the model the others are checked against.
-//! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection.
+//! - [`testing`]: the conformance suite; `FaultBackend` (feature `testing`): fault injection;
+//!   `QueuedCommits` (feature `testing`): commits that complete after their callers stop waiting.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -38,6 +39,8 @@ mod error;
 #[cfg(feature = "testing")]
 mod fault;
 mod memory;
+#[cfg(feature = "testing")]
+mod queued;
 mod range;
 mod snapshot;
 mod stats;
@@ -51,6 +54,8 @@ pub use error::BackendError;
 #[cfg(feature = "testing")]
 pub use fault::{Fault, FaultBackend, FaultKind, FaultPoint};
 pub use memory::MemoryBackend;
+#[cfg(feature = "testing")]
+pub use queued::QueuedCommits;
 pub use range::{Direction, KeyRange};
 pub use snapshot::Snapshot;
 pub use stats::{BackendStats, CompactReport};

@@ -9,78 +9,12 @@ use std::time::Duration;
 
 use common::PASS;
 use tresor::{MemoryBackend, Message, Options, Tresor};
-use tresor_backend::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    ReadView, Snapshot, WriteBatch,
-};
+use tresor_backend::QueuedCommits;
 
-/// The memory backend behind a queued writer, as the persistent backends have: commits are
-/// applied in order by tasks that take turns, each taking the given time; a caller that
-/// stops waiting does not stop its commit.
-#[derive(Debug, Clone)]
-struct QueuedCommits(MemoryBackend, Arc<tokio::sync::Mutex<()>>, Duration);
-
-impl QueuedCommits {
-    fn new(each: Duration) -> Self {
-        Self(MemoryBackend::new(), Arc::default(), each)
-    }
-}
-
-#[async_trait::async_trait]
-impl Backend for QueuedCommits {
-    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.0.get(table, key).await
-    }
-    async fn get_many(
-        &self,
-        table: &str,
-        keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        self.0.get_many(table, keys).await
-    }
-    async fn scan(
-        &self,
-        table: &str,
-        range: KeyRange,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<Entry>, BackendError> {
-        self.0.scan(table, range, direction, limit).await
-    }
-    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        let (inner, queue, each) = (self.0.clone(), Arc::clone(&self.1), self.2);
-        let (done, answer) = tokio::sync::oneshot::channel();
-        // Commits take turns in submission order: this test runtime starts tasks in spawn
-        // order, and tokio's mutex is fair.
-        let turn = queue.lock_owned();
-        tokio::spawn(async move {
-            let _turn = turn.await;
-            tokio::time::sleep(each).await;
-            let _ = done.send(inner.commit(batch, durability).await);
-        });
-        answer.await.map_err(|_| BackendError::Closed)?
-    }
-    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
-        self.0.snapshot().await
-    }
-    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
-        self.0.read_view()
-    }
-    fn reads_block(&self) -> bool {
-        self.0.reads_block()
-    }
-    async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        self.0.len(table).await
-    }
-    async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.0.tables().await
-    }
-    async fn stats(&self) -> Result<BackendStats, BackendError> {
-        self.0.stats().await
-    }
-    async fn compact(&self) -> Result<CompactReport, BackendError> {
-        self.0.compact().await
-    }
+/// A memory backend behind a queued writer, as the persistent backends have: commits are
+/// applied in order, each taking `each`; a caller that stops waiting does not stop its commit.
+fn queued(each: Duration) -> QueuedCommits<MemoryBackend> {
+    QueuedCommits::new(MemoryBackend::new(), each)
 }
 
 fn message(i: u64) -> Message {
@@ -97,7 +31,7 @@ fn message(i: u64) -> Message {
 #[tokio::test]
 async fn a_save_dropped_mid_commit_leaves_no_sequence_number_reused() {
     let store = Tresor::with_backend(
-        QueuedCommits::new(Duration::from_millis(30)),
+        queued(Duration::from_millis(30)),
         PASS.into(),
         Options::default(),
     )
@@ -141,7 +75,7 @@ async fn a_save_dropped_mid_commit_leaves_no_sequence_number_reused() {
 async fn savers_grouped_under_a_leader_that_stops_are_saved_by_the_next_one() {
     let store = Arc::new(
         Tresor::with_backend(
-            QueuedCommits::new(Duration::from_millis(100)),
+            queued(Duration::from_millis(100)),
             PASS.into(),
             Options::default(),
         )

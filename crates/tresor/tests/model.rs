@@ -10,65 +10,7 @@ use std::collections::BTreeMap;
 use common::PASS;
 use proptest::prelude::*;
 use tresor::{MemoryBackend, Message, Options, Tresor};
-use tresor_backend::{
-    Backend, BackendError, BackendStats, CompactReport, Direction, Durability, Entry, KeyRange,
-    ReadView, Snapshot, WriteBatch,
-};
-
-/// The memory backend, except that a commit lets other work of its task run first: whatever
-/// runs beside a commit (`save_batches` preparing its next batch) sees the store before it.
-#[derive(Debug, Clone)]
-struct SlowCommits(MemoryBackend);
-
-#[async_trait::async_trait]
-impl Backend for SlowCommits {
-    async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.0.get(table, key).await
-    }
-    async fn get_many(
-        &self,
-        table: &str,
-        keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        self.0.get_many(table, keys).await
-    }
-    async fn scan(
-        &self,
-        table: &str,
-        range: KeyRange,
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Vec<Entry>, BackendError> {
-        self.0.scan(table, range, direction, limit).await
-    }
-    async fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        self.0.commit(batch, durability).await
-    }
-    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, BackendError> {
-        self.0.snapshot().await
-    }
-    fn read_view(&self) -> Result<Box<dyn ReadView>, BackendError> {
-        self.0.read_view()
-    }
-    fn reads_block(&self) -> bool {
-        self.0.reads_block()
-    }
-    async fn len(&self, table: &str) -> Result<u64, BackendError> {
-        self.0.len(table).await
-    }
-    async fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.0.tables().await
-    }
-    async fn stats(&self) -> Result<BackendStats, BackendError> {
-        self.0.stats().await
-    }
-    async fn compact(&self) -> Result<CompactReport, BackendError> {
-        self.0.compact().await
-    }
-}
+use tresor_backend::QueuedCommits;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -161,7 +103,9 @@ where
 }
 
 async fn run(ops: Vec<Op>) {
-    let backend = SlowCommits(MemoryBackend::new());
+    // Commits complete on another task: what runs beside one (`save_batches` preparing its
+    // next batch) sees the store before it.
+    let backend = QueuedCommits::new(MemoryBackend::new(), std::time::Duration::ZERO);
     let mut store = Tresor::with_backend(backend.clone(), PASS.into(), Options::default())
         .await
         .unwrap();
