@@ -95,8 +95,40 @@ async fn run(db: &str, seed: u64, pass: String) -> Result<(), tresor::Error> {
                 say(&out, &format!("ack {batch_id}"));
                 acked.push(id);
             }
+            // Several batches through the pipelined bulk path: each is begun up front (any
+            // may be in flight when the kill comes) and acknowledged when `saved` reports it.
+            6 => {
+                let count = 2 + rng.below(3);
+                let batches: Vec<(String, Vec<String>)> = (0..count)
+                    .map(|b| {
+                        let id = format!("{batch_id}b{b}");
+                        let k = 1 + rng.below(40);
+                        let ids = (0..k).map(|i| format!("{id}-{i}")).collect();
+                        (id, ids)
+                    })
+                    .collect();
+                for (id, ids) in &batches {
+                    say(&out, &format!("begin {id} {}", ids.join(" ")));
+                }
+                let stream = futures_util::stream::iter(
+                    batches
+                        .iter()
+                        .map(|(_, ids)| ids.iter().map(|i| message(i)).collect::<Vec<_>>())
+                        .collect::<Vec<_>>(),
+                );
+                let mut next = batches.iter();
+                store
+                    .messages()
+                    .save_batches(stream, |_| {
+                        if let Some((id, ids)) = next.next() {
+                            say(&out, &format!("ack {id}"));
+                            acked.extend(ids.iter().cloned());
+                        }
+                    })
+                    .await?;
+            }
             // A batch.
-            4..=6 => {
+            4..=5 => {
                 let k = 2 + rng.below(60);
                 let ids: Vec<String> = (0..k).map(|i| format!("{batch_id}-{i}")).collect();
                 say(&out, &format!("begin {batch_id} {}", ids.join(" ")));
