@@ -76,12 +76,20 @@ async fn a_failing_batch_stops_the_import_and_keeps_the_ones_before_it() {
     assert!(store.check().await.unwrap().is_clean());
 
     // The same import again (the fault fired once): the first two batches are unchanged.
-    let mut again = Vec::new();
-    let total = store
-        .messages()
-        .save_batches(stream::iter(all), |s| again.push(*s))
-        .await
-        .unwrap();
+    // On a spawned task: the import's future is `Send`.
+    let task = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut again = Vec::new();
+            let total = store
+                .messages()
+                .save_batches(stream::iter(all), |s| again.push(*s))
+                .await;
+            (again, total)
+        })
+    };
+    let (again, total) = task.await.unwrap();
+    let total = total.unwrap();
     assert_eq!(again.len(), 5);
     assert_eq!(
         (total.unchanged, total.inserted, total.updated),
