@@ -103,7 +103,9 @@ pub(crate) struct Context {
     /// the last durable commit: before the log is used again those must be made durable, so
     /// that a replay never applies logged records without the direct commits before them.
     pub(crate) unsynced_direct: bool,
-    /// The measured cost of each table's operations, which balances the apply threads.
+    /// The measured cost of each table's operations, which balances the apply threads. Lent
+    /// to each group's `GroupTables`; a group that fails forgets them (harmless: they are
+    /// measured again).
     pub(crate) costs: crate::apply::Costs,
 }
 
