@@ -244,17 +244,32 @@ impl<'a> Messages<'a> {
         let mut built = self
             .build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
             .await?;
+        // The effect of the batch about to be committed, which the next one is built on. Each
+        // is made while the batch before it commits (only the first one here), off the path
+        // from one commit to the next (about 2 ms for 1,000 messages).
+        let mut pending = Pending::of(&built.ops);
         loop {
             let mut ops = built.ops;
+            let held = ops.len();
             let counted = crate::keys::count_seals(&writer, &mut ops);
+            for op in &ops.ops()[held..] {
+                pending.apply(op);
+            }
             // As in `commit_locked`: until the bookkeeping is done, the counters are in doubt.
             writer.stale = true;
-            let after = Reads::after(&inner.backend, Arc::new(Pending::of(&ops)));
+            let after = Reads::after(&inner.backend, Arc::new(pending));
             let commit = inner.backend.commit(ops, inner.options.durability);
             let prepare = async {
                 let next = next_batch(&mut batches).await;
                 let prepared = match &next {
-                    Some(b) => Some(self.build(&after, &ring, built.next_seq, b, keep(b)).await),
+                    Some(b) => Some(
+                        self.build(&after, &ring, built.next_seq, b, keep(b))
+                            .await
+                            .map(|built| {
+                                let pending = Pending::of(&built.ops);
+                                (built, pending)
+                            }),
+                    ),
                     None => None,
                 };
                 (next, prepared)
@@ -276,14 +291,19 @@ impl<'a> Messages<'a> {
             // The preparation assumed the keys it was built under stay current; a rotation
             // begun by the commit (or counters to re-read) means building again, as a lone
             // save would.
-            built = match prepared {
-                Some(Ok(b)) if inner.keyring().epoch == ring.epoch && !writer.stale => b,
+            (built, pending) = match prepared {
+                Some(Ok(prepared)) if inner.keyring().epoch == ring.epoch && !writer.stale => {
+                    prepared
+                }
                 _ => {
                     writer.refresh(&*inner.backend).await?;
                     inner.finish_typed_rotation_locked(&mut writer).await?;
                     ring = inner.keyring();
-                    self.build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
-                        .await?
+                    let built = self
+                        .build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
+                        .await?;
+                    let pending = Pending::of(&built.ops);
+                    (built, pending)
                 }
             };
         }

@@ -37,26 +37,31 @@ impl Pending {
     /// The effect of `batch`: its operations in order, a later one on a key replacing an
     /// earlier one.
     pub(crate) fn of(batch: &WriteBatch) -> Self {
-        let mut tables: HashMap<Arc<str>, Written> = HashMap::new();
-        let mut created = std::collections::HashSet::new();
+        let mut pending = Self::default();
         for op in batch.ops() {
-            match op {
-                Op::Put { table, key, value } => {
-                    created.insert(Arc::clone(table));
-                    tables
-                        .entry(Arc::clone(table))
-                        .or_default()
-                        .insert(key.clone(), Some(value.clone()));
+            pending.apply(op);
+        }
+        pending
+    }
+
+    /// Adds `op` after the operations already held (it replaces an earlier one on its key).
+    pub(crate) fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Put { table, key, value } => {
+                if !self.created.contains(&**table) {
+                    self.created.insert(Arc::clone(table));
                 }
-                Op::Delete { table, key } => {
-                    tables
-                        .entry(Arc::clone(table))
-                        .or_default()
-                        .insert(key.clone(), None);
-                }
+                self.written(table).insert(key.clone(), Some(value.clone()));
+            }
+            Op::Delete { table, key } => {
+                self.written(table).insert(key.clone(), None);
             }
         }
-        Self { tables, created }
+    }
+
+    /// The written keys of `table`, created empty on first use.
+    fn written(&mut self, table: &Arc<str>) -> &mut Written {
+        self.tables.entry(Arc::clone(table)).or_default()
     }
 
     /// The pending state of `key` in `table`: `None` when the batch does not touch it,
