@@ -220,6 +220,32 @@ impl<'a> Messages<'a> {
     /// writes of this store wait meanwhile, so split an import that must not delay them into
     /// several calls. Returns the sum of the batches' summaries.
     ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tresor::{MemoryBackend, Message, Options, Tresor};
+    ///
+    /// let store = Tresor::with_backend(MemoryBackend::new(), "pass".into(), Options::default())
+    ///     .await?;
+    /// let batches: Vec<Vec<Message>> = (0..3)
+    ///     .map(|b| {
+    ///         (0..100)
+    ///             .map(|i| {
+    ///                 let id = format!("m{b}-{i}");
+    ///                 Message::new(id, "room-1", "alice", None, 1_700_000_000_000 + i, "hi")
+    ///             })
+    ///             .collect()
+    ///     })
+    ///     .collect();
+    /// let mut done = 0;
+    /// let total = store
+    ///     .messages()
+    ///     .save_batches(futures_util::stream::iter(batches), |s| done += s.inserted)
+    ///     .await?;
+    /// assert_eq!((total.inserted, done), (300, 300));
+    /// # Ok::<(), tresor::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// As [`Messages::save_batch`], for the first batch that fails: that batch and every later
     /// one are not stored (the stream is not read further); every earlier one is, and was
