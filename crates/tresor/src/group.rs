@@ -10,7 +10,9 @@
 //! again on their own, so that one caller's failure never becomes another's. If the leader
 //! stops (its caller dropped its future: a timeout, a `select!`), the saves it took and had
 //! not answered go back to the queue, and the next leader saves them (again: a save is
-//! idempotent, so messages its commit already stored come back as unchanged).
+//! idempotent, so messages its commit already stored come back as unchanged). The stopped
+//! leader's own save may go back too: as with any write whose outcome was not awaited, it
+//! may or may not end up stored.
 
 use std::sync::Weak;
 
