@@ -259,18 +259,14 @@ impl Inner {
         mut ops: WriteBatch,
     ) -> Result<(), Error> {
         writer.refresh(&*self.backend).await?;
-        let counted = count_seals(writer, &mut ops);
-        // Until the bookkeeping below is done: a caller that stops waiting leaves the commit
-        // running, and the next writer must read the counters back (`WriterState::refresh`).
-        writer.stale = true;
+        let counted = begin_commit(writer, &mut ops);
         let result = self.backend.commit(ops, self.options.durability).await;
         self.after_commit_locked(writer, result, counted).await
     }
 
-    /// What follows a commit of a batch prepared by [`count_seals`], applied or not: drops
+    /// What follows a commit of a batch prepared by [`begin_commit`], applied or not: drops
     /// the cached typed records it wrote, and on success moves the seal count on (starting a
-    /// key rotation at the limit) and clears `writer.stale`, which the caller set before it
-    /// submitted the commit.
+    /// key rotation at the limit) and clears `writer.stale`, which `begin_commit` set.
     ///
     /// # Errors
     /// The commit's error (then the counters are re-read before the next write); a rotation
@@ -411,7 +407,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     tresor_crypto::constant_time_eq(a, b)
 }
 
-/// What [`count_seals`] noted of a batch about to be committed.
+/// What [`begin_commit`] noted of a batch about to be committed.
 pub(crate) struct Counted {
     /// The seal count once the batch is committed.
     seals: u64,
@@ -419,9 +415,13 @@ pub(crate) struct Counted {
     typed: Vec<Vec<u8>>,
 }
 
-/// Adds to `ops` the seal count it brings the store to (`meta/seal_count`, when it seals
-/// anything) and notes the typed records it writes, for [`Inner::after_commit_locked`].
-pub(crate) fn count_seals(writer: &WriterState, ops: &mut WriteBatch) -> Counted {
+/// Prepares `ops` for its commit: adds the seal count it brings the store to
+/// (`meta/seal_count`, when it seals anything), notes the typed records it writes, and marks
+/// the writer's counters in doubt until [`Inner::after_commit_locked`] has done the commit's
+/// bookkeeping (a caller that stops waiting leaves the commit running, and the next writer
+/// must read the counters back: `WriterState::refresh`).
+pub(crate) fn begin_commit(writer: &mut WriterState, ops: &mut WriteBatch) -> Counted {
+    writer.stale = true;
     let seals = writer.keys.seals + seals_in(ops);
     if seals != writer.keys.seals {
         ops.put(META, meta_keys::SEAL_COUNT, seals.to_le_bytes().to_vec());

@@ -263,12 +263,8 @@ impl<'a> Messages<'a> {
         };
         let mut writer = inner.writer.lock().await;
         let keep = |b: &[Message]| vec![StateChange::Keep; b.len()];
-        writer.refresh(&*inner.backend).await?;
-        inner.finish_typed_rotation_locked(&mut writer).await?;
-        let mut ring = inner.keyring();
-        let direct = Reads::direct(&inner.backend);
-        let mut built = self
-            .build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
+        let (mut ring, mut built) = self
+            .build_current(&mut writer, &batch, keep(&batch))
             .await?;
         // The effect of the batch about to be committed, which the next one is built on. Each
         // is made while the batch before it commits (only the first one here), off the path
@@ -277,12 +273,10 @@ impl<'a> Messages<'a> {
         loop {
             let mut ops = built.ops;
             let held = ops.len();
-            let counted = crate::keys::count_seals(&writer, &mut ops);
+            let counted = crate::keys::begin_commit(&mut writer, &mut ops);
             for op in &ops.ops()[held..] {
                 pending.apply(op);
             }
-            // As in `commit_locked`: until the bookkeeping is done, the counters are in doubt.
-            writer.stale = true;
             let after = Reads::after(&inner.backend, Arc::new(pending));
             let commit = inner.backend.commit(ops, inner.options.durability);
             let prepare = async {
@@ -322,11 +316,9 @@ impl<'a> Messages<'a> {
                     prepared
                 }
                 _ => {
-                    writer.refresh(&*inner.backend).await?;
-                    inner.finish_typed_rotation_locked(&mut writer).await?;
-                    ring = inner.keyring();
-                    let built = self
-                        .build(&direct, &ring, writer.next_seq, &batch, keep(&batch))
+                    let built;
+                    (ring, built) = self
+                        .build_current(&mut writer, &batch, keep(&batch))
                         .await?;
                     let pending = Pending::of(&built.ops);
                     (built, pending)
@@ -356,19 +348,38 @@ impl<'a> Messages<'a> {
         }
         let (batch, changes): (Vec<Message>, Vec<StateChange>) = items.into_iter().unzip();
         let inner = self.inner();
-        writer.refresh(&*inner.backend).await?;
-        // Conversations (typed records) are updated in the same batch: under the current keys.
-        inner.finish_typed_rotation_locked(writer).await?;
-        // Taken under the writer lock: the keys cannot change until the batch is committed.
-        let ring = inner.keyring();
-        let reads = Reads::direct(&inner.backend);
-        let built = self
-            .build(&reads, &ring, writer.next_seq, &batch, changes)
-            .await?;
+        let (_, built) = self.build_current(writer, &batch, changes).await?;
         inner.commit_locked(writer, built.ops).await?;
         writer.next_seq = built.next_seq;
         inner.note_writes(built.summary.inserted + built.summary.updated);
         Ok(built.outcomes)
+    }
+
+    /// Brings the writer state up to date (counters a commit left in doubt, a rotation of the
+    /// typed tables in progress), then builds `batch` on the store itself under the current
+    /// keys, which it returns with the batch. Taken under the writer lock, the keys cannot
+    /// change until the batch is committed.
+    async fn build_current(
+        &self,
+        writer: &mut WriterState,
+        batch: &[Message],
+        changes: Vec<StateChange>,
+    ) -> Result<(Arc<Keyring>, Built), Error> {
+        let inner = self.inner();
+        writer.refresh(&*inner.backend).await?;
+        // Conversations (typed records) are updated in the same batch: under the current keys.
+        inner.finish_typed_rotation_locked(writer).await?;
+        let ring = inner.keyring();
+        let built = self
+            .build(
+                &Reads::direct(&inner.backend),
+                &ring,
+                writer.next_seq,
+                batch,
+                changes,
+            )
+            .await?;
+        Ok((ring, built))
     }
 
     /// Builds the write batch that saves `batch` (each message with what becomes of its state,

@@ -73,6 +73,37 @@ impl Pending {
             .map(|v| v.as_deref())
     }
 
+    /// The keys of `keys` this batch does not write, in order: those to read from the
+    /// backend.
+    fn unwritten(&self, table: &str, keys: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        keys.iter()
+            .filter(|k| self.state(table, k).is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// The values of `keys` in `table`, in order: the batch's where it writes a key, else the
+    /// next of `read` (the backend's values of [`Pending::unwritten`], in order).
+    ///
+    /// # Errors
+    /// [`BackendError::Engine`] when `read` holds fewer values than needed.
+    fn merge(
+        &self,
+        table: &str,
+        keys: &[Vec<u8>],
+        read: Vec<Option<Vec<u8>>>,
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let mut read = read.into_iter();
+        keys.iter()
+            .map(|k| match self.state(table, k) {
+                Some(state) => Ok(state.map(<[u8]>::to_vec)),
+                None => read.next().ok_or_else(|| {
+                    BackendError::Engine("get_many returned fewer values than keys".into())
+                }),
+            })
+            .collect()
+    }
+
     /// The written keys of `table` within `range`, in key order (none for an empty or
     /// inverted range).
     fn in_range<'a>(
@@ -119,20 +150,10 @@ impl ReadView for PendingView {
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
         // Only the keys the batch does not write are read from the backend, in one call.
-        let missing: Vec<Vec<u8>> = keys
-            .iter()
-            .filter(|k| self.pending.state(table, k).is_none())
-            .cloned()
-            .collect();
-        let mut read = self.base.get_many(table, &missing)?.into_iter();
-        keys.iter()
-            .map(|k| match self.pending.state(table, k) {
-                Some(state) => Ok(state.map(<[u8]>::to_vec)),
-                None => read.next().ok_or_else(|| {
-                    BackendError::Engine("get_many returned fewer values than keys".into())
-                }),
-            })
-            .collect()
+        let read = self
+            .base
+            .get_many(table, &self.pending.unwritten(table, keys))?;
+        self.pending.merge(table, keys, read)
     }
 
     fn scan(
@@ -277,22 +298,11 @@ impl Reads {
         let Some(pending) = &self.pending else {
             return Ok(self.base.get_many(table, keys).await?);
         };
-        let missing: Vec<Vec<u8>> = keys
-            .iter()
-            .filter(|k| pending.state(table, k).is_none())
-            .cloned()
-            .collect();
-        let mut read = self.base.get_many(table, &missing).await?.into_iter();
-        keys.iter()
-            .map(|k| match pending.state(table, k) {
-                Some(state) => Ok(state.map(<[u8]>::to_vec)),
-                None => read.next().ok_or_else(|| {
-                    Error::Backend(BackendError::Engine(
-                        "get_many returned fewer values than keys".into(),
-                    ))
-                }),
-            })
-            .collect()
+        let read = self
+            .base
+            .get_many(table, &pending.unwritten(table, keys))
+            .await?;
+        Ok(pending.merge(table, keys, read)?)
     }
 }
 
