@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Independent check of crates/tresor-crypto/tests/vectors.json, written from docs/FORMAT.md
 alone (no tresor code): KDFs, key headers, HKDF subkeys, blind tokens, record AAD, sealed
-records, the record codec (formats 1 and 2, Padmé), order keys, and the rotation wrap.
+records, the record codec (formats 1, 2 and 3, Padmé), order keys, and the rotation wrap.
 
 Needs: cryptography, argon2-cffi, blake3 (`cargo xtask vectors` installs them if missing).
 Usage: verify.py [vectors.json]   exit status 0 = every vector reproduced.
 """
 import hashlib
 import json
+import re
 import struct
 import sys
 from pathlib import Path
@@ -103,8 +104,52 @@ def padme(length):  # FORMAT 1.8, format 2
     return (length + mask) & ~mask
 
 
+class CompactReader(Reader):  # FORMAT 1.8, format 3: LEB128 and UUID-prefixed texts
+    def varint(self):
+        v, shift = 0, 0
+        for n in range(10):
+            b = self.take(1)[0]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                check(b != 0 or n == 0, "minimal LEB128")
+                check(v < 1 << 64, "LEB128 within 64 bits")
+                return v
+        raise ValueError("LEB128 over 10 bytes")
+
+    def text(self):
+        kind = self.take(1)[0]
+        if kind == 0:
+            s = self.string()
+            check(UUID.match(s) is None, "a UUID-prefixed text is kind 1")
+            return s
+        check(kind == 1, "text kind 0 or 1")
+        h = self.take(16).hex()
+        return "-".join([h[:8], h[8:12], h[12:16], h[16:20], h[20:]]) + self.string()
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def decode_compact(record):
+    r = CompactReader(record[1:])
+    m = {"id": r.text(), "conversation_id": r.text(), "sender": r.text()}
+    if r.b[r.i] == 2:
+        r.take(1)
+        m["recipient"] = None
+    else:
+        m["recipient"] = r.text()
+    m["timestamp_ms"] = r.zigzag()
+    m["body"] = r.text()
+    m["seq"] = r.varint()
+    check(r.i == len(r.b), "no trailing bytes")
+    return m
+
+
 def decode_message(record):
     fmt = record[0]
+    if fmt == 3:
+        return decode_compact(record)
     if fmt == 1:
         payload = record[1:]
     elif fmt == 2:

@@ -37,14 +37,14 @@ pub(crate) struct Expect<'a> {
 pub(crate) const RECORD_KEYS_SINCE: u32 = 4;
 
 /// The number of catalog tables at schema version `schema_version` (the first that many of
-/// [`TABLES`]): 7 for version 1, 9 for versions 2 and 3 (the typed tables), 10 for version 4
-/// (`message_ids`). `None` for a version this code does not know. A format-1 trailer holds one
+/// [`TABLES`]): 7 for version 1, 9 for versions 2 and 3 (the typed tables), 10 for versions 4
+/// (`message_ids`) and 5 (no new table: compact message records). `None` for a version this code does not know. A format-1 trailer holds one
 /// count per table of its schema version.
 pub(crate) fn catalog_len(schema_version: u32) -> Option<usize> {
     match schema_version {
         1 => Some(7),
         2 | 3 => Some(9),
-        4 => Some(10),
+        4 | 5 => Some(10),
         _ => None,
     }
 }

@@ -780,7 +780,10 @@ async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
 
     let k = cheap_keys();
     let n = 40;
+    // This code's store (its message records in format 3), the same in the v4 code's format 1,
+    // and in the v3 code's layout.
     let v4 = build_store(&k, n, 30).await;
+    let v4_format1 = common::build_store_at(&k, n, 30, 4).await;
     let v3 = common::build_store_at(&k, n, 30, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let r = repo(dir_target(dir.path()), &k).await;
@@ -790,7 +793,7 @@ async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
 
     // The stream as FORMAT.md describes it, built from the v3 store: meta in key order, then
     // every message, in time order, under its message token.
-    let stream_of = |meta: Vec<(Vec<u8>, Vec<u8>)>, schema: u32| {
+    let stream_of = |meta: Vec<(Vec<u8>, Vec<u8>)>, schema: u32, compact: bool| {
         let mut entries: Vec<common::RawEntry> = Vec::new();
         for (key, value) in meta {
             let value = if key == meta_keys::SCHEMA_VERSION.as_bytes() {
@@ -805,14 +808,18 @@ async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
             entries.push((
                 1,
                 message_token(&k.keys, &m.id).to_vec(),
-                tresor_schema::codec::encode(&m).unwrap(),
+                if compact {
+                    tresor_schema::compact::encode_message(&m).unwrap()
+                } else {
+                    tresor_schema::codec::encode(&m).unwrap()
+                },
             ));
         }
         common::encode_entries(&entries)
     };
     let meta = common::raw_table(&v3, META).await;
-    let v3_stream = stream_of(meta.clone(), 3);
-    let v4_stream = stream_of(meta, 4);
+    let v3_stream = stream_of(meta.clone(), 3, false);
+    let v4_stream = stream_of(meta, version::SCHEMA_VERSION, true);
     // Message plaintexts in the v3 store are what the stream carries.
     let token = message_token(&k.keys, "msg-7");
     let stored = v3.get(MESSAGES, &token).await.unwrap().unwrap();
@@ -861,7 +868,12 @@ async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
         plain.extend_from_slice(&count.to_le_bytes());
     }
     at += 1 + 8 * TABLES.len();
-    plain.extend_from_slice(&before[at..before.len() - 32]);
+    // stream_entries as before; stream_bytes of the v3 stream (its records in format 1 are
+    // longer than this code's); added_bytes and added_chunks as before.
+    assert_eq!(before.len() - 32 - at, 32);
+    plain.extend_from_slice(&before[at..at + 8]);
+    plain.extend_from_slice(&(v3_stream.len() as u64).to_le_bytes());
+    plain.extend_from_slice(&before[at + 16..at + 32]);
     plain.extend_from_slice(blake3::hash(&v3_stream).as_bytes());
     let chunk = codec.write(dir.path(), &v3_stream);
     std::fs::write(&manifest_path, editor.seal(&header, &plain, &[chunk])).unwrap();
@@ -875,8 +887,8 @@ async fn a_backup_made_by_schema_3_code_restores_to_the_v4_layout() {
     let target = MemoryBackend::new();
     let summary = fresh.restore("latest", &target, &NoProgress).await.unwrap();
     assert_eq!(summary.schema_version, 3);
-    // The v4 layout, with meta saying 3.
-    let mut expected = dump(&v4, &k.keys).await;
+    // The v4 layout (records as the v3 code wrote them: format 1), with meta saying 3.
+    let mut expected = dump(&v4_format1, &k.keys).await;
     for (key, value) in expected.get_mut(META).unwrap() {
         if key.as_slice() == meta_keys::SCHEMA_VERSION.as_bytes() {
             *value = version::encode(3).to_vec();

@@ -8,9 +8,9 @@ use tresor_backend::{Backend, Durability, MemoryBackend, WriteBatch};
 use tresor_backup::{BackupError, BackupSummary, create, restore, verify};
 use tresor_crypto::{KeyHeader, TOKEN_LEN};
 use tresor_schema::catalog::{self, MESSAGES, META, TABLES, TableKind};
+use tresor_schema::codec;
 use tresor_schema::messages::{RECORD_KEY_LEN, message_token, open_message, record_key, tokens};
 use tresor_schema::version::SCHEMA_VERSION;
-use tresor_schema::{Message, codec};
 
 fn assert_counts(summary: &BackupSummary, dump: &Dump) {
     let total: usize = dump.values().map(Vec::len).sum();
@@ -172,7 +172,7 @@ async fn layout_matches_the_documented_format() {
     // Entries in (table, key) order, sealed values as record plaintext, others verbatim.
     assert_eq!(entries, file_entries(&source, &k.keys, TABLES.len()).await);
     let first_message = entries.iter().find(|e| e.0 == 1).unwrap();
-    assert!(codec::decode::<Message>(&first_message.2).is_ok());
+    assert!(codec::decode_message(&first_message.2).is_ok());
     // Index values: message record keys in `message_ids`, tokens elsewhere (the conversation
     // token in `msg_by_peer` and `msg_by_time`); msg_by_conversation is empty since v4.
     let index_of = |name: &str| TABLES.iter().position(|t| t.name == name).unwrap() as u8;
@@ -316,7 +316,7 @@ async fn a_single_file_of_a_schema_3_store_verifies_and_restores_as_it_was() {
         matches!(err, BackupError::TrailerMismatch { .. }),
         "{err:?}"
     );
-    let v4 = build_store(&k, 20, 10).await;
+    let v4 = common::build_store_at(&k, 20, 10, 4).await;
     let v4_entries = file_entries(&v4, &k.keys, TABLES.len()).await;
     let err = verify(write_file(&k, 4, &v4_entries, 9).as_slice(), &passphrase()).unwrap_err();
     assert!(

@@ -28,24 +28,25 @@ fn migrate_then_list_conversations() {
 
     let dry = ok(tresor(&db, &["migrate", "--dry-run"]));
     assert!(
-        dry.contains("schema version 1; this tresor writes 4"),
+        dry.contains("schema version 1; this tresor writes 5"),
         "{dry}"
     );
     assert!(dry.contains("step v1 -> v2"), "{dry}");
     assert!(dry.contains("step v3 -> v4"), "{dry}");
+    assert!(dry.contains("step v4 -> v5"), "{dry}");
     // A dry run changes nothing.
     assert!(ok(tresor(&db, &["migrate", "--dry-run"])).contains("schema version 1"));
 
     let done = ok(tresor(&db, &["migrate"]));
     assert!(
-        done.contains("migrated from schema version 1 to 4"),
+        done.contains("migrated from schema version 1 to 5"),
         "{done}"
     );
     assert!(ok(tresor(&db, &["migrate"])).contains("nothing to migrate"));
 
     let info: Value = serde_json::from_str(&ok(tresor(&db, &["info", "--json"]))).unwrap();
-    assert_eq!(info["schema_version"], 4);
-    assert!(ok(tresor(&db, &["info"])).contains("schema version:     4"));
+    assert_eq!(info["schema_version"], 5);
+    assert!(ok(tresor(&db, &["info"])).contains("schema version:     5"));
 
     let lines = ok(tresor(&db, &["conversations", "--limit", "100", "--json"]));
     let convs: Vec<Value> = lines

@@ -60,6 +60,56 @@ fn message_record(m: &Value) -> Vec<u8> {
     out
 }
 
+/// Unsigned LEB128 (docs/FORMAT.md 1.8, format 3).
+fn leb128(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A format-3 `text`: kind 1 (16 bytes and a suffix) for a string starting with a canonical
+/// lowercase UUID, kind 0 otherwise (docs/FORMAT.md 1.8).
+fn compact_text(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let uuid = b.len() >= 36
+        && b[..36].iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        });
+    if uuid {
+        out.push(1);
+        let digits: Vec<u8> = b[..36].iter().copied().filter(|c| *c != b'-').collect();
+        for pair in digits.chunks(2) {
+            out.push(u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap());
+        }
+        leb128(out, (b.len() - 36) as u64);
+        out.extend_from_slice(&b[36..]);
+    } else {
+        out.push(0);
+        leb128(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+}
+
+/// The record bytes of a `Message` in format 3, by hand from docs/FORMAT.md 1.8.
+fn compact_record(m: &Value) -> Vec<u8> {
+    let mut out = vec![3];
+    compact_text(&mut out, m["id"].as_str().unwrap());
+    compact_text(&mut out, m["conversation_id"].as_str().unwrap());
+    compact_text(&mut out, m["sender"].as_str().unwrap());
+    match m["recipient"].as_str() {
+        Some(r) => compact_text(&mut out, r),
+        None => out.push(2),
+    }
+    let ts = m["timestamp_ms"].as_i64().unwrap();
+    leb128(&mut out, ((ts << 1) ^ (ts >> 63)) as u64);
+    compact_text(&mut out, m["body"].as_str().unwrap());
+    leb128(&mut out, m["seq"].as_u64().unwrap());
+    out
+}
+
 /// Padmé length with a 64-byte floor (docs/FORMAT.md 1.8, format 2).
 fn padded_len(len: usize) -> usize {
     let l = len.max(64) as u64;
@@ -153,7 +203,8 @@ fn main() {
             "token_hex": hex(&blind.token(domain.as_bytes(), id.as_bytes()))}));
     }
 
-    // 5. Sealed records: value key + AAD -> record bytes (format 1 and padded format 2).
+    // 5. Sealed records: value key + AAD -> record bytes (format 1, padded format 2, and the
+    // compact format 3 of a message with UUID ids).
     let sealing = SealingKey::new(&values);
     let message = json!({"id": "m1", "conversation_id": "room-1", "sender": "alice",
         "recipient": "bob", "timestamp_ms": 1_700_000_000_000i64, "body": "hi Bob, ça va? 🐝",
@@ -164,12 +215,22 @@ fn main() {
     padded.extend_from_slice(&((plain.len() - 1) as u32).to_le_bytes());
     padded.extend_from_slice(&plain[1..]);
     padded.resize(padded_len(padded.len()), 0);
+    let uuids = json!({"id": "a07edb12-6b91-4138-b11e-02421888d699:7",
+        "conversation_id": "a07edb12-6b91-4138-b11e-02421888d699",
+        "sender": "720840be-e522-47ba-9e9f-143f66372673", "recipient": "bob",
+        "timestamp_ms": 1_525_289_895_000i64, "body": "Hello, ça va? 🐝", "seq": 300});
+    let uuid_token = blind.token(b"message", uuids["id"].as_str().unwrap().as_bytes());
+    let compact = compact_record(&uuids);
     let mut records = Vec::new();
-    for record in [&plain, &padded] {
-        let aad = record_aad("messages", &token);
+    for (record, message, token) in [
+        (&plain, &message, &token),
+        (&padded, &message, &token),
+        (&compact, &uuids, &uuid_token),
+    ] {
+        let aad = record_aad("messages", token);
         let sealed = sealing.seal(&aad, record).unwrap();
         records.push(
-            json!({"table": "messages", "key_hex": hex(&token), "aad_hex": hex(&aad),
+            json!({"table": "messages", "key_hex": hex(token), "aad_hex": hex(&aad),
             "sealed_hex": hex(&sealed), "record_hex": hex(record), "message": message}),
         );
     }

@@ -6,6 +6,8 @@
 //! # Code map
 //! - [`Message`]: the message record.
 //! - [`codec`]: record ⇄ bytes (`format byte ‖ bincode 2`), versioned.
+//! - [`compact`]: record format 3, the compact encoding of a message (UUIDs in 16 bytes,
+//!   LEB128 integers).
 //! - [`catalog`]: every table, its name and kind (plain, sealed, index).
 //! - [`index`]: order keys and index keys (blinded id ‖ timestamp ‖ sequence).
 //! - [`sealed`]: sealing records with AAD bound to table and key.
@@ -31,6 +33,7 @@
 mod bytes;
 pub mod catalog;
 pub mod codec;
+pub mod compact;
 mod error;
 pub mod index;
 mod joined;

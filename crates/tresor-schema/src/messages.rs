@@ -195,15 +195,18 @@ pub fn v3_entries(m: &Message, t: &MessageTokens) -> Vec<(&'static str, Vec<u8>)
 }
 
 /// Seals `m` (with its `seq` set) as the value of its record in the `messages` table, stored
-/// under `key` (its [`record_key`]; the AAD binds the record to it).
+/// under `key` (its [`record_key`]; the AAD binds the record to it), in record format 3
+/// ([`crate::compact`]).
 ///
 /// # Errors
 /// As [`crate::sealed::seal`].
 pub fn seal_message(keys: &StoreKeys, key: &[u8], m: &Message) -> Result<Vec<u8>, SchemaError> {
-    crate::sealed::seal(keys, MESSAGES, key, m)
+    seal_message_with(keys, key, m, false)
 }
 
-/// As [`seal_message`], padded to a Padmé length when `padded` ([`crate::sealed::seal_with`]).
+/// As [`seal_message`]; when `padded`, in format 2 instead, padded to a Padmé length
+/// ([`crate::codec::encode_padded`]): a padded store hides lengths, and keeps the format
+/// whose payload it pads.
 ///
 /// # Errors
 /// As [`crate::sealed::seal`].
@@ -213,7 +216,13 @@ pub fn seal_message_with(
     m: &Message,
     padded: bool,
 ) -> Result<Vec<u8>, SchemaError> {
-    crate::sealed::seal_with(keys, MESSAGES, key, m, padded)
+    if padded {
+        crate::sealed::seal_with(keys, MESSAGES, key, m, true)
+    } else {
+        crate::sealed::seal_encoded_with(keys, MESSAGES, key, |buf| {
+            crate::compact::encode_message_into(m, buf)
+        })
+    }
 }
 
 /// Opens a sealed message record stored under `key` (its record key; a v1–v3 record: its

@@ -54,15 +54,31 @@ pub fn seal_with<T: Serialize>(
     record: &T,
     padded: bool,
 ) -> Result<Vec<u8>, SchemaError> {
+    seal_encoded_with(keys, table, key, |buf| {
+        if padded {
+            codec::encode_padded_into(record, buf)
+        } else {
+            codec::encode_into(record, buf)
+        }
+    })
+}
+
+/// Seals the record bytes `encode` appends to the buffer it is given, for `table`/`key`:
+/// [`seal_with`] for an encoding of the caller's choice (e.g. [`crate::compact`]).
+///
+/// # Errors
+/// What `encode` returns, or [`SchemaError::Seal`].
+pub fn seal_encoded_with(
+    keys: &StoreKeys,
+    table: &str,
+    key: &[u8],
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), SchemaError>,
+) -> Result<Vec<u8>, SchemaError> {
     // One buffer: the nonce's room, the encoding after it, sealed in place (one allocation
     // for most records instead of one per step).
     let mut buf = Vec::with_capacity(SEAL_OVERHEAD + codec::ENCODE_CAPACITY);
     buf.extend_from_slice(&[0u8; NONCE_BYTES]);
-    if padded {
-        codec::encode_padded_into(record, &mut buf)?;
-    } else {
-        codec::encode_into(record, &mut buf)?;
-    }
+    encode(&mut buf)?;
     buf.reserve_exact(TAG_LEN);
     with_record_aad(table, key, |aad| keys.values().seal_in_place(aad, &mut buf))
         .map_err(SchemaError::Seal)?;

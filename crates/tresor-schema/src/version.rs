@@ -15,11 +15,15 @@
 //!   written (the record key replaces it) and `msg_by_peer` / `msg_by_time` hold the
 //!   conversation token (with their order key, the record key). The v3 → v4 migration moves
 //!   every record.
+//! - Version 5: message records are written in record format 3 ([`crate::compact`]: UUIDs in
+//!   16 bytes, LEB128 integers) unless the store pads its records; records of formats 1 and 2
+//!   stay readable, so the v4 → v5 migration only writes the version. The version exists so
+//!   that a v4 reader refuses the store instead of failing on format-3 records.
 
 use crate::SchemaError;
 
 /// The schema version this code writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Checks a store's schema version against this code.
 ///

@@ -19,6 +19,9 @@
 //!   entries are deleted (the record key replaces them). One forward pass over `messages`; a
 //!   record whose key is already a record key (32 bytes: moved by an earlier batch, or restored
 //!   from a backup by v4 code) is skipped, so every batch is idempotent.
+//! - **v4 → v5**: message records are written in the compact record format 3
+//!   (`tresor_schema::compact`). Nothing to write: records of formats 1 and 2 read as they
+//!   are, and are rewritten in format 3 when a save, a key rotation or a rekey writes them.
 
 use std::ops::Bound;
 
@@ -59,6 +62,10 @@ const STEPS: &[MigrationStep] = &[
         to: 4,
         description: "message records keyed by conversation and time; the message_ids index",
     },
+    MigrationStep {
+        to: 5,
+        description: "compact message records (format 3) for new writes (no write: older records read as they are)",
+    },
 ];
 
 /// The steps that migrate a store of version `found` to this code's version.
@@ -84,6 +91,7 @@ impl Inner {
                     2 => self.message_pass_locked(w, to, batch.max(1)).await?,
                     3 => self.set_version_locked(w, to).await?,
                     4 => self.record_key_pass_locked(w, to, batch.max(1)).await?,
+                    5 => self.set_version_locked(w, to).await?,
                     _ => return Err(Error::Corrupted(format!("no migration to v{to}"))),
                 };
                 batches += 1;

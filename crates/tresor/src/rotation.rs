@@ -36,7 +36,7 @@ use tresor_schema::messages::{
     conversation_token, index_entries, peer_token, record_key, seal_message_with, tokens,
 };
 use tresor_schema::typed::{Envelope, pk_token, seal_envelope};
-use tresor_schema::{ConversationSummary, Message, PeerSummary, codec, sealed};
+use tresor_schema::{ConversationSummary, PeerSummary, codec, sealed};
 
 use crate::keys::now_ms;
 use crate::store::{Inner, WriterState};
@@ -198,7 +198,7 @@ impl Inner {
                     puts.put(TYPED_RECORDS, rk, sealed);
                 }
                 MESSAGES => {
-                    let m: Message = codec::decode(&plain)?;
+                    let m = codec::decode_message(&plain)?;
                     for (t, k, _) in index_entries(&m, &tokens(prev, &m)) {
                         deletes.delete(t, k);
                     }

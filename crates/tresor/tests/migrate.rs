@@ -76,7 +76,7 @@ async fn a_v1_store_is_migrated_at_open() {
         20
     );
     assert!(Tresor::pending_migrations(tresor::SCHEMA_VERSION).is_empty());
-    assert_eq!(Tresor::pending_migrations(1).len(), 3);
+    assert_eq!(Tresor::pending_migrations(1).len(), 4);
 }
 
 #[tokio::test]

@@ -96,8 +96,8 @@ async fn a_v2_store_is_migrated_at_open() {
         DeliveryStatus::Read
     );
     assert!(Tresor::pending_migrations(SCHEMA_VERSION).is_empty());
-    assert_eq!(Tresor::pending_migrations(2).len(), 2);
-    assert_eq!(Tresor::pending_migrations(1).len(), 3);
+    assert_eq!(Tresor::pending_migrations(2).len(), 3);
+    assert_eq!(Tresor::pending_migrations(1).len(), 4);
 }
 
 #[tokio::test]

@@ -101,7 +101,8 @@ pub async fn build_store(k: &Keys, n: usize, body_len: usize) -> MemoryBackend {
     build_store_at(k, n, body_len, SCHEMA_VERSION).await
 }
 
-/// [`build_store`] in the layout of schema `schema_version`: 4, or 3 (v1–v3 layout: records
+/// [`build_store`] as the code of schema `schema_version` wrote it: 5 (records under record
+/// keys, in format 3), 4 (the same in format 1), or 3 (v1–v3 layout, format 1: records
 /// under message tokens, `msg_by_conversation`, index values that are message tokens, no
 /// `message_ids`; meta says 3).
 pub async fn build_store_at(
@@ -110,7 +111,7 @@ pub async fn build_store_at(
     body_len: usize,
     schema_version: u32,
 ) -> MemoryBackend {
-    assert!(schema_version == 3 || schema_version == 4);
+    assert!((3..=5).contains(&schema_version));
     let backend = MemoryBackend::new();
     let keys = &k.keys;
     let mut batch = WriteBatch::new();
@@ -133,7 +134,7 @@ pub async fn build_store_at(
         if schema_version == 3 {
             for (table, key) in v3_entries(&m, &t) {
                 let value = if table == MESSAGES {
-                    seal_message(keys, &key, &m).unwrap()
+                    sealed::seal(keys, MESSAGES, &key, &m).unwrap()
                 } else {
                     t.id.to_vec()
                 };
@@ -141,7 +142,13 @@ pub async fn build_store_at(
             }
         } else {
             let rk = record_key(&m, &t);
-            batch.put(MESSAGES, rk.clone(), seal_message(keys, &rk, &m).unwrap());
+            // The v4 code wrote format 1, the v5 code format 3.
+            let sealed = if schema_version == 4 {
+                sealed::seal(keys, MESSAGES, &rk, &m).unwrap()
+            } else {
+                seal_message(keys, &rk, &m).unwrap()
+            };
+            batch.put(MESSAGES, rk.clone(), sealed);
             for (table, key, value) in index_entries(&m, &t) {
                 batch.put(table, key, value);
             }
