@@ -43,6 +43,35 @@ pub trait ReadView: Send {
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError>;
 
+    /// Calls `visit` with each entry [`ReadView::scan`] would return, in the same order,
+    /// lending the key and the value instead of returning copies; stops early when `visit`
+    /// returns `false`. Returns the number of entries visited (the stopping one included).
+    ///
+    /// For a caller that only reads each entry once (decrypting it into a buffer of its own,
+    /// say): a backend that can lend its bytes (redb lends them from its page) then copies
+    /// nothing. The provided method copies, through [`ReadView::scan`].
+    ///
+    /// # Errors
+    /// As [`ReadView::get`]; `visit` itself cannot fail (keep its error aside and return
+    /// `false`).
+    fn scan_each(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<usize, BackendError> {
+        let mut visited = 0;
+        for (key, value) in self.scan(table, range, direction, limit)? {
+            visited += 1;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+
     /// Number of entries of `table` (0 for a table never written), without scanning it.
     ///
     /// # Errors

@@ -98,6 +98,55 @@ pub(crate) fn scan_in(
     }
 }
 
+/// [`scan_in`] lending each entry to `visit` from redb's page (no copy); stops when `visit`
+/// returns false. Returns the entries visited. The caller has answered `limit == 0` and
+/// empty ranges.
+pub(crate) fn scan_each_in(
+    t: Option<&ReadTable>,
+    range: &KeyRange,
+    direction: Direction,
+    limit: usize,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<usize, BackendError> {
+    let Some(t) = t else {
+        return Ok(0);
+    };
+    let bounds = (as_slice(&range.start), as_slice(&range.end));
+    let iter = t.range::<&[u8]>(bounds).map_err(map_err)?;
+    match direction {
+        Direction::Forward => visit_entries(iter, limit, visit),
+        Direction::Reverse => visit_entries(iter.rev(), limit, visit),
+    }
+}
+
+/// Lends up to `limit` entries of `iter` to `visit`, until it returns false.
+fn visit_entries<'a, I>(
+    iter: I,
+    limit: usize,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<usize, BackendError>
+where
+    I: Iterator<
+        Item = Result<
+            (
+                redb::AccessGuard<'a, &'static [u8]>,
+                redb::AccessGuard<'a, &'static [u8]>,
+            ),
+            redb::StorageError,
+        >,
+    >,
+{
+    let mut visited = 0;
+    for item in iter.take(limit) {
+        let (k, v) = item.map_err(map_err)?;
+        visited += 1;
+        if !visit(k.value(), v.value()) {
+            break;
+        }
+    }
+    Ok(visited)
+}
+
 /// Entry count of `table`: O(1), redb keeps it in the B-tree's root header (redb 4.6,
 /// `BtreeHeader::length`).
 pub(crate) fn len(txn: &ReadTransaction, table: &str) -> Result<u64, BackendError> {

@@ -122,6 +122,27 @@ impl ReadView for RedbView {
         read::scan_in(self.table(table)?.as_deref(), &range, direction, limit)
     }
 
+    fn scan_each(
+        &self,
+        table: &str,
+        range: KeyRange,
+        direction: Direction,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<usize, BackendError> {
+        if limit == 0 || range.is_empty() {
+            validate_table_name(table)?;
+            return Ok(0);
+        }
+        read::scan_each_in(
+            self.table(table)?.as_deref(),
+            &range,
+            direction,
+            limit,
+            visit,
+        )
+    }
+
     fn len(&self, table: &str) -> Result<u64, BackendError> {
         read::len_in(self.table(table)?.as_deref())
     }

@@ -63,6 +63,26 @@ pub(crate) fn open_any_owned(
     ))
 }
 
+/// [`open_any`] for record bytes lent by the backend ([`tresor_backend::ReadView::scan_each`]):
+/// copied into `buf` (reused from record to record) and decrypted there, when there is one
+/// key generation; during a rotation, as [`open_any`].
+pub(crate) fn open_any_lent(
+    ring: &Keyring,
+    key: &[u8],
+    bytes: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<Found, Error> {
+    if ring.previous.is_some() {
+        return open_any(ring, key, bytes);
+    }
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    Ok((
+        tresor_schema::messages::open_message_in_place(&ring.current, key, buf)?,
+        false,
+    ))
+}
+
 /// What [`Messages::save_batch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

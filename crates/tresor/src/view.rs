@@ -18,7 +18,7 @@ use tresor_schema::messages::{
 
 use crate::Error;
 use crate::keys::Keyring;
-use crate::messages::{Found, open_any_owned};
+use crate::messages::{Found, open_any_lent, open_any_owned};
 use crate::store::Inner;
 
 /// How many times a view is retaken when a key rotation swaps the keys while it is taken.
@@ -333,10 +333,31 @@ pub(crate) fn scan_in(
             }
         }
     };
-    view.scan(MESSAGES, range, Direction::Forward, limit)?
-        .into_iter()
-        .map(|(key, bytes)| Ok(open_any_owned(ring, &key, bytes)?.0))
-        .collect()
+    // The records are lent by the backend and opened in one reused buffer: no copy of a
+    // record's key or bytes of its own.
+    let mut out = Vec::with_capacity(limit.min(1_024));
+    let mut buf = Vec::new();
+    let mut failed = None;
+    view.scan_each(
+        MESSAGES,
+        range,
+        Direction::Forward,
+        limit,
+        &mut |key, bytes| match open_any_lent(ring, key, bytes, &mut buf) {
+            Ok((m, _)) => {
+                out.push(m);
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        },
+    )?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// A consistent, read-only view of a store's messages, read **synchronously**: see

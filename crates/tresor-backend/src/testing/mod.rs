@@ -102,6 +102,7 @@ macro_rules! backend_conformance_tests {
             view_does_not_see_later_commits,
             view_sees_whole_batches,
             view_reads_like_the_backend,
+            view_scan_each_lends_what_scan_returns,
             stats_count_entries_per_table,
             compact_keeps_data,
         );

@@ -223,3 +223,88 @@ pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
         );
     }
 }
+
+/// `scan_each` lends exactly the entries `scan` returns, in its order, for every kind of
+/// range, direction and limit; it stops when the visitor says so (counting the stopping
+/// entry), reads a missing table as empty, and refuses a bad table name.
+pub async fn view_scan_each_lends_what_scan_returns<B: Backend + Clone>(b: &B) {
+    put_all(
+        b,
+        "t",
+        &[
+            (b"", b"e"),
+            (b"a", b"1"),
+            (b"ab", b"x"),
+            (b"b", b"2"),
+            (b"c", b"3"),
+        ],
+    )
+    .await;
+    let outcome = in_view(b, |v| {
+        let mut ranges = vec![
+            KeyRange::all(),
+            KeyRange::between(b"ab".to_vec(), b"c".to_vec()),
+            KeyRange::prefix(b"a"),
+            KeyRange::prefix(b"zz"),
+            KeyRange::between(b"c".to_vec(), b"a".to_vec()),
+        ];
+        ranges.push(KeyRange {
+            start: std::ops::Bound::Excluded(b"a".to_vec()),
+            end: std::ops::Bound::Included(b"c".to_vec()),
+        });
+        let mut mismatches = Vec::new();
+        for direction in [Direction::Forward, Direction::Reverse] {
+            for limit in [0, 1, 2, 10] {
+                for range in &ranges {
+                    let scanned = v.scan("t", range.clone(), direction, limit).unwrap();
+                    let mut lent = Vec::new();
+                    let n = v
+                        .scan_each("t", range.clone(), direction, limit, &mut |k, val| {
+                            lent.push((k.to_vec(), val.to_vec()));
+                            true
+                        })
+                        .unwrap();
+                    if lent != scanned || n != scanned.len() {
+                        mismatches.push((direction, limit, range.clone()));
+                    }
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        let stopped = v
+            .scan_each("t", KeyRange::all(), Direction::Reverse, 10, &mut |k, _| {
+                seen.push(k.to_vec());
+                seen.len() < 2
+            })
+            .unwrap();
+        let absent = v
+            .scan_each(
+                "absent",
+                KeyRange::all(),
+                Direction::Forward,
+                5,
+                &mut |_, _| true,
+            )
+            .unwrap();
+        let bad = v
+            .scan_each(
+                "Bad",
+                KeyRange::all(),
+                Direction::Forward,
+                5,
+                &mut |_, _| true,
+            )
+            .err();
+        (mismatches, stopped, seen, absent, bad)
+    })
+    .await;
+    let (mismatches, stopped, seen, absent, bad) = outcome;
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+    assert_eq!(stopped, 2);
+    assert_eq!(seen, vec![b"c".to_vec(), b"b".to_vec()]);
+    assert_eq!(absent, 0);
+    assert!(
+        matches!(bad, Some(BackendError::InvalidTableName(_))),
+        "{bad:?}"
+    );
+}
