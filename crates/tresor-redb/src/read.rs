@@ -33,27 +33,6 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     bound.as_ref().map(Vec::as_slice)
 }
 
-/// Copies up to `limit` entries of a redb range iterator.
-fn collect_entries<'a, I>(iter: I, limit: usize) -> Result<Vec<Entry>, BackendError>
-where
-    I: Iterator<
-        Item = Result<
-            (
-                redb::AccessGuard<'a, &'static [u8]>,
-                redb::AccessGuard<'a, &'static [u8]>,
-            ),
-            redb::StorageError,
-        >,
-    >,
-{
-    iter.take(limit)
-        .map(|item| {
-            let (k, v) = item.map_err(map_err)?;
-            Ok((k.value().to_vec(), v.value().to_vec()))
-        })
-        .collect()
-}
-
 /// The value of `key` in the table `t` (`None`: a table never written).
 pub(crate) fn get_in(t: Option<&ReadTable>, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
     let Some(t) = t else {
@@ -80,22 +59,20 @@ pub(crate) fn get_many_in(
 }
 
 /// Up to `limit` entries of the table `t` (`None`: a table never written) in `range`, in
-/// `direction`. The caller has answered `limit == 0` and empty ranges (`RedbView::scan`).
+/// `direction`, copied. The caller has answered `limit == 0` and empty ranges
+/// (`RedbView::scan`).
 pub(crate) fn scan_in(
     t: Option<&ReadTable>,
     range: &KeyRange,
     direction: Direction,
     limit: usize,
 ) -> Result<Vec<Entry>, BackendError> {
-    let Some(t) = t else {
-        return Ok(Vec::new());
-    };
-    let bounds = (as_slice(&range.start), as_slice(&range.end));
-    let iter = t.range::<&[u8]>(bounds).map_err(map_err)?;
-    match direction {
-        Direction::Forward => collect_entries(iter, limit),
-        Direction::Reverse => collect_entries(iter.rev(), limit),
-    }
+    let mut entries = Vec::new();
+    scan_each_in(t, range, direction, limit, &mut |k, v| {
+        entries.push((k.to_vec(), v.to_vec()));
+        true
+    })?;
+    Ok(entries)
 }
 
 /// [`scan_in`] lending each entry to `visit` from redb's page (no copy); stops when `visit`

@@ -203,24 +203,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_message() -> impl Strategy<Value = Message> {
-        (
-            ".{0,40}",
-            ".{0,40}",
-            ".{0,40}",
-            proptest::option::of(".{0,40}"),
-            any::<i64>(),
-            ".{0,200}",
-            any::<u64>(),
-        )
-            .prop_map(|(id, conv, sender, recipient, ts, body, seq)| Message {
-                id,
-                conversation_id: conv,
-                sender,
-                recipient,
-                timestamp_ms: ts,
-                body,
-                seq,
-            })
+        crate::message::arb_message_with(".{0,40}")
     }
 
     proptest! {

@@ -271,7 +271,7 @@ mod tests {
 
     /// Strings that start with a canonical UUID about half the time, and near misses
     /// (uppercase, a hyphen moved, too short) otherwise.
-    fn arb_id() -> impl Strategy<Value = String> {
+    fn arb_id() -> impl Strategy<Value = String> + Clone {
         prop_oneof![
             ".{0,40}",
             (any::<[u8; 16]>(), ".{0,8}").prop_map(|(b, suffix)| format!("{}{suffix}", hex(&b))),
@@ -294,24 +294,7 @@ mod tests {
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
-        (
-            arb_id(),
-            arb_id(),
-            arb_id(),
-            proptest::option::of(arb_id()),
-            any::<i64>(),
-            ".{0,200}",
-            any::<u64>(),
-        )
-            .prop_map(|(id, conv, sender, recipient, ts, body, seq)| Message {
-                id,
-                conversation_id: conv,
-                sender,
-                recipient,
-                timestamp_ms: ts,
-                body,
-                seq,
-            })
+        crate::message::arb_message_with(arb_id())
     }
 
     proptest! {

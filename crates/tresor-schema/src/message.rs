@@ -57,3 +57,32 @@ impl Message {
             && self.body == other.body
     }
 }
+
+/// Messages with ids (id, conversation, sender, recipient) drawn from `ids`, any timestamp and
+/// sequence number, and bodies of up to 200 characters: the proptest input of the codecs.
+#[cfg(test)]
+pub(crate) fn arb_message_with(
+    ids: impl proptest::strategy::Strategy<Value = String> + Clone,
+) -> impl proptest::strategy::Strategy<Value = Message> {
+    use proptest::prelude::*;
+    (
+        ids.clone(),
+        ids.clone(),
+        ids.clone(),
+        proptest::option::of(ids),
+        any::<i64>(),
+        ".{0,200}",
+        any::<u64>(),
+    )
+        .prop_map(
+            |(id, conversation_id, sender, recipient, timestamp_ms, body, seq)| Message {
+                id,
+                conversation_id,
+                sender,
+                recipient,
+                timestamp_ms,
+                body,
+                seq,
+            },
+        )
+}

@@ -23,6 +23,38 @@ where
     .unwrap()
 }
 
+/// Five entries of table `t`, the empty key among them.
+async fn put_five<B: Backend + Clone>(b: &B) {
+    put_all(
+        b,
+        "t",
+        &[
+            (b"", b"e"),
+            (b"a", b"1"),
+            (b"ab", b"x"),
+            (b"b", b"2"),
+            (b"c", b"3"),
+        ],
+    )
+    .await;
+}
+
+/// Ranges over [`put_five`]'s keys: all, between, prefixes (empty, matching, matching
+/// nothing), an excluded start with an included end.
+fn ranges_of_every_kind() -> Vec<KeyRange> {
+    vec![
+        KeyRange::all(),
+        KeyRange::between(b"ab".to_vec(), b"c".to_vec()),
+        KeyRange::prefix(b"a"),
+        KeyRange::prefix(b""),
+        KeyRange::prefix(b"zz"),
+        KeyRange {
+            start: std::ops::Bound::Excluded(b"a".to_vec()),
+            end: std::ops::Bound::Included(b"c".to_vec()),
+        },
+    ]
+}
+
 /// A view keeps showing the state it was taken at while later commits change, add and
 /// delete keys and tables.
 pub async fn view_does_not_see_later_commits<B: Backend + Clone>(b: &B) {
@@ -122,29 +154,8 @@ pub async fn view_sees_whole_batches<B: Backend + Clone>(b: &B) {
 /// names are validated, `get_many` answers in request order, limits, bounds and directions
 /// hold.
 pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
-    put_all(
-        b,
-        "t",
-        &[
-            (b"", b"e"),
-            (b"a", b"1"),
-            (b"ab", b"x"),
-            (b"b", b"2"),
-            (b"c", b"3"),
-        ],
-    )
-    .await;
-    let mut ranges = vec![
-        KeyRange::all(),
-        KeyRange::between(b"ab".to_vec(), b"c".to_vec()),
-        KeyRange::prefix(b"a"),
-        KeyRange::prefix(b""),
-        KeyRange::prefix(b"zz"),
-    ];
-    ranges.push(KeyRange {
-        start: std::ops::Bound::Excluded(b"a".to_vec()),
-        end: std::ops::Bound::Included(b"c".to_vec()),
-    });
+    put_five(b).await;
+    let ranges = ranges_of_every_kind();
     let mut expected = Vec::new();
     for direction in [Direction::Forward, Direction::Reverse] {
         for limit in [0, 1, 2, 10] {
@@ -228,30 +239,10 @@ pub async fn view_reads_like_the_backend<B: Backend + Clone>(b: &B) {
 /// range, direction and limit; it stops when the visitor says so (counting the stopping
 /// entry), reads a missing table as empty, and refuses a bad table name.
 pub async fn view_scan_each_lends_what_scan_returns<B: Backend + Clone>(b: &B) {
-    put_all(
-        b,
-        "t",
-        &[
-            (b"", b"e"),
-            (b"a", b"1"),
-            (b"ab", b"x"),
-            (b"b", b"2"),
-            (b"c", b"3"),
-        ],
-    )
-    .await;
+    put_five(b).await;
     let outcome = in_view(b, |v| {
-        let mut ranges = vec![
-            KeyRange::all(),
-            KeyRange::between(b"ab".to_vec(), b"c".to_vec()),
-            KeyRange::prefix(b"a"),
-            KeyRange::prefix(b"zz"),
-            KeyRange::between(b"c".to_vec(), b"a".to_vec()),
-        ];
-        ranges.push(KeyRange {
-            start: std::ops::Bound::Excluded(b"a".to_vec()),
-            end: std::ops::Bound::Included(b"c".to_vec()),
-        });
+        let mut ranges = ranges_of_every_kind();
+        ranges.push(KeyRange::between(b"c".to_vec(), b"a".to_vec()));
         let mut mismatches = Vec::new();
         for direction in [Direction::Forward, Direction::Reverse] {
             for limit in [0, 1, 2, 10] {
