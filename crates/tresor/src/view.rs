@@ -230,18 +230,50 @@ pub(crate) fn page_in(
     {
         prefixes.push(walk.prefix(prev));
     }
+    let range_below = |p: &Vec<u8>| match &cursor {
+        None => KeyRange::prefix(p),
+        Some(c) => {
+            let mut upper = p.clone();
+            upper.extend_from_slice(&order_key(position(c)));
+            KeyRange::prefix_below(p, upper)
+        }
+    };
+    if table == MESSAGES && prefixes.len() == 1 {
+        // A conversation's page outside a rotation (the common case): one range of the
+        // records themselves, each lent by the backend and opened in one reused buffer.
+        let mut out = Vec::with_capacity(limit.min(1_024));
+        let mut buf = Vec::new();
+        let mut failed = None;
+        let prefix = &prefixes[0];
+        view.scan_each(
+            MESSAGES,
+            range_below(prefix),
+            Direction::Reverse,
+            limit,
+            &mut |key, bytes| {
+                let checked = open_any_lent(ring, key, bytes, &mut buf)
+                    .and_then(|(m, _)| walked_entry_matches(walk, key, prefix, m));
+                match checked {
+                    Ok(m) => {
+                        out.push(m);
+                        true
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            },
+        )?;
+        return match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        };
+    }
     // (order key, full key, value), from every generation.
     let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
     for p in &prefixes {
-        let range = match &cursor {
-            None => KeyRange::prefix(p),
-            Some(c) => {
-                let mut upper = p.clone();
-                upper.extend_from_slice(&order_key(position(c)));
-                KeyRange::prefix_below(p, upper)
-            }
-        };
-        for (key, value) in view.scan(table, range, Direction::Reverse, limit)? {
+        for (key, value) in view.scan(table, range_below(p), Direction::Reverse, limit)? {
             let order = key.get(p.len()..).unwrap_or_default().to_vec();
             entries.push((order, key, value));
         }
@@ -284,23 +316,39 @@ pub(crate) fn page_in(
             )));
         };
         let (m, previous) = open_any_owned(ring, &record_key, bytes)?;
-        // Index entries are not authenticated: check the entry is the one this (authentic)
-        // record has in this index, under the keys that opened it — the record belongs to the
-        // walked conversation or peer and the key is its prefix and position — so an altered
-        // index is an error, never a wrong answer. (The record itself is bound by its AAD to
-        // the key it was read under.)
         let prefix = match (&previous_prefix, previous) {
             (Some(prev), true) => prev,
             _ => &prefixes[0],
         };
-        if !walk.holds(&m) || !is_prefixed_by(&walk_key, prefix, &order_key(position(&m))) {
-            return Err(Error::Corrupted(format!(
-                "index {table} entry does not match its record"
-            )));
-        }
+        let m = walked_entry_matches(walk, &walk_key, prefix, m)?;
         out.push(m);
     }
     Ok(out)
+}
+
+/// `m`, found by `walk` under `walk_key`, if that is the entry `m` has in the walk's table under
+/// `prefix` (the walk's prefix under the keys that opened `m`).
+///
+/// Index entries are not authenticated: the record belongs to the walked conversation or peer
+/// and the key is its prefix and position, or the entry was altered, and that is an error,
+/// never a wrong answer. (The record itself is bound by its AAD to the key it was read under.)
+///
+/// # Errors
+/// [`Error::Corrupted`] if the entry does not match.
+fn walked_entry_matches(
+    walk: &Walk,
+    walk_key: &[u8],
+    prefix: &[u8],
+    m: Message,
+) -> Result<Message, Error> {
+    if walk.holds(&m) && is_prefixed_by(walk_key, prefix, &order_key(position(&m))) {
+        Ok(m)
+    } else {
+        Err(Error::Corrupted(format!(
+            "index {} entry does not match its record",
+            walk.table()
+        )))
+    }
 }
 
 /// Whether `key` is exactly `prefix ‖ rest`.
