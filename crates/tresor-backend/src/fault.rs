@@ -61,9 +61,19 @@ struct Tripper {
     fault: Fault,
     counter: Arc<AtomicU64>,
     injected: Arc<AtomicU64>,
+    /// How long every read of a view sleeps first ([`FaultBackend::with_view_read_delay`]).
+    view_read_delay: Option<std::time::Duration>,
 }
 
 impl Tripper {
+    /// [`Tripper::check`] of a view's read, after the view read delay.
+    fn check_view_read(&self) -> Result<(), BackendError> {
+        if let Some(delay) = self.view_read_delay {
+            std::thread::sleep(delay);
+        }
+        self.check(FaultPoint::Read)
+    }
+
     fn check(&self, point: FaultPoint) -> Result<(), BackendError> {
         if point != self.fault.point {
             return Ok(());
@@ -88,7 +98,7 @@ struct FaultView {
 
 impl ReadView for FaultView {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.trip.check(FaultPoint::Read)?;
+        self.trip.check_view_read()?;
         self.inner.get(table, key)
     }
 
@@ -97,7 +107,7 @@ impl ReadView for FaultView {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        self.trip.check(FaultPoint::Read)?;
+        self.trip.check_view_read()?;
         self.inner.get_many(table, keys)
     }
 
@@ -108,17 +118,17 @@ impl ReadView for FaultView {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        self.trip.check(FaultPoint::Read)?;
+        self.trip.check_view_read()?;
         self.inner.scan(table, range, direction, limit)
     }
 
     fn len(&self, table: &str) -> Result<u64, BackendError> {
-        self.trip.check(FaultPoint::Read)?;
+        self.trip.check_view_read()?;
         self.inner.len(table)
     }
 
     fn tables(&self) -> Result<Vec<String>, BackendError> {
-        self.trip.check(FaultPoint::Read)?;
+        self.trip.check_view_read()?;
         self.inner.tables()
     }
 }
@@ -132,8 +142,18 @@ impl<B: Backend + Clone> FaultBackend<B> {
                 fault,
                 counter: Arc::new(AtomicU64::new(0)),
                 injected: Arc::new(AtomicU64::new(0)),
+                view_read_delay: None,
             },
         }
+    }
+
+    /// Makes every read of this backend's read views sleep `delay` first, on the reading
+    /// thread: a slow disk under a blocking read (to show what a blocked thread holds up).
+    /// The async reads are not delayed. Applies to views taken afterwards.
+    #[must_use]
+    pub fn with_view_read_delay(mut self, delay: std::time::Duration) -> Self {
+        self.trip.view_read_delay = Some(delay);
+        self
     }
 
     /// How many operations of the fault's point were counted so far.

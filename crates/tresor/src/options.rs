@@ -72,6 +72,17 @@ pub struct Options {
     /// record, so memory does not grow with it). Default
     /// `tresor_redb::DEFAULT_CHECKPOINT_BYTES`.
     pub engine_checkpoint_bytes: u64,
+    /// How an async query reaches a blocking engine (redb, SQLite). Off (the default): on a
+    /// blocking thread (`tokio::task::spawn_blocking`), a thread hop per query (about 15 µs
+    /// on the reference VM, more than a cached point read costs). On: in place, on the
+    /// calling thread, through `tokio::task::block_in_place`, which first hands the thread's
+    /// other tasks to another worker, so they keep running; on a current-thread runtime (where
+    /// `block_in_place` is not allowed) and outside a runtime, reads take the blocking thread
+    /// as with the option off. The price: futures that the *same* task polls concurrently with
+    /// the query (`tokio::join!`, `tokio::select!`) wait until the engine returns (a cached
+    /// read: microseconds; a read from a cold disk: milliseconds). Writes are unaffected (they
+    /// go to the engine's writer thread). docs/BENCHMARKS.md measures both.
+    pub reads_in_place: bool,
 }
 
 impl Default for Options {
@@ -89,6 +100,7 @@ impl Default for Options {
             engine_cache_bytes: tresor_redb::DEFAULT_CACHE_BYTES,
             commit_log: true,
             engine_checkpoint_bytes: tresor_redb::DEFAULT_CHECKPOINT_BYTES,
+            reads_in_place: false,
         }
     }
 }
@@ -170,6 +182,13 @@ impl Options {
     /// Sets the size of the typed-record cache in bytes ([`Options::cache_bytes`]; 0: off).
     pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Runs async queries' engine reads in place ([`Options::reads_in_place`]).
+    #[must_use]
+    pub fn with_reads_in_place(mut self, on: bool) -> Self {
+        self.reads_in_place = on;
         self
     }
 

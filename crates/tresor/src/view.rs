@@ -44,7 +44,8 @@ pub(crate) fn consistent_view(inner: &Inner) -> Result<(Box<dyn ReadView>, Arc<K
 }
 
 /// Runs the blocking read `f` from async code: directly when the backend's reads do not block
-/// (memory), else on tokio's blocking pool (one thread hop).
+/// (memory); in place through `block_in_place` with [`crate::Options::reads_in_place`] on a
+/// multi-threaded runtime; else on tokio's blocking pool (one thread hop).
 pub(crate) async fn read<T, F>(inner: &Arc<Inner>, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
@@ -53,8 +54,18 @@ where
     if !inner.backend.reads_block() {
         return f(inner);
     }
+    if inner.options.reads_in_place && in_place_allowed() {
+        return tokio::task::block_in_place(|| f(inner));
+    }
     let inner = Arc::clone(inner);
     tokio::task::spawn_blocking(move || f(&inner)).await?
+}
+
+/// Whether `tokio::task::block_in_place` may run here: on a multi-threaded runtime (it panics
+/// on a current-thread one).
+fn in_place_allowed() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// A stored message record as read: its record key and sealed bytes.
