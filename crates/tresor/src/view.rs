@@ -252,34 +252,15 @@ pub(crate) fn page_in(
     if table == MESSAGES && prefixes.len() == 1 {
         // A conversation's page outside a rotation (the common case): one range of the
         // records themselves, each lent by the backend and opened in one reused buffer.
-        let mut out = Vec::with_capacity(limit.min(1_024));
-        let mut buf = Vec::new();
-        let mut failed = None;
         let prefix = &prefixes[0];
-        view.scan_each(
-            MESSAGES,
+        return open_lent(
+            view,
+            ring,
             range_below(prefix),
             Direction::Reverse,
             limit,
-            &mut |key, bytes| {
-                let checked = open_any_lent(ring, key, bytes, &mut buf)
-                    .and_then(|(m, _)| walked_entry_matches(walk, key, prefix, m));
-                match checked {
-                    Ok(m) => {
-                        out.push(m);
-                        true
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                }
-            },
-        )?;
-        return match failed {
-            Some(e) => Err(e),
-            None => Ok(out),
-        };
+            |key, m| walked_entry_matches(walk, key, prefix, m),
+        );
     }
     // (order key, full key, value), from every generation.
     let mut entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
@@ -392,18 +373,36 @@ pub(crate) fn scan_in(
             }
         }
     };
-    // The records are lent by the backend and opened in one reused buffer: no copy of a
-    // record's key or bytes of its own.
+    open_lent(view, ring, range, Direction::Forward, limit, |_, m| Ok(m))
+}
+
+/// Up to `limit` messages from the records of `range` of `messages`, in `direction`, each
+/// lent by the backend (`ReadView::scan_each`), opened in one reused buffer (no copy of a
+/// record's key or bytes of its own) and passed through `keep` with its record key, which
+/// may refuse it with an error (the first error ends the scan and is returned).
+///
+/// # Errors
+/// [`Error::Corrupted`] if a record does not open; what `keep` returns; [`Error::Backend`].
+fn open_lent(
+    view: &dyn ReadView,
+    ring: &Keyring,
+    range: KeyRange,
+    direction: Direction,
+    limit: usize,
+    mut keep: impl FnMut(&[u8], Message) -> Result<Message, Error>,
+) -> Result<Vec<Message>, Error> {
     let mut out = Vec::with_capacity(limit.min(1_024));
     let mut buf = Vec::new();
     let mut failed = None;
     view.scan_each(
         MESSAGES,
         range,
-        Direction::Forward,
+        direction,
         limit,
-        &mut |key, bytes| match open_any_lent(ring, key, bytes, &mut buf) {
-            Ok((m, _)) => {
+        &mut |key, bytes| match open_any_lent(ring, key, bytes, &mut buf)
+            .and_then(|(m, _)| keep(key, m))
+        {
+            Ok(m) => {
                 out.push(m);
                 true
             }
