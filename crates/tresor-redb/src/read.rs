@@ -5,7 +5,7 @@ use std::ops::Bound;
 use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTableMetadata, TableDefinition, TableError, TableHandle,
 };
-use tresor_backend::{BackendError, Direction, Entry, KeyRange};
+use tresor_backend::{BackendError, Direction, KeyRange};
 
 use crate::error::map_err;
 
@@ -58,26 +58,10 @@ pub(crate) fn get_many_in(
         .collect()
 }
 
-/// Up to `limit` entries of the table `t` (`None`: a table never written) in `range`, in
-/// `direction`, copied. The caller has answered `limit == 0` and empty ranges
-/// (`RedbView::scan`).
-pub(crate) fn scan_in(
-    t: Option<&ReadTable>,
-    range: &KeyRange,
-    direction: Direction,
-    limit: usize,
-) -> Result<Vec<Entry>, BackendError> {
-    let mut entries = Vec::new();
-    scan_each_in(t, range, direction, limit, &mut |k, v| {
-        entries.push((k.to_vec(), v.to_vec()));
-        true
-    })?;
-    Ok(entries)
-}
-
-/// [`scan_in`] lending each entry to `visit` from redb's page (no copy); stops when `visit`
-/// returns false. Returns the entries visited. The caller has answered `limit == 0` and
-/// empty ranges.
+/// Lends up to `limit` entries of the table `t` (`None`: a table never written) in `range`, in
+/// `direction`, to `visit` from redb's page (no copy); stops when `visit` returns false.
+/// Returns the entries visited. The caller has answered `limit == 0` and empty ranges
+/// (`RedbView::scan_each`).
 pub(crate) fn scan_each_in(
     t: Option<&ReadTable>,
     range: &KeyRange,

@@ -112,14 +112,12 @@ impl ReadView for RedbView {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<Entry>, BackendError> {
-        // Answered without opening the table or touching the tree. (redb 4.6 itself returns no
-        // entry for an inverted range rather than panicking, but that is not documented, so it
-        // is not relied on.)
-        if limit == 0 || range.is_empty() {
-            validate_table_name(table)?;
-            return Ok(Vec::new());
-        }
-        read::scan_in(self.table(table)?.as_deref(), &range, direction, limit)
+        let mut entries = Vec::new();
+        self.scan_each(table, range, direction, limit, &mut |k, v| {
+            entries.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        Ok(entries)
     }
 
     fn scan_each(
@@ -130,6 +128,9 @@ impl ReadView for RedbView {
         limit: usize,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<usize, BackendError> {
+        // Answered without opening the table or touching the tree. (redb 4.6 itself returns no
+        // entry for an inverted range rather than panicking, but that is not documented, so it
+        // is not relied on.)
         if limit == 0 || range.is_empty() {
             validate_table_name(table)?;
             return Ok(0);
