@@ -146,25 +146,21 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// The 16 bytes of the canonical UUID `s` starts with, if it does.
+/// The 16 bytes of the canonical UUID `s` starts with, if it does: hyphens at [`HYPHENS`],
+/// each byte's two lowercase hex digits at [`DIGIT_AT`] (the layout the decoder writes).
 fn uuid_prefix(s: &str) -> Option<[u8; 16]> {
     let text = s.as_bytes().get(..UUID_CHARS)?;
+    if HYPHENS.iter().any(|&h| text[h] != b'-') {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
     let mut bytes = [0u8; 16];
-    let mut nibbles = 0;
-    for (i, &c) in text.iter().enumerate() {
-        if HYPHENS.contains(&i) {
-            if c != b'-' {
-                return None;
-            }
-            continue;
-        }
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        bytes[nibbles / 2] |= v << (4 * (1 - nibbles % 2));
-        nibbles += 1;
+    for (byte, &at) in bytes.iter_mut().zip(&DIGIT_AT) {
+        *byte = digit(text[at])? << 4 | digit(text[at + 1])?;
     }
     Some(bytes)
 }
