@@ -138,3 +138,36 @@ fn format_doc_contains_the_backup_format_verbatim() {
         "copy crates/tresor-backup/FORMAT.md into docs/FORMAT.md section 2"
     );
 }
+
+/// The schema version the code writes (`tresor_schema::SCHEMA_VERSION`), read from its source.
+fn schema_version() -> u32 {
+    let src = std::fs::read_to_string(root().join("crates/tresor-schema/src/version.rs")).unwrap();
+    let line = src
+        .lines()
+        .find(|l| l.starts_with("pub const SCHEMA_VERSION: u32 = "))
+        .expect("version.rs defines SCHEMA_VERSION");
+    line.trim_start_matches("pub const SCHEMA_VERSION: u32 = ")
+        .trim_end_matches(';')
+        .parse()
+        .expect("SCHEMA_VERSION is a number")
+}
+
+#[test]
+fn format_doc_names_the_schema_version_the_code_writes() {
+    let v = schema_version();
+    let doc = std::fs::read_to_string(root().join("docs/FORMAT.md")).unwrap();
+    let meta_row = format!("this code writes `{v}`, migrates `1`–`{}` at open", v - 1);
+    assert!(
+        doc.contains(&meta_row),
+        "docs/FORMAT.md 1.2 (`meta`'s `schema_version` row) should say: {meta_row}"
+    );
+    let backup = std::fs::read_to_string(root().join("crates/tresor-backup/FORMAT.md")).unwrap();
+    let header_row = format!(
+        "the tresor schema version of the entries ({v}; backups of schemas 1–{}",
+        v - 1
+    );
+    assert!(
+        backup.contains(&header_row),
+        "crates/tresor-backup/FORMAT.md (the header's `schema_version`) should say: {header_row}"
+    );
+}
