@@ -24,7 +24,8 @@ const WRAP_AAD_LABEL: &[u8] = b"tresor/v1/dek";
 
 /// A key-encryption key: what the KDF makes of the secret and the header's salt. Kept by an
 /// open store so that it can wrap a new data key (rotation) without asking for the secret
-/// again. Zeroized on drop; `[REDACTED]` in `Debug`.
+/// again. Zeroized on drop (clones too); `[REDACTED]` in `Debug`.
+#[derive(Clone)]
 pub struct Kek(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for Kek {

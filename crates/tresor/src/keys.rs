@@ -123,19 +123,37 @@ pub(crate) async fn initialize(
     Ok((batch, state, ring))
 }
 
-/// Unlocks the key header of `backend` with `secret`, and the previous DEK if a rotation is in
-/// progress.
+/// What unlocks a store's key header.
+pub(crate) enum Credential {
+    /// The passphrase or raw key: the header's KDF derives the KEK.
+    Secret(Secret),
+    /// A KEK derived moments ago from the secret and this header's salt: `Tresor::create_with`
+    /// opens the store it has just made without running the KDF a second time.
+    Kek(Kek),
+}
+
+/// Unlocks the key header of `backend` with `credential`, and the previous DEK if a rotation
+/// is in progress.
 pub(crate) async fn unlock(
     backend: &dyn Backend,
-    secret: Secret,
-    _options: &Options,
+    credential: Credential,
 ) -> Result<(KeyState, Keyring), Error> {
     let header_bytes = backend
         .get(META, meta_keys::KEY_HEADER.as_bytes())
         .await?
         .ok_or(Error::NotAStore)?;
     let header = KeyHeader::decode(&header_bytes)?;
-    let (kek, dek) = tokio::task::spawn_blocking(move || header.unlock_kek(&secret)).await??;
+    let (kek, dek) = match credential {
+        Credential::Secret(secret) => {
+            tokio::task::spawn_blocking(move || header.unlock_kek(&secret)).await??
+        }
+        // No KDF: opening the wrapped DEK under `kek` authenticates the header (AES-GCM with
+        // the header's AAD), as a passphrase's KEK would.
+        Credential::Kek(kek) => {
+            let dek = header.unlock_with(&kek)?;
+            (kek, dek)
+        }
+    };
     let seals = read_opt_u64(backend, meta_keys::SEAL_COUNT)
         .await?
         .unwrap_or(0);

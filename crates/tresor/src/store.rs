@@ -5,11 +5,11 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::Mutex;
 use tresor_backend::{Backend, CompactReport, Durability};
-use tresor_crypto::Secret;
+use tresor_crypto::{Kek, Secret};
 use tresor_schema::catalog::{self, META, meta_keys};
 use tresor_schema::{SchemaError, version};
 
-use crate::keys::{KeyState, Keyring};
+use crate::keys::{Credential, KeyState, Keyring};
 use crate::{Error, Messages, Options};
 
 /// Mutable state owned by the single writer.
@@ -159,7 +159,7 @@ impl Tresor {
     /// As [`Tresor::create`].
     ///
     /// The store is created atomically (a temporary file linked into place once initialized),
-    /// then opened: creation runs the KDF twice.
+    /// then opened with the KEK the creation derived: the KDF runs once.
     pub async fn create_with(
         path: impl AsRef<Path>,
         secret: Secret,
@@ -182,18 +182,20 @@ impl Tresor {
                 options.redb_config(false),
             )
             .await?;
-            let store =
-                Self::initialize(backend, secret.clone(), options, Some(temp.clone())).await?;
+            let (store, kek) =
+                Self::initialize(backend, secret, options, Some(temp.clone())).await?;
             // Close the database (on the blocking pool: closing syncs) before linking it.
             tokio::task::spawn_blocking(move || drop(store)).await?;
             crate::place::link_into_place(&temp, &path)?;
             crate::place::sync_dir(&dir);
-            Ok::<_, Error>(())
+            Ok::<_, Error>(kek)
         }
         .await;
         crate::place::remove_temp(&temp);
-        created?;
-        Self::open_with(&path, secret, options).await
+        // A second KDF would cost as much time as the first, and its memory (Argon2id's
+        // 19 MiB) would stay in the process: the allocator keeps a block of the size it has
+        // just unmapped instead of mapping it again (docs/BENCHMARKS.md, session 12).
+        Self::open_at(&path, Credential::Kek(created?), options).await
     }
 
     /// Opens the existing store at `path` with `secret` (its passphrase or raw key).
@@ -220,7 +222,11 @@ impl Tresor {
         secret: Secret,
         options: Options,
     ) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_at(path.as_ref(), Credential::Secret(secret), options).await
+    }
+
+    async fn open_at(path: &Path, credential: Credential, options: Options) -> Result<Self, Error> {
+        let path = path.to_path_buf();
         if !path.exists() {
             return Err(Error::NotFound(path));
         }
@@ -231,7 +237,7 @@ impl Tresor {
             options.redb_config(true),
         )
         .await?;
-        Self::unlock(backend, secret, options, Some(path)).await
+        Self::unlock(backend, credential, options, Some(path)).await
     }
 
     /// Opens the store at `path`, creating it if there is no file.
@@ -275,9 +281,9 @@ impl Tresor {
             .await?
             .is_some()
         {
-            Self::unlock(backend, secret, options, None).await
+            Self::unlock(backend, Credential::Secret(secret), options, None).await
         } else {
-            let store = Self::initialize(backend, secret, options, None).await?;
+            let (store, _) = Self::initialize(backend, secret, options, None).await?;
             store.inner.start_sweeper().await?;
             Ok(store)
         }
@@ -288,27 +294,21 @@ impl Tresor {
         secret: Secret,
         options: Options,
         path: Option<PathBuf>,
-    ) -> Result<Self, Error> {
+    ) -> Result<(Self, Kek), Error> {
         let (batch, state, ring) = crate::keys::initialize(secret, &options).await?;
         batch_put_schema(&backend, batch).await?;
-        Ok(Self::from_parts(
-            backend,
-            ring,
-            state,
-            options,
-            options.pad_records,
-            0,
-            path,
-        ))
+        let kek = state.kek.clone();
+        let store = Self::from_parts(backend, ring, state, options, options.pad_records, 0, path);
+        Ok((store, kek))
     }
 
     async fn unlock(
         backend: Arc<dyn Backend>,
-        secret: Secret,
+        credential: Credential,
         options: Options,
         path: Option<PathBuf>,
     ) -> Result<Self, Error> {
-        let (state, ring) = crate::keys::unlock(&*backend, secret, &options).await?;
+        let (state, ring) = crate::keys::unlock(&*backend, credential).await?;
         let found = backend
             .get(META, meta_keys::SCHEMA_VERSION.as_bytes())
             .await?
