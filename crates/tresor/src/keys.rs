@@ -89,6 +89,7 @@ pub(crate) async fn initialize(
 ) -> Result<(WriteBatch, KeyState, Keyring), Error> {
     let kdf = options.kdf;
     let (header, kek, dek) = tokio::task::spawn_blocking(move || {
+        note_kdf(&secret);
         let dek = DataKey::generate()?;
         let (header, kek) = KeyHeader::wrap_kek(&dek, &secret, kdf)?;
         Ok::<_, tresor_crypto::CryptoError>((header, kek, dek))
@@ -123,6 +124,23 @@ pub(crate) async fn initialize(
     Ok((batch, state, ring))
 }
 
+/// Test-only record of the KDF's runs: the passphrase of each, in order. Tests run
+/// concurrently in one process, so a test counts the entries of its own passphrase.
+#[cfg(test)]
+pub(crate) static KDF_RUNS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn note_kdf(secret: &Secret) {
+    if let Secret::Passphrase(p) = secret {
+        // A poisoned lock means another test panicked while holding it: keep counting.
+        let mut runs = KDF_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        runs.push(p.expose().to_vec());
+    }
+}
+
+#[cfg(not(test))]
+fn note_kdf(_: &Secret) {}
+
 /// What unlocks a store's key header.
 pub(crate) enum Credential {
     /// The passphrase or raw key: the header's KDF derives the KEK.
@@ -145,7 +163,11 @@ pub(crate) async fn unlock(
     let header = KeyHeader::decode(&header_bytes)?;
     let (kek, dek) = match credential {
         Credential::Secret(secret) => {
-            tokio::task::spawn_blocking(move || header.unlock_kek(&secret)).await??
+            tokio::task::spawn_blocking(move || {
+                note_kdf(&secret);
+                header.unlock_kek(&secret)
+            })
+            .await??
         }
         // No KDF: opening the wrapped DEK under `kek` authenticates the header (AES-GCM with
         // the header's AAD), as a passphrase's KEK would.
@@ -457,4 +479,37 @@ pub(crate) fn begin_commit(writer: &mut WriterState, ops: &mut WriteBatch) -> Co
         })
         .collect();
     Counted { seals, typed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KDF_RUNS;
+    use crate::Tresor;
+    use tresor_crypto::Secret;
+
+    fn kdf_runs(passphrase: &str) -> usize {
+        let runs = KDF_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        runs.iter()
+            .filter(|p| p.as_slice() == passphrase.as_bytes())
+            .count()
+    }
+
+    /// Creating a store derives its KEK once (the open that follows reuses it); every open
+    /// with the passphrase derives it again.
+    #[tokio::test]
+    async fn creating_a_store_runs_the_kdf_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let pass = "keys::tests::creating_a_store_runs_the_kdf_once";
+        let store = Tresor::create(&path, Secret::from(pass)).await.unwrap();
+        assert_eq!(kdf_runs(pass), 1);
+        drop(store);
+        let store = Tresor::open(&path, Secret::from(pass)).await.unwrap();
+        assert_eq!(kdf_runs(pass), 2);
+        drop(store);
+        assert!(matches!(
+            Tresor::open(&path, Secret::from("another passphrase")).await,
+            Err(crate::Error::WrongPassphrase)
+        ));
+    }
 }
