@@ -193,8 +193,9 @@ impl Tresor {
         .await;
         crate::place::remove_temp(&temp);
         // A second KDF would cost as much time as the first, and its memory (Argon2id's
-        // 19 MiB) would stay in the process: the allocator keeps a block of the size it has
-        // just unmapped instead of mapping it again (docs/BENCHMARKS.md, session 12).
+        // 19 MiB) would stay in the process: unmapping the first block raises glibc's mmap
+        // threshold, so the second came from a malloc arena, which kept it after it was freed
+        // (docs/BENCHMARKS.md, session 12).
         Self::open_at(&path, Credential::Kek(created?), options).await
     }
 
