@@ -26,6 +26,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use tresor_backend::{BackendError, Op};
@@ -235,21 +236,111 @@ fn apply_bin<'a>(bin: Bin<'_, '_, 'a>) -> Result<Vec<Took<'a>>, BackendError> {
     let mut took = Vec::with_capacity(bin.len());
     for (table, t) in bin {
         let started = std::time::Instant::now();
-        for op in &t.ops {
-            match op {
-                Op::Put { key, value, .. } => {
-                    table
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(map_err)?;
-                }
-                Op::Delete { key, .. } => {
-                    table.remove(key.as_slice()).map_err(map_err)?;
-                }
-            }
-        }
+        apply_table(table, &t.ops)?;
         took.push((t.name, t.ops.len(), started.elapsed()));
     }
     Ok(took)
+}
+
+/// Failed run probes, beyond the successful ones, after which the rest of a table's operations
+/// in a group go through `Table::insert` without probing (see [`apply_table`]): a probe costs
+/// a descent of the tree, and a table keyed by random tokens (`message_ids`) or written one
+/// key per conversation never forms runs.
+const PROBE_MISSES: u32 = 8;
+
+/// Applies one table's operations, sorted by key (stably: one key's operations in batch
+/// order), with the same result as applying each in turn with `Table::insert` and
+/// `Table::remove`.
+///
+/// New keys that fall into the same gap between the table's stored keys (a conversation's
+/// new records after its last one, say) are inserted as one **run** through a redb cursor
+/// (`CursorMut::insert_before`, redb 4.6), which packs the run and the leaf it lands in into
+/// full leaves with one update of the parent branch. `Table::insert` splits a full leaf in the
+/// middle instead, so a B-tree grown by appends at many places keeps its leaves about half full
+/// (the chitchat import: `messages` 53% and `msg_by_peer` 50% full, against 83% and 64% with
+/// runs; docs/BENCHMARKS.md, session 13).
+///
+/// A put starts a run only when the next operation is a put that sorts before the stored key
+/// after this put's gap: a cursor is opened at the gap and the stored key after it peeked (the
+/// probe). A lone insert goes through `Table::insert`, since a cursor would splice it like a
+/// run and redb packs the parent branch greedily, which for inserts at random places leaves
+/// many small branch pages (measured: `message_ids` 65 → 281 branch pages and one more level).
+/// So where no run forms, the tree is the one `Table::insert` builds. Once failed probes
+/// outnumber successful ones by [`PROBE_MISSES`], the table's remaining operations in the
+/// group skip the probe. Puts of stored keys
+/// (overwrites) and deletes go through `Table::insert` and `Table::remove`.
+fn apply_table(table: &mut WriteTable<'_>, ops: &[&Op]) -> Result<(), BackendError> {
+    // Failed probes minus successful ones.
+    let mut misses: u32 = 0;
+    let mut i = 0;
+    while let Some(op) = ops.get(i) {
+        i += 1;
+        let (key, value) = match op {
+            Op::Put { key, value, .. } => (key.as_slice(), value.as_slice()),
+            Op::Delete { key, .. } => {
+                table.remove(key.as_slice()).map_err(map_err)?;
+                continue;
+            }
+        };
+        let next_put = match ops.get(i) {
+            Some(Op::Put { key: next, .. }) if misses < PROBE_MISSES && next.as_slice() > key => {
+                next.as_slice()
+            }
+            _ => {
+                table.insert(key, value).map_err(map_err)?;
+                continue;
+            }
+        };
+        let mut cursor = table
+            .lower_bound_mut(Bound::Included(key))
+            .map_err(map_err)?;
+        // The gap is just before the first stored key ≥ `key`: a run forms when that key is
+        // above the next put too (or there is none). Then it is not `key`, which is new.
+        let run = match cursor.peek_next().map_err(map_err)? {
+            None => true,
+            Some((stored, _)) => stored.value() > next_put,
+        };
+        if !run {
+            // Nothing was inserted through the cursor: dropping it changes nothing.
+            drop(cursor);
+            misses = misses.saturating_add(1);
+            table.insert(key, value).map_err(map_err)?;
+            continue;
+        }
+        misses = misses.saturating_sub(1);
+        if !insert_before(&mut cursor, key, value)? {
+            // Unreachable by the peek above; if redb disagrees, the plain insert is correct.
+            cursor.close().map_err(map_err)?;
+            table.insert(key, value).map_err(map_err)?;
+            continue;
+        }
+        // Later puts join the run while they sort before the stored key after the gap (and
+        // after the run's last key: a repeated key leaves the run and is then an overwrite).
+        while let Some(Op::Put { key, value, .. }) = ops.get(i) {
+            if !insert_before(&mut cursor, key, value)? {
+                break;
+            }
+            i += 1;
+        }
+        // `close` reports an error of applying the run (`drop` would only poison the
+        // transaction, which then refuses to commit).
+        cursor.close().map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Inserts `key` and `value` into the gap of `cursor`: `Ok(false)` (nothing changed) when
+/// `key` does not sort strictly between the gap's neighbours.
+fn insert_before(
+    cursor: &mut redb::CursorMut<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<bool, BackendError> {
+    match cursor.insert_before(key, value) {
+        Ok(()) => Ok(true),
+        Err(redb::CursorError::UnorderedKey) => Ok(false),
+        Err(e) => Err(map_err(e)),
+    }
 }
 
 #[cfg(test)]
@@ -315,5 +406,181 @@ mod tests {
         // No operations: nothing learnt.
         costs.record(("small", 0, Duration::from_secs(1)));
         assert_eq!(costs.estimate(&tables[0]), 10_000);
+    }
+
+    /// A fresh database with a table `t` holding `initial`.
+    fn table_with(initial: &[(Vec<u8>, Vec<u8>)]) -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(T).unwrap();
+            for (k, v) in initial {
+                t.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        (dir, db)
+    }
+
+    const T: redb::TableDefinition<'static, &'static [u8], &'static [u8]> =
+        redb::TableDefinition::new("t");
+
+    /// Applies `ops` to table `t` of `db` in one transaction: through [`apply_table`], or with
+    /// one `Table::insert`/`remove` per operation (the reference).
+    fn apply(db: &redb::Database, ops: &[Op], reference: bool) {
+        let groups: [&[Op]; 1] = [ops];
+        let tables = partition(&groups);
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(T).unwrap();
+            for table in &tables {
+                if reference {
+                    for op in &table.ops {
+                        match op {
+                            Op::Put { key, value, .. } => {
+                                t.insert(key.as_slice(), value.as_slice()).unwrap();
+                            }
+                            Op::Delete { key, .. } => {
+                                t.remove(key.as_slice()).unwrap();
+                            }
+                        }
+                    }
+                } else {
+                    apply_table(&mut t, &table.ops).unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn contents(db: &redb::Database) -> Vec<(Vec<u8>, Vec<u8>)> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect()
+    }
+
+    /// (leaf pages, branch pages) of table `t`.
+    fn pages(db: &redb::Database) -> (u64, u64) {
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = db.begin_read().unwrap();
+        let stats = txn.open_table(T).unwrap().stats().unwrap();
+        (stats.leaf_pages(), stats.branch_pages())
+    }
+
+    /// Keys of two bytes of "prefix" and one of "suffix": operations cluster under few
+    /// prefixes (runs), land between stored keys, repeat keys, overwrite and delete.
+    fn arb_ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+        use proptest::prelude::*;
+        let key = (0u8..4, 0u8..3, any::<u8>()).prop_map(|(a, b, c)| vec![a, b, c]);
+        let op = (
+            key,
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        )
+            .prop_map(|(k, v)| match v {
+                Some(v) => put("t", &k, &v),
+                None => delete("t", &k),
+            });
+        proptest::collection::vec(op, 0..400)
+    }
+
+    fn arb_initial() -> impl proptest::strategy::Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        use proptest::prelude::*;
+        proptest::collection::btree_map(
+            (0u8..4, 0u8..3, any::<u8>()).prop_map(|(a, b, c)| vec![a, b, c]),
+            proptest::collection::vec(any::<u8>(), 0..300),
+            0..300,
+        )
+        .prop_map(|m| m.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Runs, overwrites, repeated keys and deletes end in the table that applying each
+        /// operation in batch order with `Table::insert`/`remove` gives.
+        #[test]
+        fn runs_apply_like_one_operation_at_a_time(
+            initial in arb_initial(),
+            ops in arb_ops(),
+            more in arb_ops(),
+        ) {
+            let (_a, by_runs) = table_with(&initial);
+            let (_b, reference) = table_with(&initial);
+            for ops in [&ops, &more] {
+                apply(&by_runs, ops, false);
+                apply(&reference, ops, true);
+            }
+            proptest::prop_assert_eq!(contents(&by_runs), contents(&reference));
+        }
+    }
+
+    /// `n` records appended to each of `prefixes` conversations per transaction, `rounds`
+    /// times: the pattern of an import grouped by conversation, where each conversation's
+    /// records land after its last one, between other conversations' records.
+    fn appends(prefixes: u64, n: u64, round: u64) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for c in 0..prefixes {
+            // Conversations at scattered places in key order.
+            let prefix = c.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
+            for i in 0..n {
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(&(round * n + i).to_be_bytes());
+                ops.push(put("t", &key, &[c as u8; 200]));
+            }
+        }
+        ops
+    }
+
+    /// Appending runs at many places through cursors fills leaves that `Table::insert`, which
+    /// splits full leaves in the middle, leaves about half full.
+    #[test]
+    fn appended_runs_fill_leaves() {
+        let (_a, by_runs) = table_with(&[]);
+        let (_b, reference) = table_with(&[]);
+        // Runs of 36 records, as the chitchat corpus' conversations (258,145 messages in 7,168).
+        for round in 0..4 {
+            let ops = appends(200, 36, round);
+            apply(&by_runs, &ops, false);
+            apply(&reference, &ops, true);
+        }
+        assert_eq!(contents(&by_runs), contents(&reference));
+        let (runs_leaves, _) = pages(&by_runs);
+        let (reference_leaves, _) = pages(&reference);
+        // 28,800 records of 216 bytes: about 1,600 leaves at 100%.
+        assert!(
+            runs_leaves * 4 <= reference_leaves * 3,
+            "{runs_leaves} leaves with runs, {reference_leaves} without"
+        );
+    }
+
+    /// Keys at random places form no runs: the tree is the one `Table::insert` builds, leaf
+    /// for leaf and branch for branch (no cursor splices a lone key).
+    #[test]
+    fn keys_at_random_places_build_the_tree_table_insert_builds() {
+        let (_a, by_runs) = table_with(&[]);
+        let (_b, reference) = table_with(&[]);
+        let mut x = 0x2545_F491_4F6C_DD1D_u64;
+        for _ in 0..20 {
+            let ops: Vec<Op> = (0..500)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    put("t", &x.to_be_bytes(), &[7; 40])
+                })
+                .collect();
+            apply(&by_runs, &ops, false);
+            apply(&reference, &ops, true);
+        }
+        assert_eq!(contents(&by_runs), contents(&reference));
+        assert_eq!(pages(&by_runs), pages(&reference));
     }
 }
