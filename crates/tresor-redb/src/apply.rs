@@ -10,6 +10,10 @@
 //!   keep their batch order, so the last put or delete of a key still wins): consecutive
 //!   inserts then walk neighbouring paths of the B-tree, which keeps the branch pages they
 //!   share hot and lets redb modify a leaf it already copied in this transaction in place;
+//! - **inserts runs through a cursor**: new keys that fall into one gap between stored keys
+//!   (a conversation's new records) go in as one run that redb packs into full leaves
+//!   ([`apply_table`]); lone keys, overwrites and deletes go through `Table::insert` and
+//!   `Table::remove`;
 //! - **spreads the tables over threads** when the group is large enough
 //!   ([`PARALLEL_MIN_OPS`]): redb 4.6 allows the tables of one `WriteTransaction` to be
 //!   modified concurrently from several threads (`WriteTransaction: Sync`, each `Table` used by

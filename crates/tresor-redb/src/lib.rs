@@ -58,8 +58,9 @@
 //! # Code map
 //! - `backend.rs`: [`RedbBackend`], opening, and the [`tresor_backend::Backend`] implementation.
 //! - `writer.rs`: the writer thread, group commit, checkpoints, compaction, [`WriterStats`].
-//! - `apply.rs`: how a group's operations are applied: per table, in key order, the tables of a
-//!   large group over several threads ([`RedbConfig::apply_threads`]).
+//! - `apply.rs`: how a group's operations are applied: per table, in key order, new keys that
+//!   share a gap as one cursor run (full leaves), the tables of a large group over several
+//!   threads ([`RedbConfig::apply_threads`]).
 //! - `log.rs`: the commit log: its format, append, sync thread, cut-back, opening
 //!   ([`Recovery`]).
 //! - `replay.rs`: replay at open: the log read record by record (never whole), applied in
