@@ -261,8 +261,7 @@ const PROBE_MISSES: u32 = 8;
 /// (`CursorMut::insert_before`, redb 4.6), which packs the run and the leaf it lands in into
 /// full leaves with one update of the parent branch. `Table::insert` splits a full leaf in the
 /// middle instead, so a B-tree grown by appends at many places keeps its leaves about half full
-/// (the chitchat import: `messages` 53% and `msg_by_peer` 50% full, against 83% and 64% with
-/// runs; docs/BENCHMARKS.md, session 13).
+/// (the chitchat import: `messages` 53% full, 83% with runs; docs/BENCHMARKS.md, session 13).
 ///
 /// A put starts a run only when the next operation is a put that sorts before the stored key
 /// after this put's gap: a cursor is opened at the gap and the stored key after it peeked (the
@@ -271,8 +270,8 @@ const PROBE_MISSES: u32 = 8;
 /// many small branch pages (measured: `message_ids` 65 → 281 branch pages and one more level).
 /// So where no run forms, the tree is the one `Table::insert` builds. Once failed probes
 /// outnumber successful ones by [`PROBE_MISSES`], the table's remaining operations in the
-/// group skip the probe. Puts of stored keys
-/// (overwrites) and deletes go through `Table::insert` and `Table::remove`.
+/// group skip the probe. Puts of stored keys (overwrites) and deletes go through
+/// `Table::insert` and `Table::remove`.
 fn apply_table(table: &mut WriteTable<'_>, ops: &[&Op]) -> Result<(), BackendError> {
     // Failed probes minus successful ones.
     let mut misses: u32 = 0;
